@@ -1,0 +1,206 @@
+import type pg from 'pg';
+
+/** The roles that must never see across tenants. */
+export const ISOLATED_ROLES = ['app_service', 'hasura_app'] as const;
+const COMMANDS = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
+/** Calls a policy must make through (SELECT …), so they run once per statement, not per row. */
+const HELPER_CALL = /\b(app\.[a-z_]+|current_setting)\s*\(/g;
+const SESSION_TENANT = /= \( SELECT app\.current_tenant_id\(\) AS current_tenant_id\)/;
+
+export interface IsolationProblem {
+  table: string;
+  rule:
+    | 'rls-disabled'
+    | 'rls-not-forced'
+    | 'policy-missing'
+    | 'policy-without-tenant'
+    | 'helper-unwrapped'
+    | 'index-missing'
+    | 'foreign-key-missing'
+    | 'role-can-bypass';
+  message: string;
+}
+
+export interface TenantTable {
+  schema: string;
+  table: string;
+  /** `tenant_id`, or `id` for the tenants table itself. */
+  tenantColumn: string;
+}
+
+/** Every table that holds tenant rows: each with a tenant_id column, and tenants itself. */
+export async function listTenantTables(client: pg.ClientBase, schema = 'public'): Promise<TenantTable[]> {
+  const { rows } = await client.query<{ table: string; tenant_column: string }>(
+    `SELECT c.relname AS table, CASE WHEN c.relname = 'tenants' THEN 'id' ELSE 'tenant_id' END AS tenant_column
+       FROM pg_class c
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+        AND (c.relname = 'tenants' OR EXISTS (
+              SELECT 1 FROM pg_attribute a
+               WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped))
+      ORDER BY c.relname`,
+    [schema],
+  );
+  return rows.map((row) => ({ schema, table: row.table, tenantColumn: row.tenant_column }));
+}
+
+interface TableFacts {
+  table: string;
+  rls: boolean;
+  forced: boolean;
+  owner: string;
+  indexed: boolean;
+  cascadingForeignKey: boolean;
+}
+
+async function tableFacts(client: pg.ClientBase, target: TenantTable): Promise<TableFacts> {
+  const { rows } = await client.query<TableFacts>(
+    `SELECT c.relname AS table,
+            c.relrowsecurity AS rls,
+            c.relforcerowsecurity AS forced,
+            pg_get_userbyid(c.relowner) AS owner,
+            EXISTS (
+              SELECT 1 FROM pg_index i
+               WHERE i.indrelid = c.oid AND i.indpred IS NULL AND i.indisvalid
+                 AND i.indkey[0] = (SELECT attnum FROM pg_attribute WHERE attrelid = c.oid AND attname = $3)
+            ) AS indexed,
+            EXISTS (
+              SELECT 1 FROM pg_constraint k
+               WHERE k.conrelid = c.oid AND k.contype = 'f' AND k.confdeltype = 'c'
+                 AND k.confrelid = (SELECT oid FROM pg_class WHERE relname = 'tenants' AND relnamespace = c.relnamespace)
+                 AND k.conkey = ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = c.oid AND attname = $3)]
+            ) AS "cascadingForeignKey"
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2`,
+    [target.schema, target.table, target.tenantColumn],
+  );
+  return rows[0]!;
+}
+
+interface PolicyFacts {
+  name: string;
+  command: string;
+  roles: string[];
+  qual: string | null;
+  withCheck: string | null;
+}
+
+async function policies(client: pg.ClientBase, target: TenantTable): Promise<PolicyFacts[]> {
+  const { rows } = await client.query<PolicyFacts>(
+    `SELECT policyname AS name, cmd AS command, roles::text[] AS roles, qual, with_check AS "withCheck"
+       FROM pg_policies WHERE schemaname = $1 AND tablename = $2`,
+    [target.schema, target.table],
+  );
+  return rows;
+}
+
+/** Calls to helpers or current_setting that are not the whole of a (SELECT …) sub-query. */
+export function unwrappedHelperCalls(expression: string): string[] {
+  const found: string[] = [];
+  for (const match of expression.matchAll(HELPER_CALL)) {
+    const before = expression.slice(0, match.index).trimEnd();
+    if (!/\(\s*SELECT$/i.test(before)) found.push(match[1]!);
+  }
+  return found;
+}
+
+function checkPolicies(target: TenantTable, rows: PolicyFacts[]): IsolationProblem[] {
+  const problems: IsolationProblem[] = [];
+  const name = target.table;
+  const sessionTenant = new RegExp(`\\b${target.tenantColumn} ${SESSION_TENANT.source}`);
+  for (const role of ISOLATED_ROLES) {
+    for (const command of COMMANDS) {
+      const applicable = rows.filter(
+        (policy) =>
+          (policy.command === command || policy.command === 'ALL') &&
+          (policy.roles.includes(role) || policy.roles.includes('public')),
+      );
+      if (applicable.length === 0) {
+        problems.push({ table: name, rule: 'policy-missing', message: `${name}: no ${command} policy for ${role}` });
+      }
+      for (const policy of applicable) {
+        // Permissive policies are OR-ed: any one of them without the tenant test opens the table.
+        const expressions = [policy.qual, policy.withCheck].filter((text): text is string => text !== null);
+        if (!expressions.every((text) => sessionTenant.test(text))) {
+          problems.push({
+            table: name,
+            rule: 'policy-without-tenant',
+            message: `${name}: policy ${policy.name} (${command}, ${role}) does not compare ${target.tenantColumn} with the session tenant`,
+          });
+        }
+      }
+    }
+  }
+  for (const policy of rows) {
+    for (const text of [policy.qual, policy.withCheck]) {
+      if (text === null) continue;
+      const calls = unwrappedHelperCalls(text);
+      if (calls.length > 0) {
+        problems.push({
+          table: name,
+          rule: 'helper-unwrapped',
+          message: `${name}: policy ${policy.name} calls ${calls.join(', ')} per row; wrap it as (SELECT ${calls[0]}(…))`,
+        });
+      }
+    }
+  }
+  return dedupe(problems);
+}
+
+function dedupe(problems: IsolationProblem[]): IsolationProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((problem) => !seen.has(problem.message) && seen.add(problem.message) !== undefined);
+}
+
+async function checkRoles(client: pg.ClientBase, tables: TenantTable[], schema: string): Promise<IsolationProblem[]> {
+  const { rows } = await client.query<{ role: string; via: string; reason: string }>(
+    `SELECT r.rolname AS role, b.rolname AS via,
+            CASE WHEN b.rolsuper THEN 'superuser' WHEN b.rolbypassrls THEN 'BYPASSRLS' ELSE 'owner of ' || t.relname END AS reason
+       FROM pg_roles r
+       JOIN pg_roles b ON pg_has_role(r.oid, b.oid, 'MEMBER')
+       LEFT JOIN pg_class t ON t.relowner = b.oid AND t.relname = ANY($2::text[])
+                           AND t.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $3)
+      WHERE r.rolname = ANY($1::text[]) AND (b.rolsuper OR b.rolbypassrls OR t.oid IS NOT NULL)`,
+    [ISOLATED_ROLES, tables.map((table) => table.table), schema],
+  );
+  return rows.map((row) => ({
+    table: '*',
+    rule: 'role-can-bypass' as const,
+    message:
+      row.role === row.via
+        ? `role ${row.role} is ${row.reason}: row-level security does not bind it`
+        : `role ${row.role} is a member of ${row.via}, which is ${row.reason}`,
+  }));
+}
+
+/**
+ * Checks that every tenant table is isolated the way ARCHITECTURE.md requires. An empty
+ * list means: RLS enabled and forced, a policy per command for both roles, each comparing
+ * the tenant column with the wrapped session tenant, a leading tenant index, a cascading
+ * foreign key to tenants, and no way for the two roles to step around any of it.
+ */
+export async function lintTenantIsolation(client: pg.ClientBase, schema = 'public'): Promise<IsolationProblem[]> {
+  const tables = await listTenantTables(client, schema);
+  const problems: IsolationProblem[] = [];
+  for (const target of tables) {
+    const facts = await tableFacts(client, target);
+    const name = target.table;
+    if (!facts.rls) problems.push({ table: name, rule: 'rls-disabled', message: `${name}: row-level security is not enabled` });
+    if (!facts.forced) {
+      problems.push({ table: name, rule: 'rls-not-forced', message: `${name}: row-level security is not forced, so its owner bypasses it` });
+    }
+    if (!facts.indexed) {
+      problems.push({ table: name, rule: 'index-missing', message: `${name}: no index leads with ${target.tenantColumn}` });
+    }
+    if (target.table !== 'tenants' && !facts.cascadingForeignKey) {
+      problems.push({
+        table: name,
+        rule: 'foreign-key-missing',
+        message: `${name}: ${target.tenantColumn} is not a foreign key to tenants(id) ON DELETE CASCADE`,
+      });
+    }
+    problems.push(...checkPolicies(target, await policies(client, target)));
+  }
+  problems.push(...(await checkRoles(client, tables, schema)));
+  return problems;
+}
