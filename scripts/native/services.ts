@@ -4,6 +4,7 @@ import { chownSync, closeSync, existsSync, mkdirSync, openSync, rmSync, writeFil
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import pRetry, { AbortError } from 'p-retry';
+import getPort from 'get-port';
 import pg from 'pg';
 import { findBinary } from './binaries.js';
 
@@ -62,6 +63,12 @@ async function waitUntilReady(name: string, child: ChildProcess | undefined, log
   });
 }
 
+/** A server that finds its port taken may exit while the probe reaches whatever holds the port. */
+async function assertPortFree(port: number, name: string): Promise<void> {
+  const available = await getPort({ port, host: '127.0.0.1' });
+  if (available !== port) throw new Error(`${name} cannot start: port ${port} on 127.0.0.1 is in use`);
+}
+
 function launch(name: string, command: string, args: string[], options: StartOptions & { uid?: number; gid?: number; env?: NodeJS.ProcessEnv }): NativeProcess & { child: ChildProcess } {
   mkdirSync(path.dirname(options.logFile), { recursive: true });
   const log = openSync(options.logFile, 'a');
@@ -89,6 +96,7 @@ function postgresUser(): { uid?: number; gid?: number } {
 }
 
 export async function startPostgres(options: StartOptions & { superuserPassword?: string; durable?: boolean }): Promise<PostgresInstance> {
+  await assertPortFree(options.port, 'postgres');
   const postgres = findBinary('postgres');
   const initdb = findBinary('initdb');
   const user = postgresUser();
@@ -134,6 +142,7 @@ export async function startPostgres(options: StartOptions & { superuserPassword?
 }
 
 export async function startRedis(options: StartOptions): Promise<RedisInstance> {
+  await assertPortFree(options.port, 'redis');
   const redis = findBinary('redis-server');
   mkdirSync(options.dataDir, { recursive: true });
   const processInfo = launch(
@@ -145,6 +154,7 @@ export async function startRedis(options: StartOptions): Promise<RedisInstance> 
   const url = `redis://127.0.0.1:${options.port}`;
   await waitUntilReady('redis', processInfo.child, options.logFile, async () => {
     const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => undefined);
     try {
       await client.connect();
       await client.ping();
@@ -156,6 +166,7 @@ export async function startRedis(options: StartOptions): Promise<RedisInstance> 
 }
 
 export async function startMinio(options: StartOptions & { consolePort: number; accessKey?: string; secretKey?: string }): Promise<S3Instance> {
+  await assertPortFree(options.port, 'minio');
   const minio = findBinary('minio');
   mkdirSync(options.dataDir, { recursive: true });
   const accessKey = options.accessKey ?? `tenantry${randomBytes(4).toString('hex')}`;
@@ -175,6 +186,7 @@ export async function startMinio(options: StartOptions & { consolePort: number; 
 }
 
 export async function startStripeMock(options: Omit<StartOptions, 'dataDir'>): Promise<StripeMockInstance> {
+  await assertPortFree(options.port, 'stripe-mock');
   const stripeMock = findBinary('stripe-mock');
   const processInfo = launch('stripe-mock', stripeMock, ['-http-addr', `127.0.0.1:${options.port}`], { ...options, dataDir: '' });
   const apiBase = `http://127.0.0.1:${options.port}`;

@@ -1,0 +1,174 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { z } from 'zod';
+import { loadConfigOrExit } from '../../services/shared/src/config.js';
+import { bootstrapDatabase, LOGIN_ROLES, roleUrl, type LoginRole } from '../../services/shared/src/db/bootstrap.js';
+import { migrate } from '../../services/shared/src/db/migrations.js';
+import { randomSecret } from './environment.js';
+import { isAlive, startMinio, startPostgres, startRedis, startStripeMock, stopProcess, type NativeProcess } from './services.js';
+
+const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);
+const config = loadConfigOrExit(
+  z.object({
+    STACK_DIR: z.string().default(path.resolve(import.meta.dirname, '../../.stack')),
+    STACK_POSTGRES_PORT: port(55432),
+    STACK_REDIS_PORT: port(56379),
+    STACK_S3_PORT: port(59000),
+    STACK_S3_CONSOLE_PORT: port(59001),
+    STACK_STRIPE_PORT: port(12111),
+    EDGE_PORT: port(8080),
+    POSTGRES_DB: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('tenantry'),
+  }),
+);
+
+const files = {
+  state: path.join(config.STACK_DIR, 'state.json'),
+  secrets: path.join(config.STACK_DIR, 'secrets.json'),
+  env: path.join(config.STACK_DIR, 'env'),
+  logs: path.join(config.STACK_DIR, 'logs'),
+};
+const migrationsDir = path.resolve(import.meta.dirname, '../../hasura/migrations/default');
+
+interface Secrets {
+  postgresSuperuser: string;
+  roles: Record<LoginRole, string>;
+  s3AccessKey: string;
+  s3SecretKey: string;
+}
+interface ServiceState {
+  name: string;
+  pid: number;
+  url: string;
+}
+interface StackState {
+  startedAt: string;
+  services: ServiceState[];
+}
+
+function readJson<T>(file: string): T | undefined {
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as T) : undefined;
+}
+
+/** Generated once per .stack directory, so the data survives stack:down / stack:up. */
+function loadSecrets(): Secrets {
+  const existing = readJson<Secrets>(files.secrets);
+  if (existing) return existing;
+  const secrets: Secrets = {
+    postgresSuperuser: randomSecret(),
+    roles: Object.fromEntries(LOGIN_ROLES.map((role) => [role, randomSecret()])) as Record<LoginRole, string>,
+    s3AccessKey: `tenantry${randomSecret(4).toLowerCase().replace(/[^a-z0-9]/g, '')}`,
+    s3SecretKey: randomSecret(24),
+  };
+  writeFileSync(files.secrets, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  return secrets;
+}
+
+const running = (state: StackState | undefined) => state?.services.filter((service) => isAlive(service.pid)) ?? [];
+
+async function up(): Promise<void> {
+  const previous = readJson<StackState>(files.state);
+  if (running(previous).length > 0) {
+    console.log('the stack is already running:');
+    status({ json: false });
+    return;
+  }
+  mkdirSync(files.logs, { recursive: true, mode: 0o755 });
+  const secrets = loadSecrets();
+  const started: NativeProcess[] = [];
+  const common = (name: string) => ({ dataDir: path.join(config.STACK_DIR, name), logFile: path.join(files.logs, `${name}.log`), detached: true });
+  try {
+    const postgres = await startPostgres({ ...common('postgres'), port: config.STACK_POSTGRES_PORT, superuserPassword: secrets.postgresSuperuser, durable: true });
+    started.push(postgres);
+    const redis = await startRedis({ ...common('redis'), port: config.STACK_REDIS_PORT });
+    started.push(redis);
+    const s3 = await startMinio({
+      ...common('minio'),
+      port: config.STACK_S3_PORT,
+      consolePort: config.STACK_S3_CONSOLE_PORT,
+      accessKey: secrets.s3AccessKey,
+      secretKey: secrets.s3SecretKey,
+    });
+    started.push(s3);
+    const stripe = await startStripeMock({ port: config.STACK_STRIPE_PORT, logFile: path.join(files.logs, 'stripe-mock.log'), detached: true });
+    started.push(stripe);
+
+    await bootstrapDatabase({ adminUrl: postgres.adminUrl, database: config.POSTGRES_DB, passwords: secrets.roles });
+    const url = (role: LoginRole) => roleUrl(postgres.adminUrl, role, secrets.roles[role], config.POSTGRES_DB);
+    const applied = await migrate({ databaseUrl: url('tenantry_owner'), directory: migrationsDir });
+
+    const state: StackState = {
+      startedAt: new Date().toISOString(),
+      services: [
+        { name: 'postgres', pid: postgres.pid, url: `postgresql://127.0.0.1:${config.STACK_POSTGRES_PORT}/${config.POSTGRES_DB}` },
+        { name: 'redis', pid: redis.pid, url: redis.url },
+        { name: 'minio', pid: s3.pid, url: s3.endpoint },
+        { name: 'stripe-mock', pid: stripe.pid, url: stripe.apiBase },
+      ],
+    };
+    writeFileSync(files.state, JSON.stringify(state, null, 2));
+    writeFileSync(
+      files.env,
+      [
+        '# Written by `npm run stack:up`: addresses and credentials of the native stack.',
+        `DATABASE_URL=${url('tenantry_owner')}`,
+        `DATABASE_ADMIN_URL=${postgres.adminUrl}`,
+        `HASURA_DATABASE_URL=${url('hasura_app')}`,
+        `APP_SERVICE_DATABASE_URL=${url('app_service')}`,
+        `PLATFORM_ADMIN_DATABASE_URL=${url('platform_admin')}`,
+        `POSTGRES_DB=${config.POSTGRES_DB}`,
+        `REDIS_URL=${redis.url}`,
+        `S3_ENDPOINT=${s3.endpoint}`,
+        `S3_ACCESS_KEY=${s3.accessKey}`,
+        `S3_SECRET_KEY=${s3.secretKey}`,
+        `STRIPE_API_BASE=${stripe.apiBase}`,
+        'STRIPE_SECRET_KEY=sk_test_tenantry_native_stack',
+        `EDGE_PORT=${config.EDGE_PORT}`,
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    console.log(`migrations: ${applied.length === 0 ? 'up to date' : `${applied.length} applied`}`);
+    status({ json: false });
+    console.log(`\nenvironment for the CLI and curl: ${files.env} (source it with: set -a; . ${path.relative(process.cwd(), files.env)}; set +a)`);
+  } catch (error) {
+    await Promise.all(started.map((service) => stopProcess(service.pid)));
+    throw error;
+  }
+}
+
+async function down(options: { purge?: boolean }): Promise<void> {
+  const state = readJson<StackState>(files.state);
+  const alive = running(state);
+  // Postgres last: nothing else depends on the others, but its shutdown is the slowest.
+  await Promise.all(alive.filter((service) => service.name !== 'postgres').map((service) => stopProcess(service.pid)));
+  await Promise.all(alive.filter((service) => service.name === 'postgres').map((service) => stopProcess(service.pid, 30_000)));
+  rmSync(files.state, { force: true });
+  console.log(alive.length === 0 ? 'the stack was not running' : `stopped ${alive.map((service) => service.name).join(', ')}`);
+  if (options.purge) {
+    rmSync(config.STACK_DIR, { recursive: true, force: true });
+    console.log(`removed ${config.STACK_DIR}`);
+  }
+}
+
+function status(options: { json?: boolean }): void {
+  const state = readJson<StackState>(files.state);
+  const rows = (state?.services ?? []).map((service) => ({ ...service, running: isAlive(service.pid) }));
+  if (options.json) {
+    console.log(JSON.stringify({ running: rows.length > 0 && rows.every((row) => row.running), services: rows }, null, 2));
+  } else if (rows.length === 0) {
+    console.log('the stack is not running (start it with `npm run stack:up`)');
+  } else {
+    for (const row of rows) console.log(`${row.name.padEnd(12)} ${row.running ? 'running' : 'STOPPED'}  pid ${String(row.pid).padEnd(8)} ${row.url}`);
+  }
+  if (rows.length === 0 || rows.some((row) => !row.running)) process.exitCode = 1;
+}
+
+const program = new Command('stack').description('the native stack: Postgres, Redis, MinIO and stripe-mock on loopback, state in .stack/');
+program.command('up').description('start the stack in the background, bootstrap and migrate the database').action(up);
+program.command('down').description('stop the stack (data is kept)').option('--purge', 'also delete .stack/ with all data').action(down);
+program.command('status').description('show what runs where').option('--json', 'print JSON').action(status);
+program.parseAsync().catch((error: Error) => {
+  console.error(`stack: ${error.message}`);
+  process.exit(1);
+});
