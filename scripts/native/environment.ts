@@ -86,7 +86,9 @@ export async function startTestEnvironment(env: NodeJS.ProcessEnv = process.env)
       env.S3_ENDPOINT
         ? undefined
         : track(Promise.all([getPort(), getPort()]).then(([port, consolePort]) => startMinio({ ...common('minio'), port, consolePort }))),
-      env.STRIPE_API_BASE ? undefined : track(getPort().then((port) => startStripeMock({ ...common('stripe-mock'), port }))),
+      env.STRIPE_API_BASE
+        ? undefined
+        : track(Promise.all([getPort(), getPort()]).then(([port, httpsPort]) => startStripeMock({ ...common('stripe-mock'), port, httpsPort }))),
     ] as const;
     // Wait for every start to settle, so a failure never leaves a sibling starting unseen.
     const failed = (await Promise.allSettled(startups)).find((result) => result.status === 'rejected');

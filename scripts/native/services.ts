@@ -1,10 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import pRetry, { AbortError } from 'p-retry';
-import getPort from 'get-port';
 import pg from 'pg';
 import { findBinary } from './binaries.js';
 
@@ -65,8 +65,13 @@ async function waitUntilReady(name: string, child: ChildProcess | undefined, log
 
 /** A server that finds its port taken may exit while the probe reaches whatever holds the port. */
 async function assertPortFree(port: number, name: string): Promise<void> {
-  const available = await getPort({ port, host: '127.0.0.1' });
-  if (available !== port) throw new Error(`${name} cannot start: port ${port} on 127.0.0.1 is in use`);
+  // A listen attempt, not get-port: get-port reserves ports it handed out, so it would say
+  // "taken" about the very port it just chose for us.
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer()
+      .once('error', () => reject(new Error(`${name} cannot start: port ${port} on 127.0.0.1 is in use`)))
+      .listen(port, '127.0.0.1', () => probe.close(() => resolve()));
+  });
 }
 
 function launch(name: string, command: string, args: string[], options: StartOptions & { uid?: number; gid?: number; env?: NodeJS.ProcessEnv }): NativeProcess & { child: ChildProcess } {
@@ -185,10 +190,11 @@ export async function startMinio(options: StartOptions & { consolePort: number; 
   return { ...processInfo, endpoint, accessKey, secretKey };
 }
 
-export async function startStripeMock(options: Omit<StartOptions, 'dataDir'>): Promise<StripeMockInstance> {
+/** stripe-mock serves HTTPS too, on 12112 of every interface unless told otherwise. */
+export async function startStripeMock(options: Omit<StartOptions, 'dataDir'> & { httpsPort: number }): Promise<StripeMockInstance> {
   await assertPortFree(options.port, 'stripe-mock');
   const stripeMock = findBinary('stripe-mock');
-  const processInfo = launch('stripe-mock', stripeMock, ['-http-addr', `127.0.0.1:${options.port}`], { ...options, dataDir: '' });
+  const processInfo = launch('stripe-mock', stripeMock, ['-http-addr', `127.0.0.1:${options.port}`, '-https-addr', `127.0.0.1:${options.httpsPort}`], { ...options, dataDir: '' });
   const apiBase = `http://127.0.0.1:${options.port}`;
   await waitUntilReady('stripe-mock', processInfo.child, options.logFile, async () => {
     const response = await fetch(`${apiBase}/v1/customers?limit=1`, { headers: { Authorization: 'Bearer sk_test_tenantry' } });

@@ -17,6 +17,7 @@ const config = loadConfigOrExit(
     STACK_S3_PORT: port(59000),
     STACK_S3_CONSOLE_PORT: port(59001),
     STACK_STRIPE_PORT: port(12111),
+    STACK_STRIPE_HTTPS_PORT: port(12112),
     EDGE_PORT: port(8080),
     POSTGRES_DB: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('tenantry'),
   }),
@@ -90,7 +91,7 @@ async function up(): Promise<void> {
       secretKey: secrets.s3SecretKey,
     });
     started.push(s3);
-    const stripe = await startStripeMock({ port: config.STACK_STRIPE_PORT, logFile: path.join(files.logs, 'stripe-mock.log'), detached: true });
+    const stripe = await startStripeMock({ port: config.STACK_STRIPE_PORT, httpsPort: config.STACK_STRIPE_HTTPS_PORT, logFile: path.join(files.logs, 'stripe-mock.log'), detached: true });
     started.push(stripe);
 
     await bootstrapDatabase({ adminUrl: postgres.adminUrl, database: config.POSTGRES_DB, passwords: secrets.roles });
