@@ -41,7 +41,7 @@ export interface StripeMockInstance extends NativeProcess {
 const READY_TIMEOUT_MS = 60_000;
 
 /** Retries `probe` with backoff until it resolves or the process dies; then the log tail is the error. */
-async function waitUntilReady(name: string, child: ChildProcess | undefined, logFile: string, probe: () => Promise<void>) {
+export async function waitUntilReady(name: string, child: ChildProcess | undefined, logFile: string, probe: () => Promise<void>) {
   let exited: string | null = null;
   child?.once('exit', (code, signal) => {
     exited = `${name} exited (${signal ?? `code ${code}`}) while starting; see ${logFile}`;
@@ -64,7 +64,7 @@ async function waitUntilReady(name: string, child: ChildProcess | undefined, log
 }
 
 /** A server that finds its port taken may exit while the probe reaches whatever holds the port. */
-async function assertPortFree(port: number, name: string): Promise<void> {
+export async function assertPortFree(port: number, name: string): Promise<void> {
   // A listen attempt, not get-port: get-port reserves ports it handed out, so it would say
   // "taken" about the very port it just chose for us.
   await new Promise<void>((resolve, reject) => {
@@ -74,7 +74,7 @@ async function assertPortFree(port: number, name: string): Promise<void> {
   });
 }
 
-function launch(name: string, command: string, args: string[], options: StartOptions & { uid?: number; gid?: number; env?: NodeJS.ProcessEnv }): NativeProcess & { child: ChildProcess } {
+export function launch(name: string, command: string, args: string[], options: StartOptions & { uid?: number; gid?: number; env?: NodeJS.ProcessEnv }): NativeProcess & { child: ChildProcess } {
   mkdirSync(path.dirname(options.logFile), { recursive: true });
   const log = openSync(options.logFile, 'a');
   const child = spawn(command, args, {

@@ -1,0 +1,146 @@
+-- The access phase of every proxied route: drop spoofable headers, resolve the tenant,
+-- refuse what must not pass, rate limit, and tell the upstream who the tenant is.
+local cache = require "tenantry.cache"
+local host = require "tenantry.host"
+local ratelimit = require "tenantry.ratelimit"
+local respond = require "tenantry.respond"
+local token = require "tenantry.token"
+
+local ngx = ngx
+
+local _M = {}
+
+-- Headers only the edge may set. Client copies are dropped on every route, always.
+local EDGE_HEADERS = { ["x-tenant-id"] = true, ["x-tenant-slug"] = true, ["x-request-id"] = true }
+
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+local SLUG = "^[a-z0-9][a-z0-9%-]+[a-z0-9]$"
+
+-- A header sent more than once arrives as a table; it is never a valid tenant reference.
+local function single(headers, name)
+  local value = headers[name]
+  if type(value) == "table" then
+    return nil, name .. " was sent more than once"
+  end
+  return value
+end
+
+local function strip_client_headers(headers)
+  for name in pairs(headers) do
+    if EDGE_HEADERS[name] or name:find("^x%-hasura%-") then
+      ngx.req.clear_header(name)
+    end
+  end
+end
+
+-- The first source that names a tenant wins: header id, header slug, custom domain,
+-- subdomain, token claim. Returns the lookup (by, value) or nil; refuses malformed input.
+local function tenant_reference(headers, token_tenant)
+  local id, err = single(headers, "x-tenant-id")
+  if err then return respond.refuse(400, "invalid_tenant_header", err) end
+  if id then
+    id = id:lower()
+    if not id:find(UUID) then
+      return respond.refuse(400, "invalid_tenant_header", "X-Tenant-ID must be a UUID")
+    end
+    return "id", id
+  end
+
+  local slug
+  slug, err = single(headers, "x-tenant-slug")
+  if err then return respond.refuse(400, "invalid_tenant_header", err) end
+  if slug then
+    if #slug > 63 or not slug:find(SLUG) or slug:find("--", 1, true) then
+      return respond.refuse(400, "invalid_tenant_header", "X-Tenant-Slug is not a valid tenant slug")
+    end
+    return "slug", slug
+  end
+
+  local kind, name = host.classify(host.normalise(ngx.var.http_host or ngx.var.host))
+  if kind == "domain" then
+    -- Any host can point at the edge; only a verified domain names a tenant.
+    local tenant, lookup_err = cache.lookup("domain", name)
+    if tenant == nil then
+      return respond.refuse(503, "resolver_unavailable", "the tenant cannot be resolved right now: " .. lookup_err)
+    end
+    if tenant then return "resolved", tenant end
+  elseif kind == "subdomain" then
+    return "slug", name
+  end
+
+  if token_tenant then
+    if not token_tenant:lower():find(UUID) then
+      return respond.refuse(401, "invalid_token", "the token's tenant claim is not a UUID")
+    end
+    return "id", token_tenant:lower()
+  end
+  return nil
+end
+
+-- options.tenant: "required", "optional" or "none"; options.graphql: answer in GraphQL's shape.
+function _M.run(options)
+  ngx.ctx.graphql = options.graphql
+  local headers, err = ngx.req.get_headers(0)
+  if err then
+    return respond.refuse(400, "bad_request", "cannot read the request headers")
+  end
+  strip_client_headers(headers)
+  ngx.req.set_header("X-Request-Id", ngx.var.request_id)
+  ngx.header["X-Request-Id"] = ngx.var.request_id
+  if options.tenant == "none" then
+    return
+  end
+
+  local authorization
+  authorization, err = single(headers, "authorization")
+  if err then return respond.refuse(400, "bad_request", err) end
+  local has_token, token_tenant, token_err = token.tenant_claim(authorization)
+  if has_token and token_err then
+    return respond.refuse(401, "invalid_token", token_err)
+  end
+
+  local by, value = tenant_reference(headers, token_tenant)
+  local tenant
+  if by == "resolved" then
+    tenant = value
+  elseif by then
+    local lookup_err
+    tenant, lookup_err = cache.lookup(by, value)
+    if tenant == nil then
+      return respond.refuse(503, "resolver_unavailable", "the tenant cannot be resolved right now: " .. lookup_err)
+    end
+    if not tenant then
+      return respond.refuse(404, "tenant_not_found", "no such tenant")
+    end
+  end
+
+  if not tenant then
+    if options.tenant == "required" then
+      return respond.refuse(400, "tenant_required",
+        "name the tenant with X-Tenant-Slug, X-Tenant-ID, its host name, or a token scoped to it")
+    end
+    return
+  end
+
+  if tenant.status == "deleted" then
+    return respond.refuse(404, "tenant_not_found", "no such tenant")
+  end
+  if tenant.status == "suspended" then
+    return respond.refuse(403, "tenant_suspended", "this tenant is suspended")
+  end
+  if token_tenant and token_tenant:lower() ~= tenant.id then
+    return respond.refuse(403, "tenant_mismatch", "the token belongs to another tenant than the one this request names")
+  end
+
+  local allowed, retry_after = ratelimit.allow(tenant)
+  if not allowed then
+    return respond.refuse(429, "rate_limited", "too many requests for this tenant", { ["Retry-After"] = retry_after })
+  end
+
+  ngx.var.tenant_id = tenant.id
+  ngx.req.set_header("X-Hasura-Tenant-Id", tenant.id)
+  ngx.req.set_header("X-Tenant-Id", tenant.id)
+  ngx.req.set_header("X-Tenant-Slug", tenant.slug)
+end
+
+return _M

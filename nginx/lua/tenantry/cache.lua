@@ -1,0 +1,103 @@
+-- Tenant answers cached in a shared dict, shared by all workers. Positive answers stay
+-- fresh for positive_ttl and may be served stale up to stale_ttl more while the resolver
+-- is down; negative answers stay negative_ttl. A purge stamps the tenant's id with the
+-- time, and every entry cached before that stamp counts as absent.
+local cjson = require "cjson.safe"
+local config = require "tenantry.config"
+
+local ngx = ngx
+local shm = ngx.shared.tenants
+
+local _M = {}
+
+local function purge_key(tenant_id)
+  return "purged:" .. tenant_id
+end
+
+local function purged_since(tenant_id, cached_at)
+  local stamp = shm:get(purge_key(tenant_id))
+  return stamp ~= nil and stamp >= cached_at
+end
+
+local function store(key, tenant, now)
+  local values = config.values
+  local fresh = tenant and values.positive_ttl or values.negative_ttl
+  local lifetime = tenant and (fresh + values.stale_ttl) or fresh
+  local entry = cjson.encode({ tenant = tenant or false, at = now, fresh_until = now + fresh })
+  local ok, err, forcible = shm:set(key, entry, lifetime)
+  if not ok then
+    ngx.log(ngx.WARN, "tenant cache: cannot store ", key, ": ", err)
+  elseif forcible then
+    ngx.log(ngx.INFO, "tenant cache: evicted older entries to store ", key)
+  end
+end
+
+local function read(key)
+  local raw = shm:get(key)
+  if not raw then
+    return nil
+  end
+  local entry = cjson.decode(raw)
+  if not entry then
+    return nil
+  end
+  if entry.tenant and purged_since(entry.tenant.id, entry.at) then
+    return nil
+  end
+  return entry
+end
+
+local function ask_resolver(by, value)
+  local response = ngx.location.capture("/_edge/resolve", { args = { by = by, value = value } })
+  if response.status == ngx.HTTP_OK then
+    local body = cjson.decode(response.body)
+    if type(body) == "table" and type(body.tenant) == "table" then
+      return body.tenant
+    end
+    return nil, "the resolver sent an unreadable answer"
+  end
+  -- 400: the value can never name a tenant; 404: it names none now. Both are negative.
+  if response.status == ngx.HTTP_NOT_FOUND or response.status == ngx.HTTP_BAD_REQUEST then
+    return false
+  end
+  return nil, "the resolver answered " .. response.status
+end
+
+-- Returns the tenant table, false when there is none, or nil and an error when the
+-- answer is unknown (resolver down and nothing usable cached).
+function _M.lookup(by, value)
+  local key = by .. ":" .. value
+  local now = ngx.now()
+  local entry = read(key)
+  if entry and now < entry.fresh_until then
+    return entry.tenant
+  end
+  local tenant, err = ask_resolver(by, value)
+  if tenant ~= nil then
+    store(key, tenant, now)
+    if tenant then
+      -- Found by slug or domain: the id key is warm too, and the other way round.
+      if by ~= "id" then store("id:" .. tenant.id, tenant, now) end
+    end
+    return tenant
+  end
+  if entry and entry.tenant and now < entry.fresh_until + config.values.stale_ttl then
+    ngx.log(ngx.WARN, "tenant cache: serving stale ", key, ": ", err)
+    return entry.tenant
+  end
+  return nil, err
+end
+
+-- Drops a tenant's answers (by any key) and, when given, the keys of names that may
+-- have changed meaning (a slug or domain that was unknown and now exists, or moved).
+function _M.purge(tenant_id, keys)
+  local now = ngx.now()
+  if tenant_id then
+    shm:set(purge_key(tenant_id), now, config.values.positive_ttl + config.values.stale_ttl + 1)
+  end
+  for _, key in ipairs(keys or {}) do
+    shm:delete(key)
+  end
+end
+
+return _M

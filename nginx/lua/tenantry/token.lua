@@ -1,0 +1,46 @@
+-- Reads the tenant claim of a bearer token. No signature check here: Hasura and the
+-- services verify tokens; the edge only needs the claim to pick and cross-check the tenant.
+local cjson = require "cjson.safe"
+local config = require "tenantry.config"
+
+local ngx = ngx
+
+local _M = {}
+
+local function decode_segment(segment)
+  local padded = segment:gsub("-", "+"):gsub("_", "/")
+  local remainder = #padded % 4
+  if remainder == 2 then
+    padded = padded .. "=="
+  elseif remainder == 3 then
+    padded = padded .. "="
+  elseif remainder == 1 then
+    return nil
+  end
+  return ngx.decode_base64(padded)
+end
+
+-- Returns has_token, tenant_id_or_nil, err.
+function _M.tenant_claim(authorization)
+  if not authorization then
+    return false
+  end
+  local token = authorization:match("^[Bb]earer%s+([%w%-_%.]+)$")
+  if not token then
+    return true, nil, "the Authorization header is not a bearer token"
+  end
+  local payload_segment = token:match("^[%w%-_]+%.([%w%-_]+)%.[%w%-_]*$")
+  local payload = payload_segment and decode_segment(payload_segment)
+  local claims = payload and cjson.decode(payload)
+  if type(claims) ~= "table" then
+    return true, nil, "the bearer token is not a JWT"
+  end
+  local namespace = claims[config.values.claims_namespace]
+  local tenant = type(namespace) == "table" and namespace["x-hasura-tenant-id"] or nil
+  if tenant ~= nil and type(tenant) ~= "string" then
+    return true, nil, "the token's tenant claim is not a string"
+  end
+  return true, tenant
+end
+
+return _M

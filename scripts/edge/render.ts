@@ -1,0 +1,128 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+const repositoryRoot = path.resolve(import.meta.dirname, '../..');
+const TEMPLATE = path.join(repositoryRoot, 'nginx/templates/nginx.conf.template');
+
+const hostPort = z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port');
+const seconds = (fallback: number) => z.coerce.number().positive().default(fallback);
+const dictSize = (fallback: string) => z.string().regex(/^\d+[km]$/, 'must be a size such as 32m').default(fallback);
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .default(fallback ? 'true' : 'false')
+    .transform((value) => value === 'true' || value === '1');
+
+/** Everything the edge reads from the environment, once, at render time. */
+export const edgeEnvironmentSchema = z.object({
+  EDGE_TARGET: z.enum(['debian', 'openresty']).default('debian'),
+  EDGE_LISTEN_HOST: z.string().default('127.0.0.1'),
+  EDGE_PORT: z.coerce.number().int().min(1).max(65535).default(8080),
+  EDGE_WORKER_PROCESSES: z.string().regex(/^(auto|\d+)$/).default('auto'),
+  BASE_DOMAIN: z
+    .string()
+    .transform((domain) => domain.toLowerCase().replace(/\.+$/, ''))
+    .pipe(z.string().regex(/^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be a host name')),
+  EDGE_RESERVED_LABELS: z
+    .string()
+    .default('www,api,app,admin,auth,billing,storage,graphql,console,dashboard,status,docs,help,mail,static,assets,cdn,edge')
+    .transform((list) => list.split(',').map((label) => label.trim().toLowerCase()).filter(Boolean)),
+  HASURA_UPSTREAM: hostPort,
+  AUTH_UPSTREAM: hostPort,
+  BILLING_UPSTREAM: hostPort,
+  STORAGE_UPSTREAM: hostPort,
+  RESOLVER_UPSTREAM: hostPort,
+  RESOLVER_SECRET: z.string().min(16, 'must be at least 16 characters').regex(/^[A-Za-z0-9_.~-]+$/, 'must be URL-safe characters'),
+  EDGE_PURGE_SECRET: z.string().min(16, 'must be at least 16 characters'),
+  EDGE_PURGE_TRUST_LOOPBACK: flag(true),
+  EDGE_CACHE_TTL_SECONDS: seconds(30),
+  EDGE_NEGATIVE_CACHE_TTL_SECONDS: seconds(5),
+  EDGE_STALE_TTL_SECONDS: seconds(300),
+  EDGE_TENANT_CACHE_SIZE: dictSize('32m'),
+  EDGE_RATE_LIMIT_DICT_SIZE: dictSize('8m'),
+  EDGE_CLAIMS_NAMESPACE: z.string().default('https://hasura.io/jwt/claims'),
+  REDIS_URL: z.string().url().optional(),
+  EDGE_PURGE_STREAM: z.string().default('edge:purges'),
+  EDGE_PURGE_POLL_SECONDS: seconds(0.25),
+  EDGE_RUNTIME_DIR: z.string().default('/tmp/tenantry-edge'),
+  EDGE_LUA_DIR: z.string().default(path.join(repositoryRoot, 'nginx/lua')),
+  EDGE_ACCESS_LOG: z.string().optional(),
+  EDGE_ERROR_LOG: z.string().optional(),
+  EDGE_ERROR_LOG_LEVEL: z.enum(['debug', 'info', 'notice', 'warn', 'error']).default('warn'),
+  CLIENT_MAX_BODY_SIZE: z.string().regex(/^\d+[km]?$/).default('50m'),
+});
+export type EdgeEnvironment = z.infer<typeof edgeEnvironmentSchema>;
+
+const TARGETS = {
+  debian: {
+    modules: 'load_module /usr/lib/nginx/modules/ndk_http_module.so;\nload_module /usr/lib/nginx/modules/ngx_http_lua_module.so;',
+    luaSystemPath: '/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua',
+  },
+  openresty: {
+    modules: '',
+    luaSystemPath: '/usr/local/openresty/lualib/?.lua;/usr/local/openresty/site/lualib/?.lua',
+  },
+} as const;
+
+/** The settings the Lua reads (tenantry/config.lua), as JSON. */
+function luaConfig(env: EdgeEnvironment): string {
+  const redis = env.REDIS_URL ? new URL(env.REDIS_URL) : undefined;
+  return JSON.stringify({
+    base_domain: env.BASE_DOMAIN,
+    reserved_labels: env.EDGE_RESERVED_LABELS,
+    positive_ttl: env.EDGE_CACHE_TTL_SECONDS,
+    negative_ttl: env.EDGE_NEGATIVE_CACHE_TTL_SECONDS,
+    stale_ttl: env.EDGE_STALE_TTL_SECONDS,
+    claims_namespace: env.EDGE_CLAIMS_NAMESPACE,
+    purge_secret: env.EDGE_PURGE_SECRET,
+    purge_trust_loopback: env.EDGE_PURGE_TRUST_LOOPBACK,
+    redis_host: redis?.hostname ?? '',
+    redis_port: redis ? Number(redis.port || 6379) : 0,
+    purge_stream: env.EDGE_PURGE_STREAM,
+    purge_poll_interval: env.EDGE_PURGE_POLL_SECONDS,
+  });
+}
+
+export function renderEdgeConfig(env: EdgeEnvironment, template = readFileSync(TEMPLATE, 'utf8')): string {
+  const target = TARGETS[env.EDGE_TARGET];
+  const values: Record<string, string> = {
+    LOAD_MODULES: target.modules,
+    LUA_SYSTEM_PATH: target.luaSystemPath,
+    LUA_DIR: env.EDGE_LUA_DIR,
+    WORKER_PROCESSES: env.EDGE_WORKER_PROCESSES,
+    RUNTIME_DIR: env.EDGE_RUNTIME_DIR,
+    ERROR_LOG: env.EDGE_ERROR_LOG ?? path.join(env.EDGE_RUNTIME_DIR, 'error.log'),
+    ERROR_LOG_LEVEL: env.EDGE_ERROR_LOG_LEVEL,
+    ACCESS_LOG: env.EDGE_ACCESS_LOG ?? path.join(env.EDGE_RUNTIME_DIR, 'access.log'),
+    TENANT_CACHE_SIZE: env.EDGE_TENANT_CACHE_SIZE,
+    RATE_LIMIT_DICT_SIZE: env.EDGE_RATE_LIMIT_DICT_SIZE,
+    EDGE_CONFIG_JSON: luaConfig(env),
+    CLIENT_MAX_BODY_SIZE: env.CLIENT_MAX_BODY_SIZE,
+    LISTEN: `${env.EDGE_LISTEN_HOST}:${env.EDGE_PORT}`,
+    HASURA_UPSTREAM: env.HASURA_UPSTREAM,
+    AUTH_UPSTREAM: env.AUTH_UPSTREAM,
+    BILLING_UPSTREAM: env.BILLING_UPSTREAM,
+    STORAGE_UPSTREAM: env.STORAGE_UPSTREAM,
+    RESOLVER_UPSTREAM: env.RESOLVER_UPSTREAM,
+    RESOLVER_SECRET: env.RESOLVER_SECRET,
+  };
+  const rendered = template.replace(/\{\{([A-Z_]+)\}\}/g, (_match, name: string) => {
+    const value = values[name];
+    if (value === undefined) throw new Error(`the edge template names {{${name}}}, which render.ts does not know`);
+    return value;
+  });
+  return rendered;
+}
+
+// As a command (the compose file's edge-config job): render from the environment into a file.
+if (process.argv[1] && path.resolve(process.argv[1]) === import.meta.filename) {
+  const { loadConfigOrExit } = await import('../../services/shared/src/config.js');
+  const output = process.argv[2];
+  if (!output) {
+    console.error('usage: render.ts OUTPUT_FILE');
+    process.exit(2);
+  }
+  writeFileSync(output, renderEdgeConfig(loadConfigOrExit(edgeEnvironmentSchema)));
+  console.log(`edge config written to ${output}`);
+}

@@ -1,0 +1,40 @@
+import type { Pool } from 'pg';
+
+/** What the edge caches about a tenant. */
+export interface TenantResolution {
+  id: string;
+  slug: string;
+  status: 'active' | 'suspended' | 'deleted';
+  plan: string;
+  rate_limit_rps: number;
+  max_api_requests_month: number | null;
+}
+
+export type ResolveBy = 'id' | 'slug' | 'domain';
+
+const QUERIES: Record<ResolveBy, string> = {
+  id: 'SELECT * FROM app.resolve_tenant_by_id($1)',
+  slug: 'SELECT * FROM app.resolve_tenant_by_slug($1)',
+  domain: 'SELECT * FROM app.resolve_tenant_by_domain($1)',
+};
+
+export async function resolveTenant(pool: Pool, by: ResolveBy, value: string): Promise<TenantResolution | null> {
+  const { rows } = await pool.query<{
+    id: string;
+    slug: string;
+    status: TenantResolution['status'];
+    plan_id: string;
+    rate_limit_rps: number;
+    max_api_requests_month: string | null;
+  }>({ name: `resolve-tenant-by-${by}`, text: QUERIES[by], values: [value] });
+  const row = rows[0];
+  if (!row) return null;
+  return {
+    id: row.id,
+    slug: row.slug,
+    status: row.status,
+    plan: row.plan_id,
+    rate_limit_rps: row.rate_limit_rps,
+    max_api_requests_month: row.max_api_requests_month === null ? null : Number(row.max_api_requests_month),
+  };
+}
