@@ -1,0 +1,154 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { services } from '../helpers/database.js';
+import { send, startEdgeHarness, type EdgeHarness } from './harness.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls until `check` passes or `ms` runs out; returns how long it took. */
+async function within(ms: number, check: () => Promise<boolean>): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < ms) {
+    if (await check()) return Date.now() - started;
+    await sleep(25);
+  }
+  throw new Error(`not within ${ms} ms`);
+}
+
+describe('cache, purge and rate limit', () => {
+  let harness: EdgeHarness;
+  beforeAll(async () => {
+    harness = await startEdgeHarness();
+  });
+  afterAll(() => harness?.stop());
+
+  const status = (slug: string) => send(harness.edge.url, '/storage/x', { headers: { 'X-Tenant-Slug': slug } }).then((r) => r.status);
+  const suspend = (id: string) => harness.admin.query("UPDATE tenants SET status = 'suspended' WHERE id = $1", [id]);
+
+  test('a warm cache keeps serving while the resolver is down; a cold name gets 503, not a tenant', async () => {
+    const tenant = await harness.createTenant();
+    const other = await harness.createTenant();
+    expect(await status(tenant.slug)).toBe(200);
+    await harness.stopResolver();
+    try {
+      expect(await status(tenant.slug)).toBe(200);
+      const cold = await send(harness.edge.url, '/v1/graphql', { headers: { 'X-Tenant-Slug': other.slug } });
+      expect(cold.status).toBe(503);
+      expect(cold.json.errors[0].extensions.code).toBe('resolver_unavailable');
+    } finally {
+      await harness.startResolver();
+    }
+  });
+
+  test('answers are cached: a change in the database shows only after a purge', async () => {
+    const tenant = await harness.createTenant();
+    expect(await status(tenant.slug)).toBe(200);
+    await suspend(tenant.id);
+    expect(await status(tenant.slug)).toBe(200);
+    const purge = await send(harness.edge.url, '/_edge/purge', { method: 'POST', body: JSON.stringify({ tenant_id: tenant.id }) });
+    expect(purge.status).toBe(200);
+    expect(await status(tenant.slug)).toBe(403);
+  });
+
+  test('the purge drops every key of the tenant: id, slug and domain', async () => {
+    const tenant = await harness.createTenant();
+    const domain = `purge-${randomBytes(4).toString('hex')}.test`;
+    await harness.admin.query('INSERT INTO tenant_domains (tenant_id, domain, verified_at) VALUES ($1, $2, now())', [tenant.id, domain]);
+    const viaId = () => send(harness.edge.url, '/storage/x', { headers: { 'X-Tenant-ID': tenant.id } }).then((r) => r.status);
+    const viaDomain = () => send(harness.edge.url, '/storage/x', { host: domain }).then((r) => r.status);
+    expect([await viaId(), await viaDomain(), await status(tenant.slug)]).toEqual([200, 200, 200]);
+    await suspend(tenant.id);
+    await send(harness.edge.url, '/_edge/purge', { method: 'POST', body: JSON.stringify({ tenant_id: tenant.id }) });
+    expect([await viaId(), await viaDomain(), await status(tenant.slug)]).toEqual([403, 403, 403]);
+  });
+
+  test('negative answers are cached briefly, and a purge by slug ends them at once', async () => {
+    const slug = `late-${randomBytes(5).toString('hex')}`;
+    expect(await status(slug)).toBe(404);
+    await harness.admin.query("INSERT INTO tenants (slug, name) VALUES ($1, 'Late')", [slug]);
+    expect(await status(slug)).toBe(404);
+    await send(harness.edge.url, '/_edge/purge', { method: 'POST', body: JSON.stringify({ slug }) });
+    expect(await status(slug)).toBe(200);
+
+    const expiring = `later-${randomBytes(5).toString('hex')}`;
+    expect(await status(expiring)).toBe(404);
+    await harness.admin.query("INSERT INTO tenants (slug, name) VALUES ($1, 'Later')", [expiring]);
+    // EDGE_NEGATIVE_CACHE_TTL_SECONDS is 1 in the harness.
+    await within(2_500, async () => (await status(expiring)) === 200);
+  });
+
+  test('a purge published on the Redis stream reaches the edge within a second', async () => {
+    const tenant = await harness.createTenant();
+    expect(await status(tenant.slug)).toBe(200);
+    await suspend(tenant.id);
+    const redis = new Redis(services().endpoints.redisUrl);
+    try {
+      const stream = /"purge_stream":"([^"]+)"/.exec(await import('node:fs').then((fs) => fs.readFileSync(harness.edge.configFile, 'utf8')))![1]!;
+      await redis.xadd(stream, 'MAXLEN', '~', '10000', '*', 'tenant_id', tenant.id);
+      const took = await within(1_000, async () => (await status(tenant.slug)) === 403);
+      expect(took).toBeLessThan(1_000);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  test('malformed purges are refused', async () => {
+    for (const body of ['not json', '{}', '{"tenant_id":"nope"}']) {
+      const response = await send(harness.edge.url, '/_edge/purge', { method: 'POST', body });
+      expect(response.status, body).toBe(400);
+      expect(response.json.error.code).toBe('invalid_request');
+    }
+    expect((await send(harness.edge.url, '/_edge/purge')).status).toBe(405);
+  });
+
+  test("the tenant's plan limits requests per second: 429 with Retry-After", async () => {
+    const plan = `slow${randomBytes(4).toString('hex')}`;
+    await harness.admin.query("INSERT INTO plans (id, name, rate_limit_rps, is_public) VALUES ($1, 'Slow', 3, false)", [plan]);
+    const tenant = await harness.createTenant({ plan });
+    const neighbour = await harness.createTenant();
+    await status(tenant.slug); // warm the cache, so the burst below is about the limiter alone
+    const burst = await Promise.all(Array.from({ length: 12 }, () => send(harness.edge.url, '/storage/x', { headers: { 'X-Tenant-Slug': tenant.slug } })));
+    const limited = burst.filter((response) => response.status === 429);
+    expect(limited.length).toBeGreaterThanOrEqual(12 - 2 * 3);
+    expect(limited[0]!.headers['retry-after']).toBe('1');
+    expect(limited[0]!.json.error.code).toBe('rate_limited');
+    expect(await status(neighbour.slug)).toBe(200);
+    await within(2_500, async () => (await status(tenant.slug)) === 200);
+  });
+});
+
+describe('stale answers and a locked-down purge endpoint', () => {
+  let harness: EdgeHarness;
+  beforeAll(async () => {
+    harness = await startEdgeHarness({ EDGE_CACHE_TTL_SECONDS: '0.5', EDGE_STALE_TTL_SECONDS: '60', EDGE_PURGE_TRUST_LOOPBACK: 'false' });
+  });
+  afterAll(() => harness?.stop());
+
+  test('past its freshness an answer is served stale while the resolver is down', async () => {
+    const tenant = await harness.createTenant();
+    const request = () => send(harness.edge.url, '/storage/x', { headers: { 'X-Tenant-Slug': tenant.slug } });
+    expect((await request()).status).toBe(200);
+    await harness.stopResolver();
+    try {
+      await sleep(700);
+      expect((await request()).status).toBe(200);
+    } finally {
+      await harness.startResolver();
+    }
+    await suspend(harness, tenant.id);
+    await sleep(700);
+    expect((await request()).status).toBe(403);
+  });
+
+  test('without loopback trust the purge needs the shared secret', async () => {
+    const body = JSON.stringify({ slug: 'anything' });
+    expect((await send(harness.edge.url, '/_edge/purge', { method: 'POST', body })).status).toBe(403);
+    expect((await send(harness.edge.url, '/_edge/purge', { method: 'POST', body, headers: { 'X-Edge-Secret': 'wrong-secret-wrong' } })).status).toBe(403);
+    expect((await send(harness.edge.url, '/_edge/purge', { method: 'POST', body, headers: { 'X-Edge-Secret': harness.purgeSecret } })).status).toBe(200);
+  });
+});
+
+function suspend(harness: EdgeHarness, id: string) {
+  return harness.admin.query("UPDATE tenants SET status = 'suspended' WHERE id = $1", [id]);
+}
