@@ -55,10 +55,15 @@ let B: SeededTenant;
 
 const ident = (name: string) => pg.escapeIdentifier(name);
 const qualified = (table: string) => `public.${ident(table)}`;
+/**
+ * Hasura's statement, verbatim (graphql-engine setHeadersTx): the name is quoted because
+ * `user` is a reserved word, so an unquoted `SET LOCAL hasura.user = …` is a syntax error.
+ */
+const hasuraSetLocal = (json: string) => `SET LOCAL "hasura.user" = ${pg.escapeLiteral(json)}`;
 const contextOf = (tenant: SeededTenant): TenantContext => ({ tenantId: tenant.tenantId, userId: tenant.ownerUserId, role: 'member' });
 
 async function loadFacts(target: TenantTable): Promise<TableFacts> {
-  const { rows: columns } = await admin.query<{ name: string; skip: boolean; in_key: boolean }>(
+  const { rows: columns } = await admin.query<{ name: string; skip: boolean; in_key: boolean; has_default: boolean }>(
     `SELECT a.attname AS name,
             (a.attidentity <> '' OR a.attgenerated <> '') AS skip,
             coalesce(a.attnum = ANY (i.indkey::int2[]), false) AS in_key,
@@ -69,14 +74,9 @@ async function loadFacts(target: TenantTable): Promise<TableFacts> {
       ORDER BY a.attnum`,
     [qualified(target.table)],
   );
-  const { rows: defaults } = await admin.query<{ name: string }>(
-    `SELECT a.attname AS name FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.atthasdef AND a.attnum > 0`,
-    [qualified(target.table)],
-  );
-  const defaulted = new Set(defaults.map((row) => row.name));
   const insertColumns = columns
     .filter((column) => !column.skip)
-    .filter((column) => column.name === target.tenantColumn || !(column.in_key && defaulted.has(column.name)))
+    .filter((column) => column.name === target.tenantColumn || !(column.in_key && column.has_default))
     .map((column) => column.name);
   const keyColumns = columns.filter((column) => column.in_key).map((column) => column.name);
 
@@ -139,7 +139,7 @@ async function oneRow(table: TableFacts, tenant: SeededTenant): Promise<unknown>
 
 /**
  * A transaction as `role`, with tenant's context set the way that role's client sets it
- * (Hasura: SET LOCAL hasura.user = '<json>'; services: set_config(…, true)), or with no
+ * (Hasura: SET LOCAL "hasura.user" = '<json>'; services: set_config(…, true)), or with no
  * context at all. Always rolled back.
  */
 async function asRole<T>(role: Role, tenant: SeededTenant | null, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -148,7 +148,7 @@ async function asRole<T>(role: Role, tenant: SeededTenant | null, work: (client:
     await client.query('BEGIN');
     if (tenant) {
       const json = hasuraSessionJson(contextOf(tenant));
-      if (role === 'hasura_app') await client.query(`SET LOCAL hasura.user = ${pg.escapeLiteral(json)}`);
+      if (role === 'hasura_app') await client.query(hasuraSetLocal(json));
       else await client.query("SELECT set_config('hasura.user', $1, true)", [json]);
     }
     return await work(client);
@@ -355,7 +355,7 @@ describe('the session setting', () => {
     await client.connect();
     try {
       await client.query('BEGIN');
-      await client.query(`SET LOCAL hasura.user = ${pg.escapeLiteral(hasuraSessionJson(contextOf(A)))}`);
+      await client.query(hasuraSetLocal(hasuraSessionJson(contextOf(A))));
       const inside = await client.query<{ tenant: string | null; n: number }>(
         'SELECT app.current_tenant_id()::text AS tenant, (SELECT count(*)::int FROM projects) AS n',
       );

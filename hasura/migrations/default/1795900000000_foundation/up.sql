@@ -258,7 +258,11 @@ AS $$
 $$;
 
 -- The user limit, race-free: the tenant row is locked before counting, so concurrent
--- inserts for one tenant take turns and each counts the rows committed before it.
+-- inserts for one tenant take turns and each counts the rows committed before it. An AFTER
+-- trigger, so row-level security refuses a foreign tenant's row first: the limit (and the
+-- lock) of a tenant the caller cannot see never shows. FOR NO KEY UPDATE does not
+-- conflict with the KEY SHARE locks of foreign-key checks on tenants(id), so it cannot
+-- deadlock with them.
 CREATE FUNCTION app.enforce_member_limit() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
 AS $$
@@ -266,21 +270,22 @@ DECLARE
   user_limit integer;
   member_count integer;
 BEGIN
-  PERFORM 1 FROM tenants WHERE id = NEW.tenant_id FOR UPDATE;
+  PERFORM 1 FROM tenants WHERE id = NEW.tenant_id FOR NO KEY UPDATE;
   SELECT l.max_users INTO user_limit FROM app.tenant_limits(NEW.tenant_id) AS l;
   IF user_limit IS NULL THEN
-    RETURN NEW;
+    RETURN NULL;
   END IF;
+  -- The new row is already in: it counts.
   SELECT count(*) INTO member_count FROM tenant_members WHERE tenant_id = NEW.tenant_id;
-  IF member_count >= user_limit THEN
+  IF member_count > user_limit THEN
     RAISE EXCEPTION 'tenant has reached its limit of % users', user_limit
       USING ERRCODE = 'check_violation', CONSTRAINT = 'tenant_members_user_limit',
             HINT = 'Remove a member or move the tenant to a plan with more users.';
   END IF;
-  RETURN NEW;
+  RETURN NULL;
 END
 $$;
-CREATE TRIGGER tenant_members_user_limit BEFORE INSERT OR UPDATE OF tenant_id ON tenant_members
+CREATE TRIGGER tenant_members_user_limit AFTER INSERT OR UPDATE OF tenant_id ON tenant_members
   FOR EACH ROW EXECUTE FUNCTION app.enforce_member_limit();
 
 -- A tenant never loses its last owner. Deferred, so ownership can be transferred inside
@@ -293,7 +298,7 @@ BEGIN
   IF OLD.role <> 'owner' THEN
     RETURN NULL;
   END IF;
-  PERFORM 1 FROM tenants WHERE id = OLD.tenant_id FOR UPDATE;
+  PERFORM 1 FROM tenants WHERE id = OLD.tenant_id FOR NO KEY UPDATE;
   IF FOUND AND NOT EXISTS (SELECT 1 FROM tenant_members WHERE tenant_id = OLD.tenant_id AND role = 'owner') THEN
     RAISE EXCEPTION 'a tenant must keep at least one owner'
       USING ERRCODE = 'check_violation', CONSTRAINT = 'tenant_members_last_owner',
@@ -302,7 +307,7 @@ BEGIN
   RETURN NULL;
 END
 $$;
-CREATE CONSTRAINT TRIGGER tenant_members_keep_owner AFTER UPDATE OF role OR DELETE ON tenant_members
+CREATE CONSTRAINT TRIGGER tenant_members_keep_owner AFTER UPDATE OF role, tenant_id OR DELETE ON tenant_members
   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION app.ensure_tenant_keeps_owner();
 
 -- Membership lookups for policies and services. SECURITY DEFINER with a fixed search_path:
@@ -312,7 +317,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
 AS $$ SELECT role FROM tenant_members WHERE tenant_id = p_tenant_id AND user_id = p_user_id $$;
 
 CREATE FUNCTION app.current_member_role() RETURNS member_role
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
 AS $$ SELECT app.member_role(app.current_tenant_id(), app.current_user_id()) $$;
 
 -- A user's tenants across the whole platform (the auth service's tenant switcher).
@@ -539,8 +544,9 @@ BEGIN
   IF row_tenant IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = row_tenant) THEN
     row_tenant := NULL;
   END IF;
-  INSERT INTO audit_log (tenant_id, action, target_type, target_id, before, after, reason)
-  VALUES (row_tenant, TG_TABLE_NAME || '.' || lower(TG_OP), TG_TABLE_NAME, row_data ->> target_column,
+  -- Inside this function current_user is its owner; the role that made the change logged in.
+  INSERT INTO audit_log (tenant_id, db_role, action, target_type, target_id, before, after, reason)
+  VALUES (row_tenant, session_user, TG_TABLE_NAME || '.' || lower(TG_OP), TG_TABLE_NAME, row_data ->> target_column,
           before_row, after_row, nullif(current_setting('tenantry.reason', true), ''));
   RETURN NULL;
 END
@@ -586,11 +592,14 @@ ALTER FUNCTION app.tenant_limits(uuid) OWNER TO app_definer;
 ALTER FUNCTION app.enforce_member_limit() OWNER TO app_definer;
 ALTER FUNCTION app.ensure_tenant_keeps_owner() OWNER TO app_definer;
 ALTER FUNCTION app.member_role(uuid, uuid) OWNER TO app_definer;
+ALTER FUNCTION app.current_member_role() OWNER TO app_definer;
 ALTER FUNCTION app.user_tenants(uuid) OWNER TO app_definer;
 ALTER FUNCTION app.audit_row_change() OWNER TO app_definer;
 
-REVOKE EXECUTE ON FUNCTION app.user_tenants(uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app.user_tenants(uuid) TO app_service, platform_admin;
+-- Helpers that answer about any tenant or user are for the services and the CLI only;
+-- current_member_role() answers about the caller's own session and stays public.
+REVOKE EXECUTE ON FUNCTION app.user_tenants(uuid), app.member_role(uuid, uuid), app.tenant_limits(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.user_tenants(uuid), app.member_role(uuid, uuid), app.tenant_limits(uuid) TO app_service, platform_admin;
 REVOKE EXECUTE ON FUNCTION app.enable_tenant_isolation(regclass, name) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------

@@ -1,0 +1,269 @@
+/**
+ * Membership rules under concurrency: the per-tenant user limit is race-free, and a tenant
+ * never loses its last owner (a deferred check, so ownership can change hands in one transaction).
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { hasuraSessionJson, withTenant } from '../../services/shared/src/db/tenant-context.js';
+import { createUsers, dbError, seedTenant, uniqueSlug, type DbError } from '../fixtures/seed.js';
+import { poolAs } from '../helpers/database.js';
+
+const PARALLEL = 20;
+const LIMIT = 5;
+
+const admin = poolAs('platform_admin');
+const service = poolAs('app_service', PARALLEL + 2);
+
+afterAll(async () => {
+  await Promise.all([admin.end(), service.end()]);
+});
+
+async function memberCount(tenantId: string): Promise<number> {
+  const { rows } = await admin.query<{ n: number }>('SELECT count(*)::int AS n FROM tenant_members WHERE tenant_id = $1', [tenantId]);
+  return rows[0]!.n;
+}
+
+async function ownersOf(tenantId: string): Promise<string[]> {
+  const { rows } = await admin.query<{ user_id: string }>(
+    `SELECT user_id FROM tenant_members WHERE tenant_id = $1 AND role = 'owner' ORDER BY user_id`,
+    [tenantId],
+  );
+  return rows.map((row) => row.user_id);
+}
+
+/** A client in an open transaction as app_service with the tenant's context set. */
+async function openTenantTransaction(tenantId: string, userId?: string): Promise<pg.PoolClient> {
+  const client = await service.connect();
+  await client.query('BEGIN');
+  await client.query("SELECT set_config('hasura.user', $1, true)", [hasuraSessionJson({ tenantId, userId, role: 'owner' })]);
+  return client;
+}
+
+describe('user limit', () => {
+  let tenantId: string;
+  let users: string[];
+
+  beforeAll(async () => {
+    const { rows } = await admin.query<{ id: string }>(
+      `INSERT INTO tenants (slug, name, plan_id) VALUES ($1, 'Member limit', 'pro') RETURNING id`,
+      [uniqueSlug('ml-limit')],
+    );
+    tenantId = rows[0]!.id;
+    await admin.query('UPDATE tenants SET max_users = $2 WHERE id = $1', [tenantId, LIMIT]);
+    users = await createUsers(admin, 'ml-user', PARALLEL);
+  });
+
+  test(`${PARALLEL} concurrent joins on ${PARALLEL} connections: exactly ${LIMIT} succeed`, async () => {
+    expect(await memberCount(tenantId)).toBe(0);
+    const limits = await admin.query<{ max_users: number }>('SELECT max_users FROM app.tenant_limits($1)', [tenantId]);
+    expect(limits.rows[0]!.max_users).toBe(LIMIT);
+
+    // Every transaction is open, with its context set, before any of them inserts.
+    let arrived = 0;
+    let release!: () => void;
+    const barrier = new Promise<void>((resolve) => (release = resolve));
+    const backends = new Set<number>();
+
+    const results = await Promise.allSettled(
+      users.map((userId) =>
+        withTenant(service, { tenantId, userId, role: 'owner' }, async (client) => {
+          const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+          backends.add(rows[0]!.pid);
+          if (++arrived === PARALLEL) release();
+          await barrier;
+          await client.query(`INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'member')`, [tenantId, userId]);
+        }),
+      ),
+    );
+
+    expect(backends.size, 'each insert must run on its own connection').toBe(PARALLEL);
+    const fulfilled = results.filter((result) => result.status === 'fulfilled');
+    const rejected = results
+      .filter((result): result is PromiseRejectedResult => result.status === 'rejected')
+      .map((result) => result.reason as DbError);
+    expect(fulfilled).toHaveLength(LIMIT);
+    expect(rejected).toHaveLength(PARALLEL - LIMIT);
+    for (const error of rejected) {
+      expect({ code: error.code, constraint: error.constraint }, error.message).toEqual({
+        code: '23514',
+        constraint: 'tenant_members_user_limit',
+      });
+    }
+    expect(await memberCount(tenantId)).toBe(LIMIT);
+  });
+
+  test('a tenant at its limit refuses one more member; raising the limit lets it in', async () => {
+    expect(await memberCount(tenantId)).toBe(LIMIT);
+    const { rows } = await admin.query<{ user_id: string }>(
+      `SELECT id AS user_id FROM users WHERE id = ANY($2::uuid[])
+          AND id NOT IN (SELECT user_id FROM tenant_members WHERE tenant_id = $1) LIMIT 1`,
+      [tenantId, users],
+    );
+    const outsider = rows[0]!.user_id;
+    const insert = (client: pg.PoolClient) =>
+      client.query(`INSERT INTO tenant_members (tenant_id, user_id) VALUES ($1, $2)`, [tenantId, outsider]);
+
+    const refused = await dbError(withTenant(service, { tenantId }, insert));
+    expect(refused?.code).toBe('23514');
+    expect(refused?.constraint).toBe('tenant_members_user_limit');
+
+    await admin.query('UPDATE tenants SET max_users = $2 WHERE id = $1', [tenantId, LIMIT + 1]);
+    await withTenant(service, { tenantId }, insert);
+    expect(await memberCount(tenantId)).toBe(LIMIT + 1);
+  });
+});
+
+describe('last owner', () => {
+  test('deleting the last owner fails at COMMIT, not at the statement', async () => {
+    const tenant = await seedTenant(admin, 'ml-del');
+    const client = await openTenantTransaction(tenant.tenantId, tenant.ownerUserId);
+    try {
+      const deleted = await client.query('DELETE FROM tenant_members WHERE tenant_id = $1 AND user_id = $2', [
+        tenant.tenantId,
+        tenant.ownerUserId,
+      ]);
+      expect(deleted.rowCount).toBe(1);
+      const error = await dbError(client.query('COMMIT'));
+      expect(error?.code).toBe('23514');
+      expect(error?.constraint).toBe('tenant_members_last_owner');
+    } finally {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release();
+    }
+    expect(await ownersOf(tenant.tenantId)).toEqual([tenant.ownerUserId]);
+  });
+
+  test('demoting the last owner fails at COMMIT', async () => {
+    const tenant = await seedTenant(admin, 'ml-demote');
+    const client = await openTenantTransaction(tenant.tenantId, tenant.ownerUserId);
+    try {
+      const updated = await client.query(`UPDATE tenant_members SET role = 'admin' WHERE tenant_id = $1 AND user_id = $2`, [
+        tenant.tenantId,
+        tenant.ownerUserId,
+      ]);
+      expect(updated.rowCount).toBe(1);
+      const error = await dbError(client.query('COMMIT'));
+      expect(error?.code).toBe('23514');
+      expect(error?.constraint).toBe('tenant_members_last_owner');
+    } finally {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release();
+    }
+    expect(await ownersOf(tenant.tenantId)).toEqual([tenant.ownerUserId]);
+  });
+
+  test('ownership is transferred in one transaction: promote another, then demote the old owner', async () => {
+    const tenant = await seedTenant(admin, 'ml-transfer');
+    await withTenant(service, { tenantId: tenant.tenantId, userId: tenant.ownerUserId }, async (client) => {
+      await client.query(`UPDATE tenant_members SET role = 'owner' WHERE tenant_id = $1 AND user_id = $2`, [
+        tenant.tenantId,
+        tenant.memberUserId,
+      ]);
+      await client.query(`UPDATE tenant_members SET role = 'admin' WHERE tenant_id = $1 AND user_id = $2`, [
+        tenant.tenantId,
+        tenant.ownerUserId,
+      ]);
+    });
+    expect(await ownersOf(tenant.tenantId)).toEqual([tenant.memberUserId]);
+  });
+
+  test('the check is deferred: demoting first and promoting later in the same transaction also works', async () => {
+    const tenant = await seedTenant(admin, 'ml-deferred');
+    await withTenant(service, { tenantId: tenant.tenantId }, async (client) => {
+      await client.query(`UPDATE tenant_members SET role = 'member' WHERE tenant_id = $1 AND user_id = $2`, [
+        tenant.tenantId,
+        tenant.ownerUserId,
+      ]);
+      await client.query(`UPDATE tenant_members SET role = 'owner' WHERE tenant_id = $1 AND user_id = $2`, [
+        tenant.tenantId,
+        tenant.memberUserId,
+      ]);
+    });
+    expect(await ownersOf(tenant.tenantId)).toEqual([tenant.memberUserId]);
+  });
+
+  test('two concurrent demotions of the only two owners: exactly one commits', async () => {
+    const tenant = await seedTenant(admin, 'ml-race');
+    await admin.query(`UPDATE tenant_members SET role = 'owner' WHERE tenant_id = $1 AND user_id = $2`, [
+      tenant.tenantId,
+      tenant.memberUserId,
+    ]);
+    const owners = [tenant.ownerUserId, tenant.memberUserId];
+    const clients = await Promise.all(owners.map((userId) => openTenantTransaction(tenant.tenantId, userId)));
+    try {
+      // Both demotions succeed as statements: each transaction still sees the other owner.
+      await Promise.all(
+        clients.map((client, i) =>
+          client.query(`UPDATE tenant_members SET role = 'admin' WHERE tenant_id = $1 AND user_id = $2`, [tenant.tenantId, owners[i]]),
+        ),
+      );
+      const commits = await Promise.all(clients.map((client) => dbError(client.query('COMMIT'))));
+      const failures = commits.filter((error) => error !== undefined);
+      expect(failures).toHaveLength(1);
+      expect(failures[0]!.code, failures[0]!.message).toBe('23514');
+      expect(failures[0]!.constraint).toBe('tenant_members_last_owner');
+    } finally {
+      for (const client of clients) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        client.release();
+      }
+    }
+    expect(await ownersOf(tenant.tenantId)).toHaveLength(1);
+  });
+
+  test('deleting the whole tenant (platform_admin) removes its members without tripping the rule', async () => {
+    const tenant = await seedTenant(admin, 'ml-drop');
+    expect(await memberCount(tenant.tenantId)).toBe(2);
+    const deleted = await admin.query('DELETE FROM tenants WHERE id = $1', [tenant.tenantId]);
+    expect(deleted.rowCount).toBe(1);
+    expect(await memberCount(tenant.tenantId)).toBe(0);
+    // The users are global identities and stay.
+    const { rows } = await admin.query<{ n: number }>('SELECT count(*)::int AS n FROM users WHERE id = ANY($1::uuid[])', [
+      [tenant.ownerUserId, tenant.memberUserId],
+    ]);
+    expect(rows[0]!.n).toBe(2);
+  });
+});
+
+
+
+describe('the limit and the owner rule stay inside the tenant and do not deadlock', () => {
+  // The limit trigger runs AFTER row-level security: a foreign tenant's limit never shows.
+  test('an insert into another tenant that is at its limit is refused by RLS, not by the limit', async () => {
+    const [a, b] = await Promise.all([seedTenant(admin, 'ml-leak-a'), seedTenant(admin, 'ml-leak-b')]);
+    await admin.query('UPDATE tenants SET max_users = 2 WHERE id = $1', [b.tenantId]); // b already has 2 members
+    const [outsider] = await createUsers(admin, 'ml-leak-u', 1);
+    const error = await dbError(
+      withTenant(service, { tenantId: a.tenantId }, (client) =>
+        client.query('INSERT INTO tenant_members (tenant_id, user_id) VALUES ($1, $2)', [b.tenantId, outsider]),
+      ),
+    );
+    expect(await memberCount(b.tenantId)).toBe(2);
+    expect(error?.code, error?.message).toBe('42501');
+    expect(error?.message).toMatch(/row-level security/);
+  });
+
+  // The triggers lock the tenant row FOR NO KEY UPDATE, which foreign-key checks do not conflict with.
+  test('two transactions that each add a project and then a member both commit', async () => {
+    const tenant = await seedTenant(admin, 'ml-deadlock');
+    const newcomers = await createUsers(admin, 'ml-deadlock-u', 2);
+    const clients = await Promise.all(newcomers.map((userId) => openTenantTransaction(tenant.tenantId, userId)));
+    try {
+      await Promise.all(clients.map((client) => client.query(`INSERT INTO projects (name) VALUES ('concurrent')`)));
+      const errors = await Promise.all(
+        clients.map(async (client, i) => {
+          const error = await dbError(
+            client.query('INSERT INTO tenant_members (tenant_id, user_id) VALUES ($1, $2)', [tenant.tenantId, newcomers[i]]),
+          );
+          return error ?? dbError(client.query('COMMIT'));
+        }),
+      );
+      expect(errors.map((error) => error?.code)).toEqual([undefined, undefined]);
+    } finally {
+      for (const client of clients) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        client.release();
+      }
+    }
+  });
+});
