@@ -7,5 +7,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --include=dev && npm cache clean --force
 COPY tsconfig.json ./
 COPY services ./services
+COPY scripts ./scripts
+COPY nginx ./nginx
 COPY hasura ./hasura
 USER node

@@ -193,6 +193,7 @@ export async function startMinio(options: StartOptions & { consolePort: number; 
 /** stripe-mock serves HTTPS too, on 12112 of every interface unless told otherwise. */
 export async function startStripeMock(options: Omit<StartOptions, 'dataDir'> & { httpsPort: number }): Promise<StripeMockInstance> {
   await assertPortFree(options.port, 'stripe-mock');
+  await assertPortFree(options.httpsPort, 'stripe-mock (HTTPS)');
   const stripeMock = findBinary('stripe-mock');
   const processInfo = launch('stripe-mock', stripeMock, ['-http-addr', `127.0.0.1:${options.port}`, '-https-addr', `127.0.0.1:${options.httpsPort}`], { ...options, dataDir: '' });
   const apiBase = `http://127.0.0.1:${options.port}`;

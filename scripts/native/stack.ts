@@ -6,7 +6,8 @@ import { loadConfigOrExit } from '../../services/shared/src/config.js';
 import { bootstrapDatabase, LOGIN_ROLES, roleUrl, type LoginRole } from '../../services/shared/src/db/bootstrap.js';
 import { migrate } from '../../services/shared/src/db/migrations.js';
 import { randomSecret } from './environment.js';
-import { isAlive, startMinio, startPostgres, startRedis, startStripeMock, stopProcess, type NativeProcess } from './services.js';
+import { startEdge } from './edge.js';
+import { isAlive, launch, startMinio, startPostgres, startRedis, startStripeMock, stopProcess, waitUntilReady, type NativeProcess } from './services.js';
 
 const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);
 const config = loadConfigOrExit(
@@ -18,7 +19,15 @@ const config = loadConfigOrExit(
     STACK_S3_CONSOLE_PORT: port(59001),
     STACK_STRIPE_PORT: port(12111),
     STACK_STRIPE_HTTPS_PORT: port(12112),
+    STACK_RESOLVER_PORT: port(54001),
     EDGE_PORT: port(8080),
+    // *.localhost resolves to loopback in curl and browsers: acme.tenantry.localhost just works.
+    BASE_DOMAIN: z.string().default('tenantry.localhost'),
+    // Services that later issues add; until then the edge answers 503 on their routes.
+    HASURA_UPSTREAM: z.string().default('127.0.0.1:8081'),
+    AUTH_UPSTREAM: z.string().default('127.0.0.1:4002'),
+    BILLING_UPSTREAM: z.string().default('127.0.0.1:4003'),
+    STORAGE_UPSTREAM: z.string().default('127.0.0.1:4004'),
     POSTGRES_DB: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('tenantry'),
   }),
 );
@@ -29,10 +38,13 @@ const files = {
   env: path.join(config.STACK_DIR, 'env'),
   logs: path.join(config.STACK_DIR, 'logs'),
 };
-const migrationsDir = path.resolve(import.meta.dirname, '../../hasura/migrations/default');
+const repositoryRoot = path.resolve(import.meta.dirname, '../..');
+const migrationsDir = path.join(repositoryRoot, 'hasura/migrations/default');
 
 interface Secrets {
   postgresSuperuser: string;
+  resolver: string;
+  edgePurge: string;
   roles: Record<LoginRole, string>;
   s3AccessKey: string;
   s3SecretKey: string;
@@ -53,16 +65,35 @@ function readJson<T>(file: string): T | undefined {
 
 /** Generated once per .stack directory, so the data survives stack:down / stack:up. */
 function loadSecrets(): Secrets {
-  const existing = readJson<Secrets>(files.secrets);
-  if (existing) return existing;
-  const secrets: Secrets = {
+  const fresh: Secrets = {
     postgresSuperuser: randomSecret(),
+    resolver: randomSecret(24),
+    edgePurge: randomSecret(24),
     roles: Object.fromEntries(LOGIN_ROLES.map((role) => [role, randomSecret()])) as Record<LoginRole, string>,
     s3AccessKey: `tenantry${randomSecret(4).toLowerCase().replace(/[^a-z0-9]/g, '')}`,
     s3SecretKey: randomSecret(24),
   };
+  // A .stack from an older version keeps its secrets and gains the new ones.
+  const secrets = { ...fresh, ...readJson<Partial<Secrets>>(files.secrets) };
   writeFileSync(files.secrets, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
+}
+
+/** A TypeScript service of this repository, run with tsx in the background. */
+async function startNodeService(name: string, entry: string, port: number, env: Record<string, string>): Promise<NativeProcess> {
+  const logFile = path.join(files.logs, `${name}.log`);
+  const service = launch(name, process.execPath, ['--import', 'tsx', path.join(repositoryRoot, entry)], {
+    port,
+    dataDir: '',
+    logFile,
+    detached: true,
+    env,
+  });
+  await waitUntilReady(name, service.child, logFile, async () => {
+    const response = await fetch(`http://127.0.0.1:${port}/healthz`);
+    if (!response.ok) throw new Error(`healthz answered ${response.status}`);
+  });
+  return service;
 }
 
 const running = (state: StackState | undefined) => state?.services.filter((service) => isAlive(service.pid)) ?? [];
@@ -98,6 +129,31 @@ async function up(): Promise<void> {
     const url = (role: LoginRole) => roleUrl(postgres.adminUrl, role, secrets.roles[role], config.POSTGRES_DB);
     const applied = await migrate({ databaseUrl: url('tenantry_owner'), directory: migrationsDir });
 
+    const resolver = await startNodeService('resolver', 'services/resolver/src/main.ts', config.STACK_RESOLVER_PORT, {
+      DATABASE_URL: url('app_service'),
+      RESOLVER_PORT: String(config.STACK_RESOLVER_PORT),
+      RESOLVER_SECRET: secrets.resolver,
+    });
+    started.push(resolver);
+    const edge = await startEdge({
+      runtimeDir: path.join(config.STACK_DIR, 'edge'),
+      detached: true,
+      env: {
+        ...process.env,
+        EDGE_PORT: String(config.EDGE_PORT),
+        BASE_DOMAIN: config.BASE_DOMAIN,
+        HASURA_UPSTREAM: config.HASURA_UPSTREAM,
+        AUTH_UPSTREAM: config.AUTH_UPSTREAM,
+        BILLING_UPSTREAM: config.BILLING_UPSTREAM,
+        STORAGE_UPSTREAM: config.STORAGE_UPSTREAM,
+        RESOLVER_UPSTREAM: `127.0.0.1:${config.STACK_RESOLVER_PORT}`,
+        RESOLVER_SECRET: secrets.resolver,
+        EDGE_PURGE_SECRET: secrets.edgePurge,
+        REDIS_URL: redis.url,
+      },
+    });
+    started.push(edge);
+
     const state: StackState = {
       startedAt: new Date().toISOString(),
       services: [
@@ -105,6 +161,8 @@ async function up(): Promise<void> {
         { name: 'redis', pid: redis.pid, url: redis.url },
         { name: 'minio', pid: s3.pid, url: s3.endpoint },
         { name: 'stripe-mock', pid: stripe.pid, url: stripe.apiBase },
+        { name: 'resolver', pid: resolver.pid, url: `http://127.0.0.1:${config.STACK_RESOLVER_PORT}` },
+        { name: 'edge', pid: edge.pid, url: edge.url },
       ],
     };
     writeFileSync(files.state, JSON.stringify(state, null, 2));
@@ -125,6 +183,10 @@ async function up(): Promise<void> {
         `STRIPE_API_BASE=${stripe.apiBase}`,
         'STRIPE_SECRET_KEY=sk_test_tenantry_native_stack',
         `EDGE_PORT=${config.EDGE_PORT}`,
+        `EDGE_URL=${edge.url}`,
+        `BASE_DOMAIN=${config.BASE_DOMAIN}`,
+        `EDGE_PURGE_SECRET=${secrets.edgePurge}`,
+        `RESOLVER_SECRET=${secrets.resolver}`,
         '',
       ].join('\n'),
       { mode: 0o600 },
@@ -165,7 +227,9 @@ function status(options: { json?: boolean }): void {
   if (rows.length === 0 || rows.some((row) => !row.running)) process.exitCode = 1;
 }
 
-const program = new Command('stack').description('the native stack: Postgres, Redis, MinIO and stripe-mock on loopback, state in .stack/');
+const program = new Command('stack').description(
+  'the native stack: Postgres, Redis, MinIO, stripe-mock, the tenant resolver and the edge on loopback, state in .stack/',
+);
 program.command('up').description('start the stack in the background, bootstrap and migrate the database').action(up);
 program.command('down').description('stop the stack (data is kept)').option('--purge', 'also delete .stack/ with all data').action(down);
 program.command('status').description('show what runs where').option('--json', 'print JSON').action(status);
