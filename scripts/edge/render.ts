@@ -40,6 +40,8 @@ export const edgeEnvironmentSchema = z.object({
   EDGE_NEGATIVE_CACHE_TTL_SECONDS: seconds(5),
   EDGE_STALE_TTL_SECONDS: seconds(300),
   EDGE_TENANT_CACHE_SIZE: dictSize('32m'),
+  /** Decoded answers each worker keeps in front of the shared dict. */
+  EDGE_WORKER_CACHE_ITEMS: z.coerce.number().int().min(100).default(20_000),
   EDGE_RATE_LIMIT_DICT_SIZE: dictSize('8m'),
   EDGE_CLAIMS_NAMESPACE: z.string().default('https://hasura.io/jwt/claims'),
   REDIS_URL: z.string().url().optional(),
@@ -51,6 +53,8 @@ export const edgeEnvironmentSchema = z.object({
   EDGE_ERROR_LOG: z.string().optional(),
   EDGE_ERROR_LOG_LEVEL: z.enum(['debug', 'info', 'notice', 'warn', 'error']).default('warn'),
   CLIENT_MAX_BODY_SIZE: z.string().regex(/^\d+[km]?$/).default('50m'),
+  /** Idle connections kept per upstream and worker: below the concurrency, every extra request pays a TCP connect. */
+  EDGE_UPSTREAM_KEEPALIVE: z.coerce.number().int().min(1).default(64),
 });
 export type EdgeEnvironment = z.infer<typeof edgeEnvironmentSchema>;
 
@@ -74,6 +78,7 @@ function luaConfig(env: EdgeEnvironment): string {
     positive_ttl: env.EDGE_CACHE_TTL_SECONDS,
     negative_ttl: env.EDGE_NEGATIVE_CACHE_TTL_SECONDS,
     stale_ttl: env.EDGE_STALE_TTL_SECONDS,
+    worker_cache_items: env.EDGE_WORKER_CACHE_ITEMS,
     claims_namespace: env.EDGE_CLAIMS_NAMESPACE,
     purge_secret: env.EDGE_PURGE_SECRET,
     purge_trust_loopback: env.EDGE_PURGE_TRUST_LOOPBACK,
@@ -99,6 +104,7 @@ export function renderEdgeConfig(env: EdgeEnvironment, template = readFileSync(T
     RATE_LIMIT_DICT_SIZE: env.EDGE_RATE_LIMIT_DICT_SIZE,
     EDGE_CONFIG_JSON: luaConfig(env),
     CLIENT_MAX_BODY_SIZE: env.CLIENT_MAX_BODY_SIZE,
+    UPSTREAM_KEEPALIVE: String(env.EDGE_UPSTREAM_KEEPALIVE),
     LISTEN: `${env.EDGE_LISTEN_HOST}:${env.EDGE_PORT}`,
     HASURA_UPSTREAM: env.HASURA_UPSTREAM,
     AUTH_UPSTREAM: env.AUTH_UPSTREAM,

@@ -35,23 +35,23 @@ end
 
 -- The first source that names a tenant wins: header id, header slug, custom domain,
 -- subdomain, token claim. Returns the lookup (by, value) or nil; refuses malformed input.
-local function tenant_reference(headers, token_tenant)
+local function tenant_reference(headers, token_tenant, graphql)
   local id, err = single(headers, "x-tenant-id")
-  if err then return respond.refuse(400, "invalid_tenant_header", err) end
+  if err then return respond.refuse(graphql, 400, "invalid_tenant_header", err) end
   if id then
     id = id:lower()
     if not id:find(UUID) then
-      return respond.refuse(400, "invalid_tenant_header", "X-Tenant-ID must be a UUID")
+      return respond.refuse(graphql, 400, "invalid_tenant_header", "X-Tenant-ID must be a UUID")
     end
     return "id", id
   end
 
   local slug
   slug, err = single(headers, "x-tenant-slug")
-  if err then return respond.refuse(400, "invalid_tenant_header", err) end
+  if err then return respond.refuse(graphql, 400, "invalid_tenant_header", err) end
   if slug then
     if #slug > 63 or not slug:find(SLUG) or slug:find("--", 1, true) then
-      return respond.refuse(400, "invalid_tenant_header", "X-Tenant-Slug is not a valid tenant slug")
+      return respond.refuse(graphql, 400, "invalid_tenant_header", "X-Tenant-Slug is not a valid tenant slug")
     end
     return "slug", slug
   end
@@ -61,7 +61,7 @@ local function tenant_reference(headers, token_tenant)
     -- Any host can point at the edge; only a verified domain names a tenant.
     local tenant, lookup_err = cache.lookup("domain", name)
     if tenant == nil then
-      return respond.refuse(503, "resolver_unavailable", "the tenant cannot be resolved right now: " .. lookup_err)
+      return respond.refuse(graphql, 503, "resolver_unavailable", "the tenant cannot be resolved right now: " .. lookup_err)
     end
     if tenant then return "resolved", tenant end
   elseif kind == "subdomain" then
@@ -70,7 +70,7 @@ local function tenant_reference(headers, token_tenant)
 
   if token_tenant then
     if not token_tenant:lower():find(UUID) then
-      return respond.refuse(401, "invalid_token", "the token's tenant claim is not a UUID")
+      return respond.refuse(graphql, 401, "invalid_token", "the token's tenant claim is not a UUID")
     end
     return "id", token_tenant:lower()
   end
@@ -79,10 +79,10 @@ end
 
 -- options.tenant: "required", "optional" or "none"; options.graphql: answer in GraphQL's shape.
 function _M.run(options)
-  ngx.ctx.graphql = options.graphql
+  local graphql = options.graphql
   local headers, err = ngx.req.get_headers(0)
   if err then
-    return respond.refuse(400, "bad_request", "cannot read the request headers")
+    return respond.refuse(graphql, 400, "bad_request", "cannot read the request headers")
   end
   strip_client_headers(headers)
   ngx.req.set_header("X-Request-Id", ngx.var.request_id)
@@ -93,13 +93,13 @@ function _M.run(options)
 
   local authorization
   authorization, err = single(headers, "authorization")
-  if err then return respond.refuse(400, "bad_request", err) end
+  if err then return respond.refuse(graphql, 400, "bad_request", err) end
   local has_token, token_tenant, token_err = token.tenant_claim(authorization)
   if has_token and token_err then
-    return respond.refuse(401, "invalid_token", token_err)
+    return respond.refuse(graphql, 401, "invalid_token", token_err)
   end
 
-  local by, value = tenant_reference(headers, token_tenant)
+  local by, value = tenant_reference(headers, token_tenant, graphql)
   local tenant
   if by == "resolved" then
     tenant = value
@@ -107,34 +107,34 @@ function _M.run(options)
     local lookup_err
     tenant, lookup_err = cache.lookup(by, value)
     if tenant == nil then
-      return respond.refuse(503, "resolver_unavailable", "the tenant cannot be resolved right now: " .. lookup_err)
+      return respond.refuse(graphql, 503, "resolver_unavailable", "the tenant cannot be resolved right now: " .. lookup_err)
     end
     if not tenant then
-      return respond.refuse(404, "tenant_not_found", "no such tenant")
+      return respond.refuse(graphql, 404, "tenant_not_found", "no such tenant")
     end
   end
 
   if not tenant then
     if options.tenant == "required" then
-      return respond.refuse(400, "tenant_required",
+      return respond.refuse(graphql, 400, "tenant_required",
         "name the tenant with X-Tenant-Slug, X-Tenant-ID, its host name, or a token scoped to it")
     end
     return
   end
 
   if tenant.status == "deleted" then
-    return respond.refuse(404, "tenant_not_found", "no such tenant")
+    return respond.refuse(graphql, 404, "tenant_not_found", "no such tenant")
   end
   if tenant.status == "suspended" then
-    return respond.refuse(403, "tenant_suspended", "this tenant is suspended")
+    return respond.refuse(graphql, 403, "tenant_suspended", "this tenant is suspended")
   end
   if token_tenant and token_tenant:lower() ~= tenant.id then
-    return respond.refuse(403, "tenant_mismatch", "the token belongs to another tenant than the one this request names")
+    return respond.refuse(graphql, 403, "tenant_mismatch", "the token belongs to another tenant than the one this request names")
   end
 
   local allowed, retry_after = ratelimit.allow(tenant)
   if not allowed then
-    return respond.refuse(429, "rate_limited", "too many requests for this tenant", { ["Retry-After"] = retry_after })
+    return respond.refuse(graphql, 429, "rate_limited", "too many requests for this tenant", { ["Retry-After"] = retry_after })
   end
 
   ngx.var.tenant_id = tenant.id

@@ -2,13 +2,20 @@
 -- fresh for positive_ttl and may be served stale up to stale_ttl more while the resolver
 -- is down; negative answers stay negative_ttl. A purge stamps the tenant's id with the
 -- time, and every entry cached before that stamp counts as absent.
+-- In front of the shared dict each worker keeps decoded answers in an LRU cache, so a hit
+-- costs no JSON decoding; any purge bumps a shared sequence number, which sends every
+-- worker back to the shared dict (and its per-tenant stamps) once.
 local cjson = require "cjson.safe"
+local lrucache = require "resty.lrucache"
 local config = require "tenantry.config"
 
 local ngx = ngx
 local shm = ngx.shared.tenants
 
 local _M = {}
+
+local PURGE_SEQUENCE = "purge_sequence"
+local decoded = assert(lrucache.new(config.values.worker_cache_items))
 
 local function purge_key(tenant_id)
   return "purged:" .. tenant_id
@@ -19,12 +26,17 @@ local function purged_since(tenant_id, cached_at)
   return stamp ~= nil and stamp >= cached_at
 end
 
-local function store(key, tenant, now)
+local function remember(key, entry, sequence)
+  decoded:set(key, { tenant = entry.tenant, fresh_until = entry.fresh_until, sequence = sequence }, entry.fresh_until - ngx.now())
+end
+
+local function store(key, tenant, now, sequence)
   local values = config.values
   local fresh = tenant and values.positive_ttl or values.negative_ttl
   local lifetime = tenant and (fresh + values.stale_ttl) or fresh
-  local entry = cjson.encode({ tenant = tenant or false, at = now, fresh_until = now + fresh })
-  local ok, err, forcible = shm:set(key, entry, lifetime)
+  local entry = { tenant = tenant or false, at = now, fresh_until = now + fresh }
+  remember(key, entry, sequence)
+  local ok, err, forcible = shm:set(key, cjson.encode(entry), lifetime)
   if not ok then
     ngx.log(ngx.WARN, "tenant cache: cannot store ", key, ": ", err)
   elseif forcible then
@@ -68,16 +80,22 @@ end
 function _M.lookup(by, value)
   local key = by .. ":" .. value
   local now = ngx.now()
+  local sequence = shm:get(PURGE_SEQUENCE) or 0
+  local hit = decoded:get(key)
+  if hit and hit.sequence == sequence and now < hit.fresh_until then
+    return hit.tenant
+  end
   local entry = read(key)
   if entry and now < entry.fresh_until then
+    remember(key, entry, sequence)
     return entry.tenant
   end
   local tenant, err = ask_resolver(by, value)
   if tenant ~= nil then
-    store(key, tenant, now)
-    if tenant then
-      -- Found by slug or domain: the id key is warm too, and the other way round.
-      if by ~= "id" then store("id:" .. tenant.id, tenant, now) end
+    store(key, tenant, now, sequence)
+    -- Found by slug or domain: the id key is warm too.
+    if tenant and by ~= "id" then
+      store("id:" .. tenant.id, tenant, now, sequence)
     end
     return tenant
   end
@@ -98,6 +116,7 @@ function _M.purge(tenant_id, keys)
   for _, key in ipairs(keys or {}) do
     shm:delete(key)
   end
+  shm:incr(PURGE_SEQUENCE, 1, 0)
 end
 
 return _M

@@ -6,7 +6,8 @@ local ngx = ngx
 
 local _M = {}
 
-function _M.refuse(status, code, message, headers)
+-- graphql: answer in GraphQL's shape (the GraphQL route).
+function _M.refuse(graphql, status, code, message, headers)
   ngx.var.edge_error = code
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
@@ -16,7 +17,7 @@ function _M.refuse(status, code, message, headers)
     end
   end
   local body
-  if ngx.ctx.graphql then
+  if graphql then
     body = { errors = { { message = message, extensions = { code = code } } } }
   else
     body = { error = { code = code, message = message } }
