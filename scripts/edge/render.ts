@@ -39,6 +39,8 @@ export const edgeEnvironmentSchema = z.object({
   EDGE_CACHE_TTL_SECONDS: seconds(30),
   EDGE_NEGATIVE_CACHE_TTL_SECONDS: seconds(5),
   EDGE_STALE_TTL_SECONDS: seconds(300),
+  /** How long a membership answer is trusted: a removed member's token works at most this long. */
+  EDGE_MEMBER_TTL_SECONDS: seconds(4),
   EDGE_TENANT_CACHE_SIZE: dictSize('32m'),
   /** Decoded answers each worker keeps in front of the shared dict. */
   EDGE_WORKER_CACHE_ITEMS: z.coerce.number().int().min(100).default(20_000),
@@ -78,6 +80,7 @@ function luaConfig(env: EdgeEnvironment): string {
     positive_ttl: env.EDGE_CACHE_TTL_SECONDS,
     negative_ttl: env.EDGE_NEGATIVE_CACHE_TTL_SECONDS,
     stale_ttl: env.EDGE_STALE_TTL_SECONDS,
+    member_ttl: env.EDGE_MEMBER_TTL_SECONDS,
     worker_cache_items: env.EDGE_WORKER_CACHE_ITEMS,
     claims_namespace: env.EDGE_CLAIMS_NAMESPACE,
     purge_secret: env.EDGE_PURGE_SECRET,

@@ -83,11 +83,20 @@ export function send(
   });
 }
 
-/** A token with the given claims, unsigned-looking but well-formed: the edge only reads claims. */
-export function tokenFor(tenantId: string | undefined, extraClaims: Record<string, unknown> = {}): string {
+/**
+ * A well-formed token with the given claims and a dummy signature: the edge only reads
+ * claims (Hasura and the services verify signatures).
+ */
+export function tokenFor(
+  tenantId: string | undefined,
+  { userId, issuedAt = Math.floor(Date.now() / 1000), hasuraClaims = {} }: { userId?: string; issuedAt?: number; hasuraClaims?: Record<string, unknown> } = {},
+): string {
   const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const claims = tenantId === undefined ? {} : { 'x-hasura-tenant-id': tenantId, 'x-hasura-default-role': 'member' };
-  return `${encode({ alg: 'EdDSA', typ: 'JWT' })}.${encode({ sub: randomUUID(), 'https://hasura.io/jwt/claims': claims, ...extraClaims })}.c2lnbmF0dXJl`;
+  const claims: Record<string, unknown> = { 'x-hasura-default-role': 'member', ...hasuraClaims };
+  if (tenantId !== undefined) claims['x-hasura-tenant-id'] = tenantId;
+  if (userId !== undefined) claims['x-hasura-user-id'] = userId;
+  const payload = { sub: userId ?? randomUUID(), iat: issuedAt, 'https://hasura.io/jwt/claims': claims };
+  return `${encode({ alg: 'EdDSA', typ: 'JWT' })}.${encode(payload)}.c2lnbmF0dXJl`;
 }
 
 export interface EdgeHarness {

@@ -69,12 +69,30 @@ local function tenant_reference(headers, token_tenant, graphql)
   end
 
   if token_tenant then
-    if not token_tenant:lower():find(UUID) then
+    if not token_tenant:find(UUID) then
       return respond.refuse(graphql, 401, "invalid_token", "the token's tenant claim is not a UUID")
     end
-    return "id", token_tenant:lower()
+    return "id", token_tenant
   end
   return nil
+end
+
+-- A user's token stops working within seconds of the user leaving the tenant or of a
+-- change to their role: the member's answer is cached for member_ttl only.
+local function check_membership(graphql, tenant_id, claims)
+  if not claims.user_id:find(UUID) then
+    return respond.refuse(graphql, 401, "invalid_token", "the token's user claim is not a UUID")
+  end
+  local member, err = cache.lookup("member", tenant_id .. ":" .. claims.user_id)
+  if member == nil then
+    return respond.refuse(graphql, 503, "resolver_unavailable", "the membership cannot be checked right now: " .. err)
+  end
+  if not member then
+    return respond.refuse(graphql, 401, "token_revoked", "the token's user is no longer a member of this tenant")
+  end
+  if not claims.issued_at or claims.issued_at < member.tokens_valid_after then
+    return respond.refuse(graphql, 401, "token_revoked", "the member's role changed after this token was issued; get a new one")
+  end
 end
 
 -- options.tenant: "required", "optional" or "none"; options.graphql: answer in GraphQL's shape.
@@ -94,10 +112,11 @@ function _M.run(options)
   local authorization
   authorization, err = single(headers, "authorization")
   if err then return respond.refuse(graphql, 400, "bad_request", err) end
-  local has_token, token_tenant, token_err = token.tenant_claim(authorization)
+  local has_token, claims, token_err = token.claims(authorization)
   if has_token and token_err then
     return respond.refuse(graphql, 401, "invalid_token", token_err)
   end
+  local token_tenant = claims and claims.tenant_id
 
   local by, value = tenant_reference(headers, token_tenant, graphql)
   local tenant
@@ -128,8 +147,11 @@ function _M.run(options)
   if tenant.status == "suspended" then
     return respond.refuse(graphql, 403, "tenant_suspended", "this tenant is suspended")
   end
-  if token_tenant and token_tenant:lower() ~= tenant.id then
+  if token_tenant and token_tenant ~= tenant.id then
     return respond.refuse(graphql, 403, "tenant_mismatch", "the token belongs to another tenant than the one this request names")
+  end
+  if claims and claims.user_id and not claims.api_key then
+    check_membership(graphql, tenant.id, claims)
   end
 
   local allowed, retry_after = ratelimit.allow(tenant)

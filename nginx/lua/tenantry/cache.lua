@@ -30,9 +30,18 @@ local function remember(key, entry, sequence)
   decoded:set(key, { tenant = entry.tenant, fresh_until = entry.fresh_until, sequence = sequence }, entry.fresh_until - ngx.now())
 end
 
-local function store(key, tenant, now, sequence)
+-- Membership answers go stale sooner: a removed member's tokens must stop within seconds.
+local function fresh_ttl(by, found)
   local values = config.values
-  local fresh = tenant and values.positive_ttl or values.negative_ttl
+  if by == "member" then
+    return values.member_ttl
+  end
+  return found and values.positive_ttl or values.negative_ttl
+end
+
+local function store(by, key, tenant, now, sequence)
+  local values = config.values
+  local fresh = fresh_ttl(by, tenant)
   local lifetime = tenant and (fresh + values.stale_ttl) or fresh
   local entry = { tenant = tenant or false, at = now, fresh_until = now + fresh }
   remember(key, entry, sequence)
@@ -63,8 +72,9 @@ local function ask_resolver(by, value)
   local response = ngx.location.capture("/_edge/resolve", { args = { by = by, value = value } })
   if response.status == ngx.HTTP_OK then
     local body = cjson.decode(response.body)
-    if type(body) == "table" and type(body.tenant) == "table" then
-      return body.tenant
+    local answer = type(body) == "table" and (body.tenant or body.member)
+    if type(answer) == "table" then
+      return answer
     end
     return nil, "the resolver sent an unreadable answer"
   end
@@ -75,7 +85,8 @@ local function ask_resolver(by, value)
   return nil, "the resolver answered " .. response.status
 end
 
--- Returns the tenant table, false when there is none, or nil and an error when the
+-- by: "id", "slug", "domain" (answers are tenants) or "member" (value "<tenant>:<user>").
+-- Returns the answer table, false when there is none, or nil and an error when the
 -- answer is unknown (resolver down and nothing usable cached).
 function _M.lookup(by, value)
   local key = by .. ":" .. value
@@ -92,10 +103,10 @@ function _M.lookup(by, value)
   end
   local tenant, err = ask_resolver(by, value)
   if tenant ~= nil then
-    store(key, tenant, now, sequence)
+    store(by, key, tenant, now, sequence)
     -- Found by slug or domain: the id key is warm too.
-    if tenant and by ~= "id" then
-      store("id:" .. tenant.id, tenant, now, sequence)
+    if tenant and (by == "slug" or by == "domain") then
+      store("id", "id:" .. tenant.id, tenant, now, sequence)
     end
     return tenant
   end

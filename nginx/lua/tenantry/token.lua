@@ -20,8 +20,8 @@ local function decode_segment(segment)
   return ngx.decode_base64(padded)
 end
 
--- Returns has_token, tenant_id_or_nil, err.
-function _M.tenant_claim(authorization)
+-- Returns has_token, claims, err. claims: { tenant_id, user_id, issued_at, api_key } (any may be nil).
+function _M.claims(authorization)
   if not authorization then
     return false
   end
@@ -36,11 +36,19 @@ function _M.tenant_claim(authorization)
     return true, nil, "the bearer token is not a JWT"
   end
   local namespace = claims[config.values.claims_namespace]
-  local tenant = type(namespace) == "table" and namespace["x-hasura-tenant-id"] or nil
-  if tenant ~= nil and type(tenant) ~= "string" then
-    return true, nil, "the token's tenant claim is not a string"
+  if type(namespace) ~= "table" then
+    return true, {}
   end
-  return true, tenant
+  local tenant, user = namespace["x-hasura-tenant-id"], namespace["x-hasura-user-id"]
+  if (tenant ~= nil and type(tenant) ~= "string") or (user ~= nil and type(user) ~= "string") then
+    return true, nil, "the token's tenant or user claim is not a string"
+  end
+  return true, {
+    tenant_id = tenant and tenant:lower(),
+    user_id = user and user:lower(),
+    issued_at = type(claims.iat) == "number" and claims.iat or nil,
+    api_key = namespace["x-hasura-api-key-id"] ~= nil,
+  }
 end
 
 return _M

@@ -5,10 +5,19 @@ import { z } from 'zod';
 import { errorHandler, HttpError, notFoundHandler, sendError } from '../../shared/src/http/errors.js';
 import type { Logger } from '../../shared/src/logger.js';
 import { normaliseDomain, slugSchema } from '../../shared/src/tenancy.js';
-import { resolveTenant } from './resolve.js';
+import { memberTokenState, resolveTenant } from './resolve.js';
+
+const uuid = z.string().uuid();
 
 const resolveQuery = z.discriminatedUnion('by', [
-  z.object({ by: z.literal('id'), value: z.string().uuid() }),
+  z.object({
+    by: z.literal('member'),
+    value: z
+      .string()
+      .transform((pair) => pair.split(':'))
+      .pipe(z.tuple([uuid, uuid])),
+  }),
+  z.object({ by: z.literal('id'), value: uuid }),
   z.object({ by: z.literal('slug'), value: slugSchema }),
   z.object({
     by: z.literal('domain'),
@@ -54,16 +63,23 @@ export function buildResolverApp({ pool, secret, logger }: ResolverDependencies)
     if (!parsed.success) {
       throw new HttpError(400, 'invalid_request', parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`).join('; '));
     }
-    let tenant;
+    const query = parsed.data;
     try {
-      tenant = await resolveTenant(pool, parsed.data.by, parsed.data.value);
+      if (query.by === 'member') {
+        const member = await memberTokenState(pool, query.value[0], query.value[1]);
+        if (!member) throw new HttpError(404, 'member_not_found', 'no such member');
+        res.json({ member });
+        return;
+      }
+      const tenant = await resolveTenant(pool, query.by, query.value);
+      if (!tenant) throw new HttpError(404, 'tenant_not_found', 'no such tenant');
+      res.json({ tenant });
     } catch (error) {
-      // The edge serves stale answers on a 503; it must never take this for "no such tenant".
-      logger.error({ err: error }, 'tenant lookup failed');
-      throw new HttpError(503, 'unavailable', 'tenant lookup failed');
+      if (error instanceof HttpError) throw error;
+      // The edge serves stale answers on a 503; it must never take this for "not found".
+      logger.error({ err: error }, 'lookup failed');
+      throw new HttpError(503, 'unavailable', 'lookup failed');
     }
-    if (!tenant) throw new HttpError(404, 'tenant_not_found', 'no such tenant');
-    res.json({ tenant });
   });
 
   app.use(notFoundHandler);

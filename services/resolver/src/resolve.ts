@@ -38,3 +38,24 @@ export async function resolveTenant(pool: Pool, by: ResolveBy, value: string): P
     max_api_requests_month: row.max_api_requests_month === null ? null : Number(row.max_api_requests_month),
   };
 }
+
+/** Whether a token's user still belongs to the tenant, and since when its tokens count. */
+export interface MemberTokenState {
+  /** The tenant's id: the edge's purge of a tenant drops these answers too. */
+  id: string;
+  user_id: string;
+  role: string;
+  /** Tokens issued (iat, whole seconds) before this are no longer accepted. */
+  tokens_valid_after: number;
+}
+
+export async function memberTokenState(pool: Pool, tenantId: string, userId: string): Promise<MemberTokenState | null> {
+  const { rows } = await pool.query<{ tenant_id: string; user_id: string; role: string; valid_after: string }>({
+    name: 'member-token-state',
+    text: 'SELECT tenant_id, user_id, role, floor(extract(epoch FROM tokens_valid_after)) AS valid_after FROM app.member_token_state($1, $2)',
+    values: [tenantId, userId],
+  });
+  const row = rows[0];
+  if (!row) return null;
+  return { id: row.tenant_id, user_id: row.user_id, role: row.role, tokens_valid_after: Number(row.valid_after) };
+}
