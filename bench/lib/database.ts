@@ -29,9 +29,26 @@ export interface BenchDatabase {
  */
 export async function startBenchDatabase(env: NodeJS.ProcessEnv = process.env): Promise<BenchDatabase> {
   const cleanups: Array<() => Promise<unknown>> = [];
-  const stop = async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: Error) => console.error(`cleanup failed: ${error.message}`));
+  let stopping: Promise<void> | undefined;
+  // Idempotent: the signal handler and the caller's finally may both call it.
+  const stop = () =>
+    (stopping ??= (async () => {
+      for (const cleanup of cleanups.reverse()) await cleanup().catch((error: Error) => console.error(`cleanup failed: ${error.message}`));
+    })());
+  // Ctrl-C or a CI timeout reaches the non-detached server too, which then shuts down; without
+  // this handler Node would die before any finally and leave the temporary directory behind.
+  // Once clean, the signal is raised again: a caller's own handler still runs, and without
+  // one the process ends by the signal as it would have.
+  const onSignal = (signal: NodeJS.Signals) => {
+    console.error(`${signal}: cleaning up the benchmark database`);
+    void stop().finally(() => process.kill(process.pid, signal));
   };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  cleanups.push(async () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  });
   try {
     let serverUrl = env.DATABASE_URL;
     if (!serverUrl) {

@@ -15,10 +15,12 @@ test('the migrated schema passes the isolation lint', async () => {
   }
 });
 
-test('helper calls count as wrapped only as the whole of a (SELECT …)', () => {
+test('helper calls count as wrapped only inside a (SELECT …)', () => {
   expect(unwrappedHelperCalls('(tenant_id = ( SELECT app.current_tenant_id() AS current_tenant_id))')).toEqual([]);
+  expect(unwrappedHelperCalls("(tenant_id = ( SELECT ((NULLIF(current_setting('hasura.user'::text, true), ''::text))::jsonb ->> 'x'::text)::uuid AS uuid))")).toEqual([]);
   expect(unwrappedHelperCalls('(tenant_id = app.current_tenant_id())')).toEqual(['app.current_tenant_id']);
   expect(unwrappedHelperCalls("((current_setting('hasura.user'::text, true))::jsonb ->> 'x'::text)")).toEqual(['current_setting']);
+  expect(unwrappedHelperCalls("(( SELECT 1) = 1 AND tenant_id = app.current_tenant_id())")).toEqual(['app.current_tenant_id']);
 });
 
 describe('the lint catches each way a tenant table can leak', () => {

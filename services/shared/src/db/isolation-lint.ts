@@ -3,9 +3,17 @@ import type pg from 'pg';
 /** The roles that must never see across tenants. */
 export const ISOLATED_ROLES = ['app_service', 'hasura_app'] as const;
 const COMMANDS = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
-/** Calls a policy must make through (SELECT …), so they run once per statement, not per row. */
+/** Calls a policy must make inside a (SELECT …), so they run once per statement, not per row. */
 const HELPER_CALL = /\b(app\.[a-z_]+|current_setting)\s*\(/g;
-const SESSION_TENANT = /= \( SELECT app\.current_tenant_id\(\) AS current_tenant_id\)/;
+/**
+ * The session tenant as Postgres deparses it: the expression app.enable_tenant_isolation()
+ * writes out, or the app.current_tenant_id() helper a hand-written policy may use.
+ */
+const SESSION_TENANT_FORMS = [
+  "( SELECT (((NULLIF(current_setting('hasura.user'::text, true), ''::text))::jsonb ->> 'x-hasura-tenant-id'::text))::uuid AS uuid)",
+  '( SELECT app.current_tenant_id() AS current_tenant_id)',
+];
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 export interface IsolationProblem {
   table: string;
@@ -94,20 +102,34 @@ async function policies(client: pg.ClientBase, target: TenantTable): Promise<Pol
   return rows;
 }
 
-/** Calls to helpers or current_setting that are not the whole of a (SELECT …) sub-query. */
-export function unwrappedHelperCalls(expression: string): string[] {
-  const found: string[] = [];
-  for (const match of expression.matchAll(HELPER_CALL)) {
-    const before = expression.slice(0, match.index).trimEnd();
-    if (!/\(\s*SELECT$/i.test(before)) found.push(match[1]!);
+/** The [start, end) spans of the (SELECT …) sub-queries in a deparsed expression. */
+function subqueries(expression: string): Array<[number, number]> {
+  const spans: Array<[number, number]> = [];
+  for (const match of expression.matchAll(/\(\s*SELECT\b/gi)) {
+    let depth = 0;
+    for (let index = match.index; index < expression.length; index += 1) {
+      if (expression[index] === '(') depth += 1;
+      else if (expression[index] === ')' && --depth === 0) {
+        spans.push([match.index, index + 1]);
+        break;
+      }
+    }
   }
-  return found;
+  return spans;
+}
+
+/** Calls to helpers or current_setting outside any (SELECT …): evaluated per row. */
+export function unwrappedHelperCalls(expression: string): string[] {
+  const spans = subqueries(expression);
+  return [...expression.matchAll(HELPER_CALL)]
+    .filter((match) => !spans.some(([start, end]) => match.index > start && match.index < end))
+    .map((match) => match[1]!);
 }
 
 function checkPolicies(target: TenantTable, rows: PolicyFacts[]): IsolationProblem[] {
   const problems: IsolationProblem[] = [];
   const name = target.table;
-  const sessionTenant = new RegExp(`\\b${target.tenantColumn} ${SESSION_TENANT.source}`);
+  const sessionTenant = new RegExp(`\\b${target.tenantColumn} = (${SESSION_TENANT_FORMS.map(escapeRegExp).join('|')})`);
   for (const role of ISOLATED_ROLES) {
     for (const command of COMMANDS) {
       const applicable = rows.filter(
