@@ -2,11 +2,14 @@
 //
 // One nginx worker each, wrk on loopback, 10,000 tenants known, requests spread at random
 // over them by X-Tenant-Slug:
-//   (a) plain proxy: the same Debian nginx, no Lua, proxying to the same upstream;
+//   (a) plain proxy: the same Debian nginx, no Lua, proxying to the same upstream with the
+//       edge's proxy headers and JSON access log, so the difference is the resolver alone;
 //   (b) the edge with a warm tenant cache;
 //   (c) the edge from a cold cache (misses go to the real resolver service and Postgres),
 //       then the same edge warm.
 // The upstream is a third nginx answering a fixed body, so neither side waits on Node.
+// (a) and warm (b) alternate for BENCH_ROUNDS rounds and the medians are compared, so
+// drift on a busy machine hits both alike.
 // Then the shared dict's memory is measured with 100,000 tenants cached.
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -32,6 +35,7 @@ const config = readConfig(
     BENCH_MEMORY_TENANTS: z.coerce.number().int().min(10).default(100_000),
     BENCH_SECONDS: z.coerce.number().int().min(1).max(60).default(8),
     BENCH_CONNECTIONS: z.coerce.number().int().min(1).max(512).default(32),
+    BENCH_ROUNDS: z.coerce.number().int().min(1).max(15).default(3),
   }),
 );
 const exec = promisify(execFile);
@@ -75,6 +79,18 @@ async function wrk(url: string, scriptFile: string): Promise<WrkResult> {
   };
 }
 
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+/** Each figure's median over the rounds. */
+function medianResult(rounds: WrkResult[]): WrkResult {
+  return {
+    requestsPerSecond: median(rounds.map((round) => round.requestsPerSecond)),
+    p50Ms: median(rounds.map((round) => round.p50Ms)),
+    p99Ms: median(rounds.map((round) => round.p99Ms)),
+    failures: rounds.reduce((sum, round) => sum + round.failures, 0),
+  };
+}
+
 /** A plain Debian nginx (no Lua) from a server block: the upstream and the plain proxy. */
 async function startPlainNginx(name: string, root: string, serverBlock: string): Promise<NativeProcess & { url: string }> {
   const dir = path.join(root, name);
@@ -89,7 +105,10 @@ events { worker_connections 4096; }
 http {
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  log_format plain_json escape=json '{"time":"$time_iso8601","request_id":"$request_id","uri":"$uri","status":$status,"latency_s":$request_time}';
+  log_format plain_json escape=json
+    '{"time":"$time_iso8601","request_id":"$request_id","tenant_id":"","route":"storage","method":"$request_method",'
+    '"uri":"$uri","status":$status,"latency_s":$request_time,"upstream_s":"$upstream_response_time","error":""}';
+  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
   server { listen 127.0.0.1:${port}; ${serverBlock} }
 }`;
   await writeFile(path.join(dir, 'nginx.conf'), conf);
@@ -163,8 +182,12 @@ async function main(): Promise<void> {
        location = /ready { return 200; }
        location / {
          proxy_http_version 1.1;
-         proxy_set_header Connection '';
          proxy_set_header Host $host;
+         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+         proxy_set_header X-Forwarded-Proto $scheme;
+         proxy_set_header Upgrade $http_upgrade;
+         proxy_set_header Connection $connection_upgrade;
+         proxy_set_header X-Request-Id $request_id;
          proxy_pass http://bench_upstream;
        }
      }
@@ -196,14 +219,19 @@ async function main(): Promise<void> {
     const scriptFile = path.join(root, 'random-tenant.lua');
     await writeFile(scriptFile, WRK_SCRIPT);
 
-    // Warm-ups settle connection pools and the JIT of every party before measuring.
-    await wrk(plain.url, scriptFile);
-    const plainResult = await wrk(plain.url, scriptFile);
-
     let edge = await freshEdge();
     await touchTenants(edge.url, config.BENCH_TENANTS);
+    // Warm-ups settle connection pools and the JIT of every party before measuring.
+    await wrk(plain.url, scriptFile);
     await wrk(edge.url, scriptFile);
-    const warmResult = await wrk(edge.url, scriptFile);
+    const plainRounds: WrkResult[] = [];
+    const warmRounds: WrkResult[] = [];
+    for (let round = 0; round < config.BENCH_ROUNDS; round += 1) {
+      plainRounds.push(await wrk(plain.url, scriptFile));
+      warmRounds.push(await wrk(edge.url, scriptFile));
+    }
+    const plainResult = medianResult(plainRounds);
+    const warmResult = medianResult(warmRounds);
 
     await stopProcess(edge.pid);
     edge = await freshEdge();
@@ -216,7 +244,10 @@ async function main(): Promise<void> {
       ['(c) edge, cold cache', coldResult],
       ['(c) edge, then warm', coldThenWarmResult],
     ] as const;
-    console.log(`\nwrk: 1 thread, ${config.BENCH_CONNECTIONS} connections, ${config.BENCH_SECONDS} s per run, ${config.BENCH_TENANTS.toLocaleString('en-US')} tenants at random\n`);
+    console.log(
+      `\nwrk: 1 thread, ${config.BENCH_CONNECTIONS} connections, ${config.BENCH_SECONDS} s per run, ` +
+        `${config.BENCH_TENANTS.toLocaleString('en-US')} tenants at random; (a) and (b) medians of ${config.BENCH_ROUNDS} alternating rounds\n`,
+    );
     console.log(
       formatTable(
         ['case', 'requests/s', 'p50 ms', 'p99 ms', 'failed'],
@@ -265,6 +296,7 @@ async function main(): Promise<void> {
 
     const file = await writeResults('edge', cases, {
       runs: Object.fromEntries(table.map(([name, result]) => [name, result])),
+      rounds: { plain: plainRounds, warm: warmRounds },
       p99_added_ms: Number(addedP99.toFixed(3)),
       p99_goal_met: p99Met,
       memory,
