@@ -20,21 +20,15 @@ $$;
 
 CREATE FUNCTION app.resolve_tenant_by_slug(p_slug text) RETURNS SETOF app.tenant_resolution
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
-AS $$
-  SELECT t.id, t.slug, t.status, t.plan_id, p.rate_limit_rps, coalesce(t.max_api_requests_month, p.max_api_requests_month)
-  FROM tenants t JOIN plans p ON p.id = t.plan_id
-  WHERE t.slug = p_slug
-$$;
+AS $$ SELECT * FROM app.resolve_tenant_by_id((SELECT id FROM tenants WHERE slug = p_slug)) $$;
 
 -- A domain resolves only once it is verified.
 CREATE FUNCTION app.resolve_tenant_by_domain(p_domain text) RETURNS SETOF app.tenant_resolution
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
 AS $$
-  SELECT t.id, t.slug, t.status, t.plan_id, p.rate_limit_rps, coalesce(t.max_api_requests_month, p.max_api_requests_month)
-  FROM tenant_domains d
-  JOIN tenants t ON t.id = d.tenant_id
-  JOIN plans p ON p.id = t.plan_id
-  WHERE d.domain = p_domain AND d.verified_at IS NOT NULL
+  SELECT * FROM app.resolve_tenant_by_id(
+    (SELECT tenant_id FROM tenant_domains WHERE domain = p_domain AND verified_at IS NOT NULL)
+  )
 $$;
 
 ALTER FUNCTION app.resolve_tenant_by_id(uuid) OWNER TO app_definer;
