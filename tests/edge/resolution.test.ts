@@ -169,6 +169,7 @@ describe('headers', () => {
       expect(Object.keys(seen).filter((name) => name.startsWith('x-hasura-') && name !== 'x-hasura-tenant-id'), path).toEqual([]);
       expect(seen['x-hasura-tenant-id'], path).toBe(tenant);
       expect(seen['x-tenant-id'], path).toBe(tenant);
+      expect(seen['x-tenant-slug'], path).toBe(tenant && acme.slug);
       expect(seen['x-request-id'], path).toMatch(/^[0-9a-f]{32}$/);
       expect(response.headers['x-request-id']).toBe(seen['x-request-id']);
     }

@@ -1,5 +1,5 @@
 -- The access phase of every proxied route: drop spoofable headers, resolve the tenant,
--- refuse what must not pass, rate limit, and tell the upstream who the tenant is.
+-- refuse what must not pass, rate limit, and name the tenant for nginx.conf to pass on.
 local cache = require "tenantry.cache"
 local host = require "tenantry.host"
 local ratelimit = require "tenantry.ratelimit"
@@ -10,8 +10,6 @@ local ngx = ngx
 
 local _M = {}
 
--- Headers only the edge may set. Client copies are dropped on every route, always.
-local EDGE_HEADERS = { ["x-tenant-id"] = true, ["x-tenant-slug"] = true, ["x-request-id"] = true }
 
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 local SLUG = "^[a-z0-9][a-z0-9%-]+[a-z0-9]$"
@@ -25,9 +23,11 @@ local function single(headers, name)
   return value
 end
 
+-- nginx.conf's proxy_set_header replaces X-Request-Id, X-Tenant-Id, X-Tenant-Slug and
+-- X-Hasura-Tenant-Id; every other X-Hasura-* header a client sends is dropped here.
 local function strip_client_headers(headers)
   for name in pairs(headers) do
-    if EDGE_HEADERS[name] or name:find("^x%-hasura%-") then
+    if name:find("^x%-hasura%-") then
       ngx.req.clear_header(name)
     end
   end
@@ -103,8 +103,6 @@ function _M.run(options)
     return respond.refuse(graphql, 400, "bad_request", "cannot read the request headers")
   end
   strip_client_headers(headers)
-  ngx.req.set_header("X-Request-Id", ngx.var.request_id)
-  ngx.header["X-Request-Id"] = ngx.var.request_id
   if options.tenant == "none" then
     return
   end
@@ -159,10 +157,9 @@ function _M.run(options)
     return respond.refuse(graphql, 429, "rate_limited", "too many requests for this tenant", { ["Retry-After"] = retry_after })
   end
 
+  -- nginx.conf turns these into the X-Tenant-Id, X-Hasura-Tenant-Id and X-Tenant-Slug headers.
   ngx.var.tenant_id = tenant.id
-  ngx.req.set_header("X-Hasura-Tenant-Id", tenant.id)
-  ngx.req.set_header("X-Tenant-Id", tenant.id)
-  ngx.req.set_header("X-Tenant-Slug", tenant.slug)
+  ngx.var.tenant_slug = tenant.slug
 end
 
 return _M
