@@ -2,6 +2,7 @@
 -- refuse what must not pass, rate limit, and name the tenant for nginx.conf to pass on.
 local cache = require "tenantry.cache"
 local host = require "tenantry.host"
+local patterns = require "tenantry.patterns"
 local ratelimit = require "tenantry.ratelimit"
 local respond = require "tenantry.respond"
 local token = require "tenantry.token"
@@ -10,9 +11,7 @@ local ngx = ngx
 
 local _M = {}
 
-
-local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
-local SLUG = "^[a-z0-9][a-z0-9%-]+[a-z0-9]$"
+local UUID, SLUG = patterns.UUID, patterns.SLUG
 
 -- A header sent more than once arrives as a table; it is never a valid tenant reference.
 local function single(headers, name)

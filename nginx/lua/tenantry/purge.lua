@@ -7,13 +7,14 @@
 local cjson = require "cjson.safe"
 local cache = require "tenantry.cache"
 local config = require "tenantry.config"
+local patterns = require "tenantry.patterns"
 local respond = require "tenantry.respond"
 
 local ngx = ngx
 
 local _M = {}
 
-local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+local UUID = patterns.UUID
 
 -- Turns {tenant_id, slug, domain} into what cache.purge takes; nil, err when malformed.
 local function purge_request(message)
