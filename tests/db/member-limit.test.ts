@@ -114,34 +114,15 @@ describe('user limit', () => {
 });
 
 describe('last owner', () => {
-  test('deleting the last owner fails at COMMIT, not at the statement', async () => {
-    const tenant = await seedTenant(admin, 'ml-del');
+  test.each([
+    ['deleting', 'DELETE FROM tenant_members WHERE tenant_id = $1 AND user_id = $2'],
+    ['demoting', `UPDATE tenant_members SET role = 'admin' WHERE tenant_id = $1 AND user_id = $2`],
+  ])('%s the last owner fails at COMMIT, not at the statement', async (_action, statement) => {
+    const tenant = await seedTenant(admin, 'ml-last');
     const client = await openTenantTransaction(tenant.tenantId, tenant.ownerUserId);
     try {
-      const deleted = await client.query('DELETE FROM tenant_members WHERE tenant_id = $1 AND user_id = $2', [
-        tenant.tenantId,
-        tenant.ownerUserId,
-      ]);
-      expect(deleted.rowCount).toBe(1);
-      const error = await dbError(client.query('COMMIT'));
-      expect(error?.code).toBe('23514');
-      expect(error?.constraint).toBe('tenant_members_last_owner');
-    } finally {
-      await client.query('ROLLBACK').catch(() => undefined);
-      client.release();
-    }
-    expect(await ownersOf(tenant.tenantId)).toEqual([tenant.ownerUserId]);
-  });
-
-  test('demoting the last owner fails at COMMIT', async () => {
-    const tenant = await seedTenant(admin, 'ml-demote');
-    const client = await openTenantTransaction(tenant.tenantId, tenant.ownerUserId);
-    try {
-      const updated = await client.query(`UPDATE tenant_members SET role = 'admin' WHERE tenant_id = $1 AND user_id = $2`, [
-        tenant.tenantId,
-        tenant.ownerUserId,
-      ]);
-      expect(updated.rowCount).toBe(1);
+      const changed = await client.query(statement, [tenant.tenantId, tenant.ownerUserId]);
+      expect(changed.rowCount).toBe(1);
       const error = await dbError(client.query('COMMIT'));
       expect(error?.code).toBe('23514');
       expect(error?.constraint).toBe('tenant_members_last_owner');
