@@ -147,7 +147,7 @@ function _M.run(options)
   if token_tenant and token_tenant ~= tenant.id then
     return respond.refuse(graphql, 403, "tenant_mismatch", "the token belongs to another tenant than the one this request names")
   end
-  if claims and claims.user_id and not claims.api_key then
+  if claims and claims.user_id then
     check_membership(graphql, tenant.id, claims)
   end
 

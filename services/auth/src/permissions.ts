@@ -1,0 +1,38 @@
+/** The tenant roles, which are also Hasura roles. */
+export const ROLES = ['owner', 'admin', 'member', 'guest'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** What each role may do before per-member extras. */
+export const ROLE_PERMISSIONS: Record<Role, readonly string[]> = {
+  owner: ['*'],
+  admin: ['users:*', 'projects:*', 'settings:read', 'settings:write'],
+  member: ['projects:read', 'projects:write'],
+  guest: ['projects:read'],
+};
+
+export interface Member {
+  role: Role;
+  /** Extra grants from tenant_members.permissions. */
+  permissions?: readonly string[];
+}
+
+/** `*` matches everything, `users:*` every action on users, anything else itself. */
+export function grantMatches(grant: string, permission: string): boolean {
+  if (grant === '*') return true;
+  if (grant === permission) return true;
+  if (grant.endsWith(':*')) {
+    const resource = grant.slice(0, -1); // "users:"
+    return permission.startsWith(resource) && permission.length > resource.length;
+  }
+  return false;
+}
+
+/** The one answer to "may this member do X"; every endpoint asks it. */
+export function can(member: Member | null | undefined, permission: string): boolean {
+  if (!member) return false;
+  const grants = [...(ROLE_PERMISSIONS[member.role] ?? []), ...(member.permissions ?? [])];
+  return grants.some((grant) => grantMatches(grant, permission));
+}
+
+/** Rank for "only owners touch owners" and "a key's role never exceeds its creator's". */
+export const ROLE_RANK: Record<Role, number> = { owner: 3, admin: 2, member: 1, guest: 0 };

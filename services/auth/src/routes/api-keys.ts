@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { withTenant } from '../../../shared/src/db/tenant-context.js';
+import { fail } from '../errors.js';
+import { defineOperation } from '../http.js';
+import { can, ROLE_RANK, ROLES, type Role } from '../permissions.js';
+import { hashToken, sameSecret } from '../secrets.js';
+import { actingMember, authorize, inTenant } from '../tenant-access.js';
+import { permissionListSchema } from './members.js';
+
+/** `tnt_<prefix>_<secret>`: the prefix (public, unique) finds the row, the whole key is compared by hash. */
+const API_KEY = /^tnt_([a-f0-9]{18})_([A-Za-z0-9_-]{43})$/;
+
+export function newApiKey(): { key: string; prefix: string } {
+  const prefix = randomBytes(9).toString('hex');
+  return { key: `tnt_${prefix}_${randomBytes(32).toString('base64url')}`, prefix };
+}
+
+const apiKeySchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  prefix: z.string(),
+  role: z.enum(ROLES),
+  scopes: z.array(z.string()),
+  expiresAt: z.string().nullable(),
+  revokedAt: z.string().nullable(),
+  lastUsedAt: z.string().nullable(),
+  createdAt: z.string(),
+});
+
+interface ApiKeyRow {
+  id: string;
+  name: string;
+  prefix: string;
+  role: Role;
+  scopes: string[];
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+  created_at: Date;
+}
+
+const COLUMNS = 'id, name, prefix, role, scopes, expires_at, revoked_at, last_used_at, created_at';
+const iso = (value: Date | null) => value?.toISOString() ?? null;
+const view = (row: ApiKeyRow) => ({
+  id: row.id,
+  name: row.name,
+  prefix: row.prefix,
+  role: row.role,
+  scopes: row.scopes,
+  expiresAt: iso(row.expires_at),
+  revokedAt: iso(row.revoked_at),
+  lastUsedAt: iso(row.last_used_at),
+  createdAt: row.created_at.toISOString(),
+});
+
+export const createApiKey = defineOperation({
+  method: 'post',
+  path: '/auth/api-keys',
+  summary: 'Create an API key for the tenant (settings:write); the key is in this answer only',
+  tag: 'api-keys',
+  auth: 'token',
+  body: z.object({
+    name: z.string().trim().min(1).max(200),
+    role: z.enum(ROLES).default('member'),
+    scopes: permissionListSchema.default([]),
+    expiresAt: z.iso.datetime({ offset: true }).refine((value) => Date.parse(value) > Date.now(), 'must be in the future').optional(),
+  }),
+  responses: { 201: { description: 'created; `key` is shown once', schema: apiKeySchema.extend({ key: z.string() }) }, 403: { description: 'missing settings:write, or a role/scope above yours' } },
+  async handler(context) {
+    const acting = await actingMember(context);
+    authorize(acting, 'settings:write');
+    const { body } = context;
+    if (ROLE_RANK[body.role] > ROLE_RANK[acting.member.role]) throw fail('forbidden', 'a key cannot have a role above yours');
+    if (body.role === 'owner') authorize(acting, 'owners:write');
+    for (const scope of body.scopes) if (!can(acting.member, scope)) throw fail('forbidden', `you cannot grant ${scope}`);
+    const { key, prefix } = newApiKey();
+    const row = await inTenant(context.deps, acting, async (client) => {
+      const { rows } = await client.query<ApiKeyRow>(
+        `INSERT INTO api_keys (tenant_id, name, prefix, key_hash, role, scopes, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
+        [acting.tenantId, body.name, prefix, hashToken(key), body.role, body.scopes, acting.userId, body.expiresAt ?? null],
+      );
+      return rows[0]!;
+    });
+    return { status: 201, body: { ...view(row), key } };
+  },
+});
+
+export const listApiKeys = defineOperation({
+  method: 'get',
+  path: '/auth/api-keys',
+  summary: "The tenant's API keys, without secrets (settings:read)",
+  tag: 'api-keys',
+  auth: 'token',
+  responses: { 200: { description: 'keys', schema: z.object({ apiKeys: z.array(apiKeySchema) }) } },
+  async handler(context) {
+    const acting = await actingMember(context);
+    authorize(acting, 'settings:read');
+    const rows = await inTenant(context.deps, acting, async (client) => (await client.query<ApiKeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at`, [acting.tenantId])).rows);
+    return { body: { apiKeys: rows.map(view) } };
+  },
+});
+
+export const revokeApiKey = defineOperation({
+  method: 'delete',
+  path: '/auth/api-keys/:id',
+  summary: 'Revoke an API key (settings:write); tokens already exchanged live out their ≤15 minutes',
+  tag: 'api-keys',
+  auth: 'token',
+  params: z.object({ id: z.uuid() }),
+  responses: { 204: { description: 'revoked' }, 404: { description: 'no such key in this tenant' } },
+  async handler(context) {
+    const acting = await actingMember(context);
+    authorize(acting, 'settings:write');
+    const found = await inTenant(context.deps, acting, async (client) => {
+      const { rowCount } = await client.query('UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE tenant_id = $1 AND id = $2', [acting.tenantId, context.params.id]);
+      return (rowCount ?? 0) > 0;
+    });
+    if (!found) throw fail('api_key_not_found');
+    return { status: 204 };
+  },
+});
+
+interface KeyLookup {
+  id: string;
+  tenant_id: string;
+  tenant_slug: string;
+  tenant_status: string;
+  key_hash: string;
+  role: Role;
+  scopes: string[];
+  created_by: string | null;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+  creator_role: Role | null;
+}
+
+/** last_used_at is kept to the minute: the exchange stays one query on the hot path. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export const exchangeApiKey = defineOperation({
+  method: 'post',
+  path: '/auth/token',
+  summary: 'Exchange an API key for a short-lived access token of its tenant; X-Tenant-Slug / X-Tenant-Id, when sent, must name that tenant',
+  tag: 'api-keys',
+  auth: 'none',
+  body: z.object({ apiKey: z.string().min(1).max(200) }),
+  responses: {
+    200: { description: 'an access token', schema: z.object({ accessToken: z.string(), tokenType: z.literal('Bearer'), expiresIn: z.number(), tenant: z.object({ id: z.uuid(), slug: z.string(), role: z.enum(ROLES) }) }) },
+    401: { description: 'unknown, revoked or expired key' },
+    403: { description: 'the tenant is not active, or is not the one named by the headers' },
+  },
+  async handler({ deps, body, req }) {
+    const match = API_KEY.exec(body.apiKey);
+    if (!match) throw fail('invalid_api_key');
+    const { rows } = await deps.pool.query<KeyLookup>('SELECT * FROM app.api_key_by_prefix($1)', [match[1]]);
+    const key = rows[0];
+    const presented = hashToken(body.apiKey);
+    if (!key || !sameSecret(presented, key.key_hash)) throw fail('invalid_api_key');
+    if (key.revoked_at || (key.expires_at && key.expires_at.getTime() <= Date.now())) throw fail('invalid_api_key');
+    const headerSlug = req.get('x-tenant-slug');
+    const headerId = req.get('x-tenant-id');
+    if ((headerSlug !== undefined && headerSlug !== key.tenant_slug) || (headerId !== undefined && headerId !== key.tenant_id)) throw fail('tenant_mismatch');
+    if (key.tenant_status !== 'active') throw fail('tenant_inactive');
+    // The token acts for the key's creator (sub and x-hasura-user-id), so the edge's per-member
+    // checks apply to it, and never with a role above the creator's current one.
+    if (!key.created_by) throw fail('invalid_api_key', "the key's creator no longer exists");
+    const creatorRole = key.creator_role;
+    if (!creatorRole) throw fail('invalid_api_key', "the key's creator is no longer a member");
+    const role = ROLE_RANK[key.role] <= ROLE_RANK[creatorRole] ? key.role : creatorRole;
+    if (!key.last_used_at || Date.now() - key.last_used_at.getTime() >= LAST_USED_RESOLUTION_MS) {
+      await withTenant(deps.pool, { tenantId: key.tenant_id, userId: key.created_by, role }, (client) => client.query('UPDATE api_keys SET last_used_at = now() WHERE id = $1', [key.id]));
+    }
+    return {
+      body: {
+        accessToken: deps.tokens.sign({ userId: key.created_by, tenant: { id: key.tenant_id, role }, apiKeyId: key.id, apiKeyScopes: key.scopes }),
+        tokenType: 'Bearer',
+        expiresIn: deps.tokens.ttlSeconds,
+        tenant: { id: key.tenant_id, slug: key.tenant_slug, role },
+      },
+    };
+  },
+});

@@ -1,0 +1,223 @@
+import { randomUUID } from 'node:crypto';
+import type { Pool, PoolClient } from 'pg';
+import { z } from 'zod';
+import { withTenant } from '../../../shared/src/db/tenant-context.js';
+import { slugSchema } from '../../../shared/src/tenancy.js';
+import { sendVerificationMail } from '../email-tokens.js';
+import { fail, pgError } from '../errors.js';
+import { defineOperation, emailSchema, passwordSchema, type Context } from '../http.js';
+import { ROLES } from '../permissions.js';
+import { pickTenant, revokeFamily, rotateSession, startSession, userTenants, type ClientInfo, type UserTenant } from '../sessions.js';
+
+export const sessionSchema = z.object({
+  accessToken: z.string(),
+  tokenType: z.literal('Bearer'),
+  expiresIn: z.number().int(),
+  refreshToken: z.string(),
+  tenant: z.object({ id: z.uuid(), slug: z.string(), role: z.enum(ROLES) }).nullable(),
+});
+
+const clientInfo = (context: Context<unknown, unknown, unknown>): ClientInfo => ({ userAgent: context.req.get('user-agent'), ip: context.req.ip });
+
+export const signup = defineOperation({
+  method: 'post',
+  path: '/auth/signup',
+  summary: 'Create an account, optionally with a first tenant it owns; mails an email-verification link',
+  tag: 'session',
+  auth: 'none',
+  body: z.object({
+    email: emailSchema,
+    password: passwordSchema,
+    displayName: z.string().trim().max(200).optional(),
+    tenant: z.object({ slug: slugSchema, name: z.string().trim().min(1).max(200) }).optional(),
+  }),
+  responses: { 201: { description: 'signed up and logged in', schema: sessionSchema }, 409: { description: 'email or slug taken' } },
+  async handler(context) {
+    const { deps, body } = context;
+    const passwordHash = await deps.passwords.hash(body.password);
+    const tenantId = body.tenant ? randomUUID() : null;
+    const userId = randomUUID();
+    const insertUser = (db: Pool | PoolClient) =>
+      db.query('INSERT INTO users (id, email, password_hash, display_name) VALUES ($1, $2, $3, $4)', [userId, body.email, passwordHash, body.displayName ?? '']);
+    try {
+      if (body.tenant && tenantId) {
+        const tenant = body.tenant;
+        // One transaction: the account, its tenant and its ownership exist together or not at all.
+        await withTenant(deps.pool, { tenantId, userId, role: 'owner' }, async (client) => {
+          await insertUser(client);
+          await client.query('INSERT INTO tenants (id, slug, name, owner_user_id) VALUES ($1, $2, $3, $4)', [tenantId, tenant.slug, tenant.name, userId]);
+          await client.query("INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'owner')", [tenantId, userId]);
+        });
+      } else {
+        await insertUser(deps.pool);
+      }
+    } catch (error) {
+      const { code, constraint } = pgError(error);
+      if (code === '23505' && constraint === 'users_email_key') throw fail('email_in_use');
+      if (code === '23505' && constraint === 'tenants_slug_key') throw fail('slug_taken');
+      if (code === '23514' && constraint === 'tenants_slug_valid') throw fail('validation_failed', 'tenant.slug: is reserved');
+      throw error;
+    }
+    await sendVerificationMail(deps, deps.pool, userId, body.email);
+    const tenant = tenantId ? await pickTenant(deps.pool, userId, tenantId) : null;
+    return { status: 201, body: await startSession(deps, userId, tenant, clientInfo(context)) };
+  },
+});
+
+export const login = defineOperation({
+  method: 'post',
+  path: '/auth/login',
+  summary: 'Log in with email and password; the session is scoped to the given tenant (id or slug) or the first active one',
+  tag: 'session',
+  auth: 'none',
+  body: z.object({ email: emailSchema, password: z.string().min(1).max(256), tenant: z.string().min(1).max(63).optional() }),
+  responses: {
+    200: { description: 'logged in', schema: sessionSchema },
+    401: { description: 'email or password wrong (never says which)' },
+    429: { description: 'too many failures for this email or IP; Retry-After says when to retry' },
+  },
+  async handler(context) {
+    const { deps, body, req } = context;
+    const ip = req.ip ?? 'unknown';
+    const wait = await deps.limiter.lockedFor(body.email, ip);
+    if (wait > 0) return { status: 429, headers: { 'Retry-After': String(wait) }, body: { error: { code: 'too_many_attempts', message: 'too many attempts; try again later' } } };
+    const { rows } = await deps.pool.query<{ id: string; password_hash: string | null; disabled_at: Date | null }>(
+      'SELECT id, password_hash, disabled_at FROM users WHERE lower(email) = lower($1)',
+      [body.email],
+    );
+    const user = rows[0];
+    const ok = await deps.passwords.verify(user?.password_hash ?? null, body.password);
+    if (!user || !ok) {
+      await deps.limiter.recordFailure(body.email, ip);
+      throw fail('invalid_credentials');
+    }
+    await deps.limiter.recordSuccess(body.email, ip);
+    if (user.disabled_at) throw fail('user_disabled');
+    await deps.pool.query('UPDATE users SET last_login_at = now() WHERE id = $1', [user.id]);
+    const tenant = await pickTenant(deps.pool, user.id, body.tenant);
+    return { body: await startSession(deps, user.id, tenant, clientInfo(context)) };
+  },
+});
+
+const refreshBody = z.object({ refreshToken: z.string().min(1).max(200) });
+
+export const refresh = defineOperation({
+  method: 'post',
+  path: '/auth/refresh',
+  summary: 'Rotate a refresh token: a new access token and a new refresh token; reusing a spent one revokes the session',
+  tag: 'session',
+  auth: 'none',
+  body: refreshBody,
+  responses: { 200: { description: 'rotated', schema: sessionSchema }, 401: { description: 'invalid, expired, revoked or reused' } },
+  async handler(context) {
+    return { body: await rotateSession(context.deps, context.body.refreshToken, clientInfo(context)) };
+  },
+});
+
+export const logout = defineOperation({
+  method: 'post',
+  path: '/auth/logout',
+  summary: "Revoke the refresh token's whole session",
+  tag: 'session',
+  auth: 'none',
+  body: refreshBody,
+  responses: { 204: { description: 'logged out (also when the token was unknown)' } },
+  async handler(context) {
+    await revokeFamily(context.deps.pool, context.body.refreshToken);
+    return { status: 204 };
+  },
+});
+
+export const me = defineOperation({
+  method: 'get',
+  path: '/auth/me',
+  summary: 'The caller: user, the tenant the token is scoped to and the role there',
+  tag: 'session',
+  auth: 'token',
+  responses: { 200: { description: 'the caller' }, 401: { description: 'no valid access token' } },
+  async handler({ deps, principal }) {
+    const p = principal!;
+    const { rows } = await deps.pool.query<{ id: string; email: string; display_name: string; email_verified_at: Date | null; is_staff: boolean }>(
+      'SELECT id, email, display_name, email_verified_at, is_staff FROM users WHERE id = $1',
+      [p.userId],
+    );
+    const user = rows[0];
+    if (!user) throw fail('unauthenticated');
+    let tenant: { id: string; role: string; permissions: string[] } | null = null;
+    if (p.tenantId) {
+      const member = await withTenant(deps.pool, { tenantId: p.tenantId, userId: p.userId, role: p.role ?? 'member' }, async (client) => {
+        const result = await client.query<{ role: string; permissions: string[] }>('SELECT role, permissions FROM tenant_members WHERE tenant_id = $1 AND user_id = $2', [
+          p.tenantId,
+          p.userId,
+        ]);
+        return result.rows[0];
+      });
+      if (member) tenant = { id: p.tenantId, role: p.apiKeyId ? (p.role ?? member.role) : member.role, permissions: p.apiKeyId ? [] : member.permissions };
+    }
+    return {
+      body: {
+        user: { id: user.id, email: user.email, displayName: user.display_name, emailVerified: user.email_verified_at !== null, isStaff: user.is_staff },
+        tenant,
+        apiKeyId: p.apiKeyId,
+        actor: p.actor,
+      },
+    };
+  },
+});
+
+const tenantView = (tenant: UserTenant) => ({ id: tenant.tenant_id, slug: tenant.slug, name: tenant.name, status: tenant.status, role: tenant.role });
+
+export const tenants = defineOperation({
+  method: 'get',
+  path: '/auth/tenants',
+  summary: "The caller's tenants and roles (not deleted ones)",
+  tag: 'tenants',
+  auth: 'token',
+  responses: { 200: { description: 'tenants' } },
+  async handler({ deps, principal }) {
+    if (principal!.apiKeyId) throw fail('api_key_not_allowed');
+    return { body: { tenants: (await userTenants(deps.pool, principal!.userId)).map(tenantView) } };
+  },
+});
+
+export const switchTenant = defineOperation({
+  method: 'post',
+  path: '/auth/switch-tenant',
+  summary: 'Exchange the access token for one scoped to another active tenant of the caller; with a refresh token, the session moves too',
+  tag: 'tenants',
+  auth: 'token',
+  body: z.object({ tenant: z.string().min(1).max(63), refreshToken: z.string().min(1).max(200).optional() }),
+  responses: { 200: { description: 'a token for the tenant' }, 403: { description: 'not a member, or the tenant is not active' } },
+  async handler(context) {
+    const { deps, principal, body } = context;
+    const p = principal!;
+    if (p.apiKeyId || p.actor) throw fail('forbidden', 'API-key and impersonation tokens cannot switch tenant');
+    const { rows } = await deps.pool.query<{ disabled_at: Date | null }>('SELECT disabled_at FROM users WHERE id = $1', [p.userId]);
+    if (!rows[0] || rows[0].disabled_at) throw fail('unauthenticated');
+    if (body.refreshToken) {
+      return { body: await rotateSession(deps, body.refreshToken, clientInfo(context), { userId: p.userId, tenant: body.tenant }) };
+    }
+    const tenant = (await pickTenant(deps.pool, p.userId, body.tenant))!;
+    return {
+      body: {
+        accessToken: deps.tokens.sign({ userId: p.userId, tenant: { id: tenant.tenant_id, role: tenant.role } }),
+        tokenType: 'Bearer',
+        expiresIn: deps.tokens.ttlSeconds,
+        tenant: { id: tenant.tenant_id, slug: tenant.slug, role: tenant.role },
+      },
+    };
+  },
+});
+
+export const jwks = defineOperation({
+  method: 'get',
+  path: '/auth/.well-known/jwks.json',
+  summary: 'The public keys access tokens are signed with (Hasura reads this as jwk_url)',
+  tag: 'keys',
+  auth: 'none',
+  responses: { 200: { description: 'JWK set' } },
+  async handler({ deps, res }) {
+    res.set('Cache-Control', 'public, max-age=300');
+    return { body: deps.keys.jwks() };
+  },
+});

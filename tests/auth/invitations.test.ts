@@ -1,0 +1,96 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { bearer, decode, expectError, MailSink, PASSWORD, PUBLIC_URL, signUp, startHarness, uniqueEmail, type Harness } from './harness.js';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(() => h.close());
+
+async function invite(token: string, email: string, role = 'member') {
+  const answer = await request(h.app).post('/auth/invitations').set(bearer(token)).send({ email, role }).expect(201);
+  const mail = await h.mail.waitFor(email, /invited/);
+  return { id: answer.body.id as string, mail, token: MailSink.token(mail) };
+}
+
+describe('invitations', () => {
+  test('a new user follows the mailed link, signs up through it and lands in the tenant', async () => {
+    const owner = await signUp(h.app, 'inv');
+    const email = uniqueEmail('newbie');
+    const sent = await invite(owner.accessToken, email, 'admin');
+    expect(sent.mail.text).toContain(`${PUBLIC_URL}/invitations/accept?token=`);
+    expect(sent.mail.subject).toContain('Tenant inv');
+    const stored = await h.admin.query<{ token_hash: string }>('SELECT token_hash FROM tenant_invitations WHERE id = $1', [sent.id]);
+    expect(stored.rows[0]!.token_hash).not.toBe(sent.token);
+    const accepted = await request(h.app).post('/auth/invitations/accept').send({ token: sent.token, password: PASSWORD }).expect(200);
+    expect(accepted.body.tenant).toMatchObject({ id: owner.tenantId, role: 'admin' });
+    expect(decode(accepted.body.accessToken)['https://hasura.io/jwt/claims']).toMatchObject({ 'x-hasura-tenant-id': owner.tenantId, 'x-hasura-default-role': 'admin' });
+    const me = await request(h.app).get('/auth/me').set(bearer(accepted.body.accessToken)).expect(200);
+    expect(me.body.user).toMatchObject({ email, emailVerified: true });
+    // Single use.
+    expectError((await request(h.app).post('/auth/invitations/accept').send({ token: sent.token, password: PASSWORD }).expect(409)).body, 'invitation_not_pending');
+    const list = await request(h.app).get('/auth/invitations').set(bearer(owner.accessToken)).expect(200);
+    expect(list.body.invitations).toEqual([expect.objectContaining({ id: sent.id, status: 'accepted' })]);
+  });
+
+  test('an existing user accepts while logged in; without a token they are told to log in; another user cannot take it', async () => {
+    const owner = await signUp(h.app, 'inve');
+    const existing = await signUp(h.app, 'exist', false);
+    const stranger = await signUp(h.app, 'strng', false);
+    const sent = await invite(owner.accessToken, existing.email.toUpperCase(), 'guest');
+    expectError((await request(h.app).post('/auth/invitations/accept').send({ token: sent.token, password: PASSWORD }).expect(409)).body, 'login_required');
+    expectError((await request(h.app).post('/auth/invitations/accept').set(bearer(stranger.accessToken)).send({ token: sent.token }).expect(403)).body, 'email_mismatch');
+    const accepted = await request(h.app).post('/auth/invitations/accept').set(bearer(existing.accessToken)).send({ token: sent.token }).expect(200);
+    expect(accepted.body.tenant).toMatchObject({ id: owner.tenantId, role: 'guest' });
+  });
+
+  test('one pending invitation per email; resend replaces the link; revoked and expired ones cannot be used', async () => {
+    const owner = await signUp(h.app, 'invr');
+    const email = uniqueEmail('twice');
+    const first = await invite(owner.accessToken, email);
+    expectError((await request(h.app).post('/auth/invitations').set(bearer(owner.accessToken)).send({ email: email.toUpperCase() }).expect(409)).body, 'invitation_pending');
+    const mailsBefore = h.mail.mails.length;
+    await request(h.app).post(`/auth/invitations/${first.id}/resend`).set(bearer(owner.accessToken)).expect(200);
+    await h.mail.waitFor(email, /invited/);
+    expect(h.mail.mails.length).toBeGreaterThan(mailsBefore);
+    const resent = MailSink.token(h.mail.mails.filter((mail) => mail.to.includes(email)).at(-1)!);
+    expect(resent).not.toBe(first.token);
+    expectError((await request(h.app).post('/auth/invitations/accept').send({ token: first.token, password: PASSWORD }).expect(404)).body, 'invitation_not_found');
+    await request(h.app).delete(`/auth/invitations/${first.id}`).set(bearer(owner.accessToken)).expect(204);
+    expectError((await request(h.app).post('/auth/invitations/accept').send({ token: resent, password: PASSWORD }).expect(409)).body, 'invitation_not_pending');
+    expectError((await request(h.app).delete(`/auth/invitations/${first.id}`).set(bearer(owner.accessToken)).expect(409)).body, 'invitation_not_pending');
+    expectError((await request(h.app).post(`/auth/invitations/${first.id}/resend`).set(bearer(owner.accessToken)).expect(409)).body, 'invitation_not_pending');
+
+    // Expired: a new invitation, aged past its 7 days.
+    const second = await invite(owner.accessToken, email);
+    await h.admin.query("UPDATE tenant_invitations SET expires_at = now() - interval '1 second' WHERE id = $1", [second.id]);
+    expectError((await request(h.app).post('/auth/invitations/accept').send({ token: second.token, password: PASSWORD }).expect(409)).body, 'invitation_not_pending');
+    const list = await request(h.app).get('/auth/invitations').set(bearer(owner.accessToken)).expect(200);
+    expect(list.body.invitations.find((i: { id: string }) => i.id === second.id).status).toBe('expired');
+    // An expired invitation does not block a new one.
+    await invite(owner.accessToken, email);
+  });
+
+  test('refusals: members cannot invite, admins cannot invite owners, foreign ids are 404, members cannot be re-invited', async () => {
+    const owner = await signUp(h.app, 'invx');
+    const other = await signUp(h.app, 'invy');
+    const member = await signUp(h.app, 'invm', false);
+    await h.admin.query("INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'member')", [owner.tenantId, member.userId]);
+    const memberToken = (await request(h.app).post('/auth/switch-tenant').set(bearer(member.accessToken)).send({ tenant: owner.slug }).expect(200)).body.accessToken as string;
+    expectError((await request(h.app).post('/auth/invitations').set(bearer(memberToken)).send({ email: uniqueEmail('z') }).expect(403)).body, 'forbidden');
+    expectError((await request(h.app).post('/auth/invitations').set(bearer(owner.accessToken)).send({ email: member.email }).expect(409)).body, 'already_member');
+    const foreign = await invite(other.accessToken, uniqueEmail('f'));
+    expectError((await request(h.app).delete(`/auth/invitations/${foreign.id}`).set(bearer(owner.accessToken)).expect(404)).body, 'invitation_not_found');
+    expectError((await request(h.app).post('/auth/invitations/accept').send({ token: 'nope', password: PASSWORD }).expect(404)).body, 'invitation_not_found');
+  });
+
+  test('accepting respects the user limit (free plan: 3)', async () => {
+    const owner = await signUp(h.app, 'invl');
+    const tokens = [];
+    for (const n of [1, 2, 3]) tokens.push((await invite(owner.accessToken, uniqueEmail(`l${n}`))).token);
+    const answers = await Promise.all(tokens.map((token) => request(h.app).post('/auth/invitations/accept').send({ token, password: PASSWORD })));
+    expect(answers.map((answer) => answer.status).sort()).toEqual([200, 200, 409]);
+    expectError(answers.find((answer) => answer.status === 409)!.body, 'user_limit_reached');
+  });
+});
