@@ -6,6 +6,7 @@ ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --include=dev && npm cache clean --force
 COPY tsconfig.json ./
+COPY bin ./bin
 COPY services ./services
 COPY scripts ./scripts
 COPY nginx ./nginx

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -20,12 +21,14 @@ const config = loadConfigOrExit(
     STACK_STRIPE_PORT: port(12111),
     STACK_STRIPE_HTTPS_PORT: port(12112),
     STACK_RESOLVER_PORT: port(54001),
+    STACK_AUTH_PORT: port(54002),
+    STACK_SMTP_PORT: port(54025),
+    STACK_MAIL_HTTP_PORT: port(54080),
     EDGE_PORT: port(8080),
     // *.localhost resolves to loopback in curl and browsers: acme.tenantry.localhost just works.
     BASE_DOMAIN: z.string().default('tenantry.localhost'),
     // Services that later issues add; until then the edge answers 503 on their routes.
     HASURA_UPSTREAM: z.string().default('127.0.0.1:8081'),
-    AUTH_UPSTREAM: z.string().default('127.0.0.1:4002'),
     BILLING_UPSTREAM: z.string().default('127.0.0.1:4003'),
     STORAGE_UPSTREAM: z.string().default('127.0.0.1:4004'),
     POSTGRES_DB: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('tenantry'),
@@ -43,6 +46,8 @@ const migrationsDir = path.join(repositoryRoot, 'hasura/migrations/default');
 
 interface Secrets {
   postgresSuperuser: string;
+  /** AUTH_SIGNING_KEYS: kept, so tokens survive a restart of the stack. */
+  authSigningKeys: string;
   resolver: string;
   edgePurge: string;
   roles: Record<LoginRole, string>;
@@ -65,8 +70,10 @@ function readJson<T>(file: string): T | undefined {
 
 /** Generated once per .stack directory, so the data survives stack:down / stack:up. */
 function loadSecrets(): Secrets {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const fresh: Secrets = {
     postgresSuperuser: randomSecret(),
+    authSigningKeys: JSON.stringify([{ kid: `stack-${Date.now()}`, privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) }]),
     resolver: randomSecret(24),
     edgePurge: randomSecret(24),
     roles: Object.fromEntries(LOGIN_ROLES.map((role) => [role, randomSecret()])) as Record<LoginRole, string>,
@@ -135,6 +142,21 @@ async function up(): Promise<void> {
       RESOLVER_SECRET: secrets.resolver,
     });
     started.push(resolver);
+    const mail = await startNodeService('mail-catcher', 'scripts/native/mail-catcher.ts', config.STACK_MAIL_HTTP_PORT, {
+      MAIL_CATCHER_SMTP_PORT: String(config.STACK_SMTP_PORT),
+      MAIL_CATCHER_HTTP_PORT: String(config.STACK_MAIL_HTTP_PORT),
+      MAIL_CATCHER_DIR: path.join(config.STACK_DIR, 'mail'),
+    });
+    started.push(mail);
+    const auth = await startNodeService('auth', 'services/auth/src/main.ts', config.STACK_AUTH_PORT, {
+      DATABASE_URL: url('app_service'),
+      REDIS_URL: redis.url,
+      AUTH_PORT: String(config.STACK_AUTH_PORT),
+      AUTH_SIGNING_KEYS: secrets.authSigningKeys,
+      SMTP_URL: `smtp://127.0.0.1:${config.STACK_SMTP_PORT}`,
+      PUBLIC_URL: `http://app.${config.BASE_DOMAIN}:${config.EDGE_PORT}`,
+    });
+    started.push(auth);
     const edge = await startEdge({
       runtimeDir: path.join(config.STACK_DIR, 'edge'),
       detached: true,
@@ -143,7 +165,7 @@ async function up(): Promise<void> {
         EDGE_PORT: String(config.EDGE_PORT),
         BASE_DOMAIN: config.BASE_DOMAIN,
         HASURA_UPSTREAM: config.HASURA_UPSTREAM,
-        AUTH_UPSTREAM: config.AUTH_UPSTREAM,
+        AUTH_UPSTREAM: `127.0.0.1:${config.STACK_AUTH_PORT}`,
         BILLING_UPSTREAM: config.BILLING_UPSTREAM,
         STORAGE_UPSTREAM: config.STORAGE_UPSTREAM,
         RESOLVER_UPSTREAM: `127.0.0.1:${config.STACK_RESOLVER_PORT}`,
@@ -162,6 +184,8 @@ async function up(): Promise<void> {
         { name: 'minio', pid: s3.pid, url: s3.endpoint },
         { name: 'stripe-mock', pid: stripe.pid, url: stripe.apiBase },
         { name: 'resolver', pid: resolver.pid, url: `http://127.0.0.1:${config.STACK_RESOLVER_PORT}` },
+        { name: 'mail-catcher', pid: mail.pid, url: `smtp://127.0.0.1:${config.STACK_SMTP_PORT} (messages in ${path.join(config.STACK_DIR, 'mail')})` },
+        { name: 'auth', pid: auth.pid, url: `http://127.0.0.1:${config.STACK_AUTH_PORT}/auth` },
         { name: 'edge', pid: edge.pid, url: edge.url },
       ],
     };

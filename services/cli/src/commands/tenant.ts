@@ -1,0 +1,246 @@
+import { createInterface } from 'node:readline/promises';
+import { Command, Option } from 'commander';
+import { cliConfig } from '../config.js';
+import { CliError } from '../errors.js';
+import { printFields, printJson, printTable, say, type JsonOption } from '../output.js';
+import { purgeExpired, purgeTenant, type PurgeReport } from '../purge.js';
+import {
+  createTenant,
+  findTenant,
+  listTenants,
+  setTenantStatus,
+  showTenant,
+  softDeleteTenant,
+  tenantStats,
+  type TenantListItem,
+  type TenantRow,
+} from '../tenants.js';
+import { exportTenant, importTenant } from '../transfer.js';
+
+const tenantFields = (tenant: TenantRow): Array<[string, unknown]> => [
+  ['id', tenant.id],
+  ['slug', tenant.slug],
+  ['name', tenant.name],
+  ['status', tenant.status],
+  ['plan', tenant.plan_id],
+  ['created', tenant.created_at],
+  ...(tenant.suspended_at ? ([['suspended', tenant.suspended_at]] as Array<[string, unknown]>) : []),
+  ...(tenant.suspension_reason ? ([['reason', tenant.suspension_reason]] as Array<[string, unknown]>) : []),
+  ...(tenant.deleted_at ? ([['deleted', tenant.deleted_at]] as Array<[string, unknown]>) : []),
+  ...(tenant.purge_after ? ([['purge after', tenant.purge_after]] as Array<[string, unknown]>) : []),
+];
+
+function printPurge(report: PurgeReport): void {
+  const rows = Object.values(report.rows).reduce((sum, count) => sum + count, 0);
+  say(
+    `purged tenant ${report.slug} (${report.tenant_id}): ${rows} rows, ${report.redis_keys} Redis keys, ${report.objects} objects${report.bucket_removed ? ', bucket removed' : ''}`,
+  );
+}
+
+/** Asks for the slug on a terminal; without one, only --yes lets a delete through. */
+async function confirmDelete(slug: string, yes: boolean | undefined): Promise<void> {
+  if (yes) return;
+  if (!process.stdin.isTTY) {
+    throw new CliError(`refusing to delete tenant '${slug}' without confirmation — pass --yes when not at a terminal`);
+  }
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await prompt.question(`type the slug (${slug}) to delete this tenant: `);
+    if (answer.trim() !== slug) throw new CliError(`'${answer.trim()}' is not '${slug}': nothing deleted — run the command again to retry`);
+  } finally {
+    prompt.close();
+  }
+}
+
+export function tenantCommand(): Command {
+  const tenant = new Command('tenant').description('create, inspect, suspend, delete, export and import tenants');
+
+  tenant
+    .command('create')
+    .description('create a tenant (slug made from the name unless --slug)')
+    .argument('<name>', 'display name')
+    .option('--slug <slug>', 'URL-safe identifier: 3–63 of a-z, 0-9 and -')
+    .option('--plan <plan>', 'plan id (free, starter, pro, enterprise)', 'free')
+    .option('--owner <user>', 'user id or email to make the owner')
+    .option('--json', 'print JSON')
+    .action(async (name: string, options: { slug?: string; plan: string; owner?: string } & JsonOption) => {
+      const created = await createTenant({ name, slug: options.slug, plan: options.plan, owner: options.owner });
+      if (options.json) return printJson(created);
+      say(`created tenant ${created.slug} (${created.id}) on plan ${created.plan_id}`);
+    });
+
+  tenant
+    .command('list')
+    .description('list tenants')
+    .addOption(new Option('--status <status>', 'only this status').choices(['active', 'suspended', 'deleted']))
+    .option('--plan <plan>', 'only this plan')
+    .option('--json', 'print JSON')
+    .action(async (options: { status?: string; plan?: string } & JsonOption) => {
+      const rows = await listTenants(options);
+      if (options.json) return printJson(rows);
+      printTable<TenantListItem>(
+        [
+          ['slug', (row) => row.slug],
+          ['name', (row) => row.name],
+          ['status', (row) => row.status],
+          ['plan', (row) => row.plan_id],
+          ['members', (row) => row.member_count],
+          ['created', (row) => row.created_at],
+          ['id', (row) => row.id],
+        ],
+        rows,
+        'no tenants — create one with `tenantry tenant create NAME`',
+      );
+    });
+
+  tenant
+    .command('show')
+    .description('show a tenant: members, limits, usage this month, domains')
+    .argument('<tenant>', 'slug or id')
+    .option('--json', 'print JSON')
+    .action(async (reference: string, options: JsonOption) => {
+      const details = await showTenant(reference);
+      if (options.json) return printJson(details);
+      const limit = (value: number | null) => (value === null ? 'unlimited' : value);
+      printFields([
+        ...tenantFields(details),
+        ['members', `${details.member_count} of ${limit(details.limits.max_users)}`],
+        ['storage limit', limit(details.limits.max_storage_bytes)],
+        ['api requests/month', limit(details.limits.max_api_requests_month)],
+        ['rate limit rps', details.limits.rate_limit_rps],
+        [
+          'usage this month',
+          Object.keys(details.usage_this_month).length === 0
+            ? 'none'
+            : Object.entries(details.usage_this_month)
+                .map(([metric, quantity]) => `${metric}=${quantity}`)
+                .join(', '),
+        ],
+        [
+          'domains',
+          details.domains.length === 0
+            ? 'none'
+            : details.domains
+                .map((d) => `${d.domain}${d.is_primary ? ' (primary)' : ''}${d.verified ? '' : ' (unverified)'}`)
+                .join(', '),
+        ],
+      ]);
+    });
+
+  tenant
+    .command('suspend')
+    .description('suspend a tenant: the edges refuse it within a second, data stays')
+    .argument('<tenant>', 'slug or id')
+    .option('--reason <text>', 'why (kept on the tenant and in the audit log)')
+    .option('--json', 'print JSON')
+    .action(async (reference: string, options: { reason?: string } & JsonOption) => {
+      const { tenant: row, changed } = await setTenantStatus(reference, 'suspended', options.reason);
+      if (options.json) return printJson({ ...row, changed });
+      say(changed ? `suspended tenant ${row.slug}` : `tenant ${row.slug} was already suspended`);
+    });
+
+  tenant
+    .command('activate')
+    .description('activate a suspended (or soft-deleted) tenant again')
+    .argument('<tenant>', 'slug or id')
+    .option('--json', 'print JSON')
+    .action(async (reference: string, options: JsonOption) => {
+      const { tenant: row, changed } = await setTenantStatus(reference, 'active');
+      if (options.json) return printJson({ ...row, changed });
+      say(changed ? `activated tenant ${row.slug}` : `tenant ${row.slug} was already active`);
+    });
+
+  tenant
+    .command('delete')
+    .description('soft-delete a tenant (kept for TENANTRY_RETENTION_DAYS), or remove everything with --purge-data')
+    .argument('<tenant>', 'slug or id')
+    .option('--purge-data', 'remove rows, Redis keys and the S3 bucket now')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--reason <text>', 'why (kept in the audit log)')
+    .option('--json', 'print JSON')
+    .action(async (reference: string, options: { purgeData?: boolean; yes?: boolean; reason?: string } & JsonOption) => {
+      const found = await findTenant(reference);
+      await confirmDelete(found.slug, options.yes);
+      const { tenant: row, changed } = await softDeleteTenant(found.id, cliConfig().TENANTRY_RETENTION_DAYS, options.reason);
+      if (options.purgeData) {
+        const report = await purgeTenant(row, options.reason);
+        if (options.json) return printJson(report);
+        return printPurge(report);
+      }
+      if (options.json) return printJson({ ...row, changed });
+      say(
+        changed
+          ? `deleted tenant ${row.slug}; its data is purged after ${row.purge_after!.toISOString()} (or now: tenantry tenant delete ${row.slug} --purge-data)`
+          : `tenant ${row.slug} was already deleted`,
+      );
+    });
+
+  tenant
+    .command('purge-expired')
+    .description('purge every deleted tenant whose retention period is over (the retention job)')
+    .argument('[tenants...]', 'only these tenants (slug or id), when they are past their retention period')
+    .option('--json', 'print JSON')
+    .action(async (only: string[], options: JsonOption) => {
+      const reports = await purgeExpired(only);
+      if (options.json) return printJson(reports);
+      if (reports.length === 0) return say('no deleted tenant is past its retention period');
+      reports.forEach(printPurge);
+    });
+
+  tenant
+    .command('stats')
+    .description('tenant totals by status and by plan (plans count tenants not deleted)')
+    .option('--json', 'print JSON')
+    .action(async (options: JsonOption) => {
+      const stats = await tenantStats();
+      if (options.json) return printJson(stats);
+      printTable<[string, number]>(
+        [
+          ['status', (row) => row[0]],
+          ['tenants', (row) => row[1]],
+        ],
+        Object.entries(stats.by_status),
+      );
+      say('');
+      printTable<[string, number]>(
+        [
+          ['plan', (row) => row[0]],
+          ['tenants', (row) => row[1]],
+        ],
+        Object.entries(stats.by_plan),
+      );
+      say(`\ntotal: ${stats.total}`);
+    });
+
+  tenant
+    .command('export')
+    .description("write a tenant's rows, member users and stored objects to a .tar.gz")
+    .argument('<tenant>', 'slug or id')
+    .requiredOption('-o, --output <file>', 'the archive to write (FILE.tar.gz)')
+    .option('--json', 'print JSON')
+    .action(async (reference: string, options: { output: string } & JsonOption) => {
+      const { file, manifest } = await exportTenant(reference, options.output);
+      if (options.json) return printJson({ file, ...manifest });
+      const rows = manifest.tables.reduce((sum, table) => sum + table.rows, 0);
+      say(
+        `exported tenant ${manifest.source.slug} to ${file}: ${rows} rows in ${manifest.tables.length} tables, ${manifest.users.rows} users, ${manifest.objects.length} objects`,
+      );
+    });
+
+  tenant
+    .command('import')
+    .description('create a new tenant (new ids) from an export; users are matched by email or created')
+    .argument('<file>', 'an archive written by `tenantry tenant export`')
+    .option('--slug <slug>', 'slug of the new tenant (default: the exported one)')
+    .option('--json', 'print JSON')
+    .action(async (file: string, options: { slug?: string } & JsonOption) => {
+      const result = await importTenant(file, { slug: options.slug });
+      if (options.json) return printJson(result);
+      const rows = Object.values(result.rows).reduce((sum, count) => sum + count, 0);
+      say(
+        `imported ${result.source.slug} as tenant ${result.slug} (${result.tenant_id}): ${rows} rows, ${result.users_created} users created, ${result.users_matched} matched, ${result.objects} objects`,
+      );
+    });
+
+  return tenant;
+}

@@ -1,0 +1,51 @@
+import { text } from 'node:stream/consumers';
+import { Command } from 'commander';
+import { CliError } from '../errors.js';
+import { printJson, printTable, say, type JsonOption } from '../output.js';
+import { createUser, listUsers, type UserRow } from '../users.js';
+
+export function userCommand(): Command {
+  const user = new Command('user').description('platform users (identities that can join tenants)');
+
+  user
+    .command('create')
+    .description('create a user; with --password-stdin, read the password from stdin (hashed with argon2id)')
+    .argument('<email>', 'email address')
+    .option('--name <name>', 'display name')
+    .option('--password-stdin', 'read the password from stdin')
+    .option('--json', 'print JSON')
+    .action(async (email: string, options: { name?: string; passwordStdin?: boolean } & JsonOption) => {
+      let password: string | undefined;
+      if (options.passwordStdin) {
+        password = (await text(process.stdin)).replace(/\r?\n$/, '');
+        if (password.length === 0) throw new CliError('no password on stdin — pipe one in, e.g. `printf %s "$PW" | tenantry user create EMAIL --password-stdin`');
+      }
+      const row = await createUser({ email, password, name: options.name });
+      if (options.json) return printJson(row);
+      say(`created user ${row.email} (${row.id})${row.has_password ? ' with a password' : ''}`);
+    });
+
+  user
+    .command('list')
+    .description('list users')
+    .option('--email <text>', 'only emails containing this')
+    .option('--json', 'print JSON')
+    .action(async (options: { email?: string } & JsonOption) => {
+      const rows = await listUsers(options);
+      if (options.json) return printJson(rows);
+      printTable<UserRow>(
+        [
+          ['email', (row) => row.email],
+          ['name', (row) => row.display_name],
+          ['password', (row) => (row.has_password ? 'yes' : 'no')],
+          ['staff', (row) => (row.is_staff ? 'yes' : '')],
+          ['created', (row) => row.created_at],
+          ['id', (row) => row.id],
+        ],
+        rows,
+        'no users — create one with `tenantry user create EMAIL`',
+      );
+    });
+
+  return user;
+}

@@ -1,0 +1,110 @@
+import os from 'node:os';
+import type { Redis } from 'ioredis';
+import type { Client as S3Client } from 'minio';
+import pg from 'pg';
+import { publishEdgePurge, type EdgePurge } from '../../shared/src/edge-purge.js';
+import { cliConfig, need } from './config.js';
+import { CliError } from './errors.js';
+
+/** The audit actor of every change the CLI makes: `cli:<os user>`. */
+export function actor(): string {
+  let name = process.env.USER ?? 'unknown';
+  try {
+    name = os.userInfo().username;
+  } catch {
+    // no passwd entry (some containers): keep $USER
+  }
+  return `cli:${name}`;
+}
+
+/** Anything to run a query on: the pool, or a client inside a transaction. */
+export type Queryable = pg.Pool | pg.PoolClient;
+
+let pool: pg.Pool | undefined;
+let redis: Redis | undefined;
+let s3: S3Client | undefined;
+
+/** Postgres as platform_admin (BYPASSRLS); every change it makes is audited by the database. */
+export function adminPool(): pg.Pool {
+  pool ??= new pg.Pool({ connectionString: need('PLATFORM_ADMIN_DATABASE_URL'), max: 2, application_name: 'tenantry-cli' });
+  return pool;
+}
+
+/** Loaded on first use: most commands never touch Redis or S3, and the clients are slow to import. */
+export async function redisClient(): Promise<Redis> {
+  if (!redis) {
+    const { Redis } = await import('ioredis');
+    redis = new Redis(need('REDIS_URL'), { lazyConnect: false, maxRetriesPerRequest: 1, connectTimeout: 5_000 });
+    redis.on('error', () => undefined); // reported by the command that needed it
+  }
+  return redis;
+}
+
+export async function s3Client(): Promise<S3Client> {
+  if (!s3) {
+    const { Client } = await import('minio');
+    const url = new URL(need('S3_ENDPOINT'));
+    s3 = new Client({
+      endPoint: url.hostname,
+      port: url.port ? Number(url.port) : undefined,
+      useSSL: url.protocol === 'https:',
+      accessKey: cliConfig().S3_ACCESS_KEY ?? '',
+      secretKey: cliConfig().S3_SECRET_KEY ?? '',
+      region: cliConfig().S3_REGION,
+      pathStyle: true,
+    });
+  }
+  return s3;
+}
+
+/** The per-tenant bucket (design decision 4). */
+export const bucketOf = (tenantId: string) => `tenant-${tenantId}`;
+
+export async function closeConnections(): Promise<void> {
+  const closing: Promise<unknown>[] = [];
+  if (pool) closing.push(pool.end());
+  if (redis) redis.disconnect();
+  pool = undefined;
+  redis = undefined;
+  s3 = undefined;
+  await Promise.allSettled(closing);
+}
+
+export interface TransactionOptions {
+  reason?: string;
+}
+
+/**
+ * One audited transaction as platform_admin: BEGIN, name the actor (and a reason) for the
+ * audit triggers, work, COMMIT. Deferred rules (the last owner) fail at COMMIT, inside here.
+ */
+export async function inTransaction<T>(
+  work: (client: pg.PoolClient) => Promise<T>,
+  options: TransactionOptions = {},
+): Promise<T> {
+  const client = await adminPool().connect();
+  try {
+    await client.query('BEGIN');
+    await client.query("SELECT set_config('tenantry.actor', $1, true)", [actor()]);
+    if (options.reason) await client.query("SELECT set_config('tenantry.reason', $1, true)", [options.reason]);
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** Tells every edge to forget a tenant (and the slug / domain whose meaning changed). */
+export async function purgeEdges(purge: EdgePurge): Promise<void> {
+  try {
+    await publishEdgePurge(await redisClient(), purge, cliConfig().EDGE_PURGE_STREAM);
+  } catch (error) {
+    throw new CliError(
+      `the change is saved but the edges could not be told (${(error as Error).message}) — check REDIS_URL; edges drop the cached answer within their TTL`,
+    );
+  }
+}

@@ -1,0 +1,78 @@
+/** A failure to report in one sentence on stderr; exitCode 1 unless it is a usage error (2). */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+/** A Postgres error as node-postgres reports it. */
+export interface PgError extends Error {
+  code?: string;
+  constraint?: string;
+  detail?: string;
+}
+
+export function isPgError(error: unknown): error is PgError {
+  return error instanceof Error && typeof (error as PgError).code === 'string' && (error as PgError).code!.length === 5;
+}
+
+/** What a message may mention about the command that failed. */
+export interface ErrorContext {
+  tenant?: string;
+  slug?: string;
+  domain?: string;
+  user?: string;
+  email?: string;
+  key?: string;
+  plan?: string;
+}
+
+/**
+ * Turns a rule the database enforced into a sentence that says what to do. The rules
+ * themselves (slug format, uniqueness, user limit, last owner, domains) live in the
+ * database only; the CLI never counts or checks them again.
+ */
+export function explainDatabaseError(error: unknown, context: ErrorContext = {}): Error {
+  if (!isPgError(error)) return error as Error;
+  const tenant = context.tenant ? `tenant '${context.tenant}'` : 'the tenant';
+  switch (error.constraint) {
+    case 'tenants_slug_valid':
+      return new CliError(
+        `slug '${context.slug ?? ''}' is not allowed (3–63 characters of a-z, 0-9 and -, not a reserved word) — choose another with --slug`,
+      );
+    case 'tenants_slug_key':
+      return new CliError(`slug '${context.slug ?? ''}' is already taken — choose another with --slug`);
+    case 'tenant_members_user_limit': {
+      const limit = /limit of (\d+)/.exec(error.message)?.[1];
+      return new CliError(
+        `${tenant} has reached its limit of ${limit ?? 'its'} users — remove a member or move the tenant to a plan with more users`,
+      );
+    }
+    case 'tenant_members_last_owner':
+      return new CliError(`${tenant} must keep at least one owner — make another member an owner first`);
+    case 'tenant_members_pkey':
+      return new CliError(`user '${context.user ?? ''}' is already a member of ${tenant} — change the role with \`tenantry member update\``);
+    case 'tenant_domains_domain_normalised':
+      return new CliError(`'${context.domain ?? ''}' is not a valid domain name — give a host name such as app.example.com`);
+    case 'tenant_domains_domain_key':
+      return new CliError(`domain '${context.domain ?? ''}' already belongs to a tenant — remove it there first (see \`tenantry domain list\`)`);
+    case 'tenant_settings_key_format':
+      return new CliError(
+        `setting key '${context.key ?? ''}' is invalid — use lower-case dotted names such as branding.primary_color`,
+      );
+    case 'users_email_key':
+      return new CliError(`a user with email '${context.email ?? ''}' already exists — see \`tenantry user list\``);
+    case 'users_email_format':
+      return new CliError(`'${context.email ?? ''}' is not an email address — give one such as ops@example.com`);
+    case 'tenants_plan_id_fkey':
+      return new CliError(`plan '${context.plan ?? ''}' does not exist — use free, starter, pro or enterprise`);
+  }
+  if (error.code === '28P01' || error.code === '3D000' || error.code === 'ECONNREFUSED') {
+    return new CliError(`cannot reach the database (${error.message}) — check PLATFORM_ADMIN_DATABASE_URL`);
+  }
+  return new CliError(`the database refused the change: ${error.message}${error.constraint ? ` (${error.constraint})` : ''}`);
+}

@@ -1,0 +1,231 @@
+import { adminPool, inTransaction, purgeEdges, type Queryable } from './context.js';
+import { CliError, explainDatabaseError } from './errors.js';
+import { findUser } from './users.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const isUuid = (value: string) => UUID.test(value);
+
+export type TenantStatus = 'active' | 'suspended' | 'deleted';
+
+export interface TenantRow {
+  id: string;
+  slug: string;
+  name: string;
+  status: TenantStatus;
+  plan_id: string;
+  owner_user_id: string | null;
+  suspension_reason: string | null;
+  suspended_at: Date | null;
+  deleted_at: Date | null;
+  purge_after: Date | null;
+  created_at: Date;
+}
+
+const TENANT_COLUMNS = `t.id, t.slug, t.name, t.status, t.plan_id, t.owner_user_id, t.suspension_reason,
+  t.suspended_at, t.deleted_at, t.purge_after, t.created_at`;
+
+/** A tenant by slug or id; the error names the next command to run. */
+export async function findTenant(reference: string, db: Queryable = adminPool(), lock = false): Promise<TenantRow> {
+  const column = isUuid(reference) ? 't.id = $1::uuid' : 't.slug = $1';
+  const { rows } = await db.query<TenantRow>(
+    `SELECT ${TENANT_COLUMNS} FROM tenants t WHERE ${column}${lock ? ' FOR UPDATE' : ''}`,
+    [reference],
+  );
+  if (!rows[0]) throw new CliError(`tenant '${reference}' not found — see \`tenantry tenant list\``);
+  return rows[0];
+}
+
+/** A slug from a display name: "Acme Café, Inc." → "acme-cafe-inc". */
+export function slugFromName(name: string): string {
+  const base = name
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 56)
+    .replace(/-+$/, '');
+  return base.length >= 3 ? base : `${base || 'tenant'}-org`.replace(/^-/, '');
+}
+
+/** The first of slug, slug-2, slug-3 … that the database would accept and nobody holds. */
+async function freeSlug(client: Queryable, base: string): Promise<string> {
+  for (let attempt = 1; attempt < 1000; attempt += 1) {
+    const candidate = attempt === 1 ? base : `${base}-${attempt}`;
+    const { rows } = await client.query<{ usable: boolean }>(
+      `SELECT app.is_valid_slug($1) AND NOT EXISTS (SELECT 1 FROM tenants WHERE slug = $1) AS usable`,
+      [candidate],
+    );
+    if (rows[0]!.usable) return candidate;
+  }
+  throw new CliError(`no free slug found for '${base}' — choose one with --slug`);
+}
+
+export interface CreateTenantInput {
+  name: string;
+  slug?: string;
+  plan?: string;
+  owner?: string;
+}
+
+export async function createTenant(input: CreateTenantInput): Promise<TenantRow> {
+  let slug = input.slug;
+  try {
+    return await inTransaction(async (client) => {
+      const owner = input.owner ? await findUser(input.owner, client) : undefined;
+      slug ??= await freeSlug(client, slugFromName(input.name));
+      const { rows } = await client.query<{ id: string }>(
+        `INSERT INTO tenants (slug, name, plan_id, owner_user_id) VALUES ($1, $2, $3, $4) RETURNING id`,
+        [slug, input.name, input.plan ?? 'free', owner?.id ?? null],
+      );
+      const id = rows[0]!.id;
+      if (owner) {
+        await client.query(`INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'owner')`, [id, owner.id]);
+      }
+      return findTenant(id, client);
+    });
+  } catch (error) {
+    throw explainDatabaseError(error, { slug, plan: input.plan, tenant: slug });
+  }
+}
+
+export interface TenantListItem {
+  id: string;
+  slug: string;
+  name: string;
+  status: TenantStatus;
+  plan_id: string;
+  member_count: number;
+  created_at: Date;
+}
+
+export async function listTenants(filter: { status?: string; plan?: string }): Promise<TenantListItem[]> {
+  const { rows } = await adminPool().query<TenantListItem>(
+    `SELECT t.id, t.slug, t.name, t.status, t.plan_id,
+            (SELECT count(*)::int FROM tenant_members m WHERE m.tenant_id = t.id) AS member_count, t.created_at
+       FROM tenants t
+      WHERE ($1::tenant_status IS NULL OR t.status = $1::tenant_status) AND ($2::text IS NULL OR t.plan_id = $2)
+      ORDER BY t.slug`,
+    [filter.status ?? null, filter.plan ?? null],
+  );
+  return rows;
+}
+
+export interface TenantDetails extends TenantRow {
+  member_count: number;
+  limits: { max_users: number | null; max_storage_bytes: number | null; max_api_requests_month: number | null; rate_limit_rps: number };
+  usage_this_month: Record<string, number>;
+  domains: Array<{ domain: string; verified: boolean; is_primary: boolean }>;
+}
+
+export async function showTenant(reference: string): Promise<TenantDetails> {
+  const db = adminPool();
+  const tenant = await findTenant(reference, db);
+  const [members, limits, usage, domains] = await Promise.all([
+    db.query<{ count: number }>(`SELECT count(*)::int AS count FROM tenant_members WHERE tenant_id = $1`, [tenant.id]),
+    db.query<TenantDetails['limits']>(
+      `SELECT max_users, max_storage_bytes::float8 AS max_storage_bytes,
+              max_api_requests_month::float8 AS max_api_requests_month, rate_limit_rps
+         FROM app.tenant_limits($1)`,
+      [tenant.id],
+    ),
+    db.query<{ metric: string; quantity: number }>(
+      `SELECT metric, sum(quantity)::float8 AS quantity FROM tenant_usage
+        WHERE tenant_id = $1 AND period_start >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+        GROUP BY metric ORDER BY metric`,
+      [tenant.id],
+    ),
+    db.query<{ domain: string; verified: boolean; is_primary: boolean }>(
+      `SELECT domain, verified_at IS NOT NULL AS verified, is_primary FROM tenant_domains WHERE tenant_id = $1 ORDER BY domain`,
+      [tenant.id],
+    ),
+  ]);
+  return {
+    ...tenant,
+    member_count: members.rows[0]!.count,
+    limits: limits.rows[0]!,
+    usage_this_month: Object.fromEntries(usage.rows.map((row) => [row.metric, row.quantity])),
+    domains: domains.rows,
+  };
+}
+
+async function domainsOf(client: Queryable, tenantId: string): Promise<string[]> {
+  const { rows } = await client.query<{ domain: string }>(`SELECT domain FROM tenant_domains WHERE tenant_id = $1`, [tenantId]);
+  return rows.map((row) => row.domain);
+}
+
+/** Tells the edges to forget the tenant under every name it is known by. */
+export async function purgeTenantFromEdges(tenant: { id: string; slug: string }, domains: string[]): Promise<void> {
+  await purgeEdges({ tenantId: tenant.id, slug: tenant.slug });
+  for (const domain of domains) await purgeEdges({ domain });
+}
+
+export interface StatusChange {
+  tenant: TenantRow;
+  changed: boolean;
+}
+
+/** Suspends or re-activates a tenant; a trigger stamps the timestamps, another audits. */
+export async function setTenantStatus(
+  reference: string,
+  status: 'active' | 'suspended',
+  reason?: string,
+): Promise<StatusChange> {
+  const { result, domains } = await inTransaction(
+    async (client) => {
+      const tenant = await findTenant(reference, client, true);
+      if (tenant.status === status) return { result: { tenant, changed: false }, domains: [] as string[] };
+      await client.query(`UPDATE tenants SET status = $2, suspension_reason = $3 WHERE id = $1`, [
+        tenant.id,
+        status,
+        status === 'suspended' ? (reason ?? null) : null,
+      ]);
+      return { result: { tenant: await findTenant(tenant.id, client), changed: true }, domains: await domainsOf(client, tenant.id) };
+    },
+    { reason },
+  );
+  if (result.changed) await purgeTenantFromEdges(result.tenant, domains);
+  return result;
+}
+
+/** Soft delete: status deleted, slug kept, data kept until purge_after. */
+export async function softDeleteTenant(reference: string, retentionDays: number, reason?: string): Promise<StatusChange> {
+  const { result, domains } = await inTransaction(
+    async (client) => {
+      const tenant = await findTenant(reference, client, true);
+      if (tenant.status === 'deleted') return { result: { tenant, changed: false }, domains: [] as string[] };
+      await client.query(
+        `UPDATE tenants SET status = 'deleted', purge_after = now() + make_interval(days => $2::int) WHERE id = $1`,
+        [tenant.id, retentionDays],
+      );
+      return { result: { tenant: await findTenant(tenant.id, client), changed: true }, domains: await domainsOf(client, tenant.id) };
+    },
+    { reason },
+  );
+  if (result.changed) await purgeTenantFromEdges(result.tenant, domains);
+  return result;
+}
+
+export interface TenantStats {
+  total: number;
+  by_status: Record<string, number>;
+  by_plan: Record<string, number>;
+}
+
+export async function tenantStats(): Promise<TenantStats> {
+  const db = adminPool();
+  const [byStatus, byPlan] = await Promise.all([
+    db.query<{ key: string; count: number }>(`SELECT status::text AS key, count(*)::int AS count FROM tenants GROUP BY 1 ORDER BY 1`),
+    db.query<{ key: string; count: number }>(
+      `SELECT p.id AS key, count(t.id)::int AS count FROM plans p LEFT JOIN tenants t ON t.plan_id = p.id AND t.status <> 'deleted'
+        GROUP BY p.id, p.sort_order ORDER BY p.sort_order`,
+    ),
+  ]);
+  const by_status: Record<string, number> = { active: 0, suspended: 0, deleted: 0 };
+  for (const row of byStatus.rows) by_status[row.key] = row.count;
+  return {
+    total: Object.values(by_status).reduce((sum, count) => sum + count, 0),
+    by_status,
+    by_plan: Object.fromEntries(byPlan.rows.map((row) => [row.key, row.count])),
+  };
+}

@@ -1,0 +1,121 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { Client as S3Client } from 'minio';
+import { services } from '../helpers/database.js';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/tenantry.mjs');
+/** This file's own purge stream, so no edge of another suite sees the CLI's purges. */
+export const PURGE_STREAM = `edge:purges:cli-test:${randomBytes(4).toString('hex')}`;
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed as JSON. */
+  json<T = unknown>(): T;
+}
+
+/** The environment of the test services, as an operator would export it. */
+export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const { endpoints, urls } = services();
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    PLATFORM_ADMIN_DATABASE_URL: urls.platform_admin,
+    DATABASE_URL: urls.tenantry_owner,
+    REDIS_URL: endpoints.redisUrl,
+    S3_ENDPOINT: endpoints.s3.endpoint,
+    S3_ACCESS_KEY: endpoints.s3.accessKey,
+    S3_SECRET_KEY: endpoints.s3.secretKey,
+    EDGE_PURGE_STREAM: PURGE_STREAM,
+    ...extra,
+  };
+}
+
+/** Runs `node bin/tenantry.mjs …args` as a subprocess, stdin closed (not a terminal) unless given. */
+export function cli(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: options.env ?? cliEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) =>
+      resolve({
+        code,
+        stdout,
+        stderr,
+        json<T>() {
+          try {
+            return JSON.parse(stdout) as T;
+          } catch {
+            throw new Error(`not JSON (exit ${code}): ${stdout}\n${stderr}`);
+          }
+        },
+      }),
+    );
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+export function redisClient(): Redis {
+  return new Redis(services().endpoints.redisUrl);
+}
+
+export function s3Client(): S3Client {
+  const { endpoint, accessKey, secretKey } = services().endpoints.s3;
+  const url = new URL(endpoint);
+  return new S3Client({ endPoint: url.hostname, port: Number(url.port), useSSL: url.protocol === 'https:', accessKey, secretKey, pathStyle: true });
+}
+
+export async function objectNames(s3: S3Client, bucket: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const item of s3.listObjectsV2(bucket, '', true)) if (item.name) names.push(item.name);
+  return names.sort();
+}
+
+/** Edge purges published on the stream since `since` (an entry id). */
+export async function purgesSince(redis: Redis, since: string): Promise<Array<Record<string, string>>> {
+  const entries = await redis.xrange(PURGE_STREAM, `(${since}`, '+');
+  return entries.map(([, fields]) => {
+    const record: Record<string, string> = {};
+    for (let index = 0; index < fields.length; index += 2) record[fields[index]!] = fields[index + 1]!;
+    return record;
+  });
+}
+
+/** The newest entry id of the purge stream (or 0-0). */
+export async function streamTail(redis: Redis): Promise<string> {
+  const last = await redis.xrevrange(PURGE_STREAM, '+', '-', 'COUNT', 1);
+  return last[0]?.[0] ?? '0-0';
+}
+
+/**
+ * Runs the CLI on a pseudo-terminal (util-linux `script`), so stdin and stdout are TTYs;
+ * types `answer` once `prompt` shows. Output comes back as one stream, as a terminal shows it.
+ */
+export function cliInTerminal(
+  args: string[],
+  options: { prompt?: string; answer?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number | null; output: string }> {
+  const command = [process.execPath, BIN, ...args].map((part) => `'${part.replace(/'/g, `'\\''`)}'`).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qec', command, '/dev/null'], { env: options.env ?? cliEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    let answered = false;
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (!answered && options.prompt && output.includes(options.prompt)) {
+        answered = true;
+        child.stdin.write(`${options.answer ?? ''}\r`);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}

@@ -1,0 +1,251 @@
+import os from 'node:os';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import { hex, uniqueSlug } from '../fixtures/seed.js';
+import { poolAs } from '../helpers/database.js';
+import { cli, cliEnv, cliInTerminal, purgesSince, redisClient, streamTail, PURGE_STREAM } from './helpers.js';
+
+let admin: pg.Pool;
+let redis: Redis;
+
+beforeAll(() => {
+  admin = poolAs('platform_admin');
+  redis = redisClient();
+});
+afterAll(async () => {
+  await admin.end();
+  await redis.del(PURGE_STREAM);
+  redis.disconnect();
+});
+
+interface TenantJson {
+  id: string;
+  slug: string;
+  name: string;
+  status: string;
+  plan_id: string;
+  owner_user_id: string | null;
+  suspended_at: string | null;
+  deleted_at: string | null;
+  purge_after: string | null;
+  created_at: string;
+}
+
+describe.concurrent('tenant create', () => {
+  test('generates a slug from the name, takes --slug, --plan and --owner, and audits as cli:<user>', async () => {
+    const tag = hex(4);
+    const email = `owner-${tag}@example.test`;
+    expect((await cli(['user', 'create', email, '--name', 'Owner'])).code).toBe(0);
+
+    const generated = await cli(['tenant', 'create', `Café Crème ${tag}`, '--json']);
+    expect(generated.code, generated.stderr).toBe(0);
+    const first = generated.json<TenantJson>();
+    expect(first.slug).toBe(`cafe-creme-${tag}`);
+    expect(first).toMatchObject({ name: `Café Crème ${tag}`, status: 'active', plan_id: 'free' });
+
+    // The same name again gets the next free slug.
+    const again = (await cli(['tenant', 'create', `Café Crème ${tag}`, '--json'])).json<TenantJson>();
+    expect(again.slug).toBe(`cafe-creme-${tag}-2`);
+
+    const slug = uniqueSlug('explicit');
+    const explicit = await cli(['tenant', 'create', 'Explicit Inc', '--slug', slug, '--plan', 'pro', '--owner', email]);
+    expect(explicit.code, explicit.stderr).toBe(0);
+    expect(explicit.stdout).toMatch(new RegExp(`created tenant ${slug} \\([0-9a-f-]{36}\\) on plan pro`));
+
+    const { rows } = await admin.query(
+      `SELECT t.plan_id, t.owner_user_id = u.id AS owner_set, m.role, a.actor
+         FROM tenants t JOIN users u ON lower(u.email) = $2
+         JOIN tenant_members m ON m.tenant_id = t.id AND m.user_id = u.id
+         JOIN audit_log a ON a.tenant_id = t.id AND a.action = 'tenants.insert'
+        WHERE t.slug = $1`,
+      [slug, email],
+    );
+    expect(rows).toEqual([{ plan_id: 'pro', owner_set: true, role: 'owner', actor: `cli:${os.userInfo().username}` }]);
+  });
+
+  test('refuses a reserved slug, a taken slug, a bad slug, an unknown plan and an unknown owner', async () => {
+    const taken = uniqueSlug('taken');
+    expect((await cli(['tenant', 'create', 'Taken', '--slug', taken])).code).toBe(0);
+    const [reserved, duplicate, malformed, plan, owner] = await Promise.all([
+      cli(['tenant', 'create', 'Admin', '--slug', 'admin']),
+      cli(['tenant', 'create', 'Again', '--slug', taken]),
+      cli(['tenant', 'create', 'Bad', '--slug', 'Bad--Slug']),
+      cli(['tenant', 'create', 'Planless', '--slug', uniqueSlug('plan'), '--plan', 'platinum']),
+      cli(['tenant', 'create', 'Ownerless', '--owner', `nobody-${hex(4)}@example.test`]),
+    ]);
+    expect(reserved).toMatchObject({ code: 1, stdout: '' });
+    expect(reserved.stderr).toBe(
+      "tenantry: slug 'admin' is not allowed (3–63 characters of a-z, 0-9 and -, not a reserved word) — choose another with --slug\n",
+    );
+    expect(duplicate.code).toBe(1);
+    expect(duplicate.stderr).toContain(`slug '${taken}' is already taken — choose another with --slug`);
+    expect(malformed.code).toBe(1);
+    expect(malformed.stderr).toContain("slug 'Bad--Slug' is not allowed");
+    expect(plan.code).toBe(1);
+    expect(plan.stderr).toContain("plan 'platinum' does not exist");
+    expect(owner.code).toBe(1);
+    expect(owner.stderr).toMatch(/user 'nobody-.*' not found — create it with `tenantry user create/);
+    // A generated slug avoids reserved words.
+    const admins = await cli(['tenant', 'create', 'Admin', '--json']);
+    expect(admins.code, admins.stderr).toBe(0);
+    expect(admins.json<TenantJson>().slug).toMatch(/^admin-\d+$/);
+  });
+});
+
+describe.concurrent('tenant list, show, stats', () => {
+  test('list filters by status and plan; show has members, limits, usage and domains; stats totals', async () => {
+    const slug = uniqueSlug('shown');
+    const created = (await cli(['tenant', 'create', 'Shown', '--slug', slug, '--plan', 'starter', '--json'])).json<TenantJson>();
+    await admin.query(
+      `INSERT INTO tenant_usage (tenant_id, metric, period_start, quantity)
+       VALUES ($1, 'api.requests', date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', 7)`,
+      [created.id],
+    );
+    await admin.query(`INSERT INTO tenant_domains (tenant_id, domain, verified_at) VALUES ($1, $2, now())`, [created.id, `${slug}.example.test`]);
+
+    const [list, filtered, otherPlan, human, show, showById, showHuman, stats, statsHuman, unknown] = await Promise.all([
+      cli(['tenant', 'list', '--json']),
+      cli(['tenant', 'list', '--status', 'active', '--plan', 'starter', '--json']),
+      cli(['tenant', 'list', '--plan', 'enterprise', '--json']),
+      cli(['tenant', 'list']),
+      cli(['tenant', 'show', slug, '--json']),
+      cli(['tenant', 'show', created.id, '--json']),
+      cli(['tenant', 'show', slug]),
+      cli(['tenant', 'stats', '--json']),
+      cli(['tenant', 'stats']),
+      cli(['tenant', 'show', `missing-${hex(4)}`]),
+    ]);
+    const listed = list.json<Array<Record<string, unknown>>>().find((row) => row.slug === slug);
+    expect(listed).toEqual({
+      id: created.id,
+      slug,
+      name: 'Shown',
+      status: 'active',
+      plan_id: 'starter',
+      member_count: 0,
+      created_at: created.created_at,
+    });
+    expect(filtered.json<TenantJson[]>().map((row) => row.slug)).toContain(slug);
+    expect(otherPlan.json<TenantJson[]>().map((row) => row.slug)).not.toContain(slug);
+    expect(human.stdout.split('\n')[0]).toMatch(/^SLUG\s+NAME\s+STATUS\s+PLAN\s+MEMBERS\s+CREATED\s+ID$/);
+    expect(human.stdout).toMatch(new RegExp(`${slug}\\s+Shown\\s+active\\s+starter\\s+0`));
+
+    const details = show.json<Record<string, unknown>>();
+    expect(details).toMatchObject({
+      id: created.id,
+      slug,
+      member_count: 0,
+      limits: { max_users: 10, max_storage_bytes: 10737418240, max_api_requests_month: 100000, rate_limit_rps: 20 },
+      usage_this_month: { 'api.requests': 7 },
+      domains: [{ domain: `${slug}.example.test`, verified: true, is_primary: false }],
+    });
+    expect(showById.json()).toEqual(details);
+    expect(showHuman.stdout).toMatch(/members:\s+0 of 10/);
+    expect(showHuman.stdout).toContain('api.requests=7');
+
+    const totals = stats.json<{ total: number; by_status: Record<string, number>; by_plan: Record<string, number> }>();
+    expect(Object.keys(totals.by_status).sort()).toEqual(['active', 'deleted', 'suspended']);
+    expect(totals.by_status.active).toBeGreaterThanOrEqual(1);
+    expect(totals.by_plan.starter).toBeGreaterThanOrEqual(1);
+    expect(totals.total).toBe(totals.by_status.active! + totals.by_status.suspended! + totals.by_status.deleted!);
+    expect(statsHuman.stdout).toMatch(/STATUS\s+TENANTS/);
+
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^tenantry: tenant 'missing-[0-9a-f]+' not found — see `tenantry tenant list`\n$/);
+  });
+});
+
+describe.concurrent('tenant lifecycle', () => {
+  test('suspend and activate change the status, publish edge purges and write the audit log', async () => {
+    const slug = uniqueSlug('life');
+    const created = (await cli(['tenant', 'create', 'Life', '--slug', slug, '--json'])).json<TenantJson>();
+    await admin.query(`INSERT INTO tenant_domains (tenant_id, domain, verified_at) VALUES ($1, $2, now())`, [created.id, `${slug}.example.test`]);
+    const tail = await streamTail(redis);
+
+    const suspended = await cli(['tenant', 'suspend', slug, '--reason', 'unpaid invoices', '--json']);
+    expect(suspended.code, suspended.stderr).toBe(0);
+    expect(suspended.json()).toMatchObject({ status: 'suspended', suspension_reason: 'unpaid invoices', changed: true });
+    expect(suspended.json<TenantJson>().suspended_at).not.toBeNull();
+    const purges = await purgesSince(redis, tail);
+    expect(purges).toContainEqual({ tenant_id: created.id, slug });
+    expect(purges).toContainEqual({ domain: `${slug}.example.test` });
+
+    const twice = await cli(['tenant', 'suspend', slug]);
+    expect(twice.stdout).toContain('already suspended');
+
+    const tail2 = await streamTail(redis);
+    const activated = await cli(['tenant', 'activate', created.id]);
+    expect(activated.code, activated.stderr).toBe(0);
+    expect(activated.stdout).toBe(`activated tenant ${slug}\n`);
+    expect(await purgesSince(redis, tail2)).toContainEqual({ tenant_id: created.id, slug });
+
+    const { rows } = await admin.query<{ status: string; suspended_at: Date | null; reason: string | null; actor: string }>(
+      `SELECT t.status, t.suspended_at,
+              (SELECT reason FROM audit_log WHERE tenant_id = t.id AND action = 'tenants.update' AND after ->> 'status' = 'suspended') AS reason,
+              (SELECT actor FROM audit_log WHERE tenant_id = t.id AND action = 'tenants.update' ORDER BY id DESC LIMIT 1) AS actor
+         FROM tenants t WHERE t.id = $1`,
+      [created.id],
+    );
+    expect(rows[0]).toEqual({ status: 'active', suspended_at: null, reason: 'unpaid invoices', actor: `cli:${os.userInfo().username}` });
+  });
+
+  test('delete refuses without --yes off a terminal, then soft-deletes with a retention period', async () => {
+    const slug = uniqueSlug('doomed');
+    const created = (await cli(['tenant', 'create', 'Doomed', '--slug', slug, '--json'])).json<TenantJson>();
+
+    const refused = await cli(['tenant', 'delete', slug]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(`tenantry: refusing to delete tenant '${slug}' without confirmation — pass --yes when not at a terminal\n`);
+    expect((await admin.query(`SELECT status FROM tenants WHERE id = $1`, [created.id])).rows[0].status).toBe('active');
+
+    const tail = await streamTail(redis);
+    const deleted = await cli(['tenant', 'delete', slug, '--yes', '--json'], { env: cliEnv({ TENANTRY_RETENTION_DAYS: '7' }) });
+    expect(deleted.code, deleted.stderr).toBe(0);
+    const body = deleted.json<TenantJson>();
+    expect(body.status).toBe('deleted');
+    const days = (Date.parse(body.purge_after!) - Date.parse(body.deleted_at!)) / 86_400_000;
+    expect(days).toBeCloseTo(7, 3);
+    expect(await purgesSince(redis, tail)).toContainEqual({ tenant_id: created.id, slug });
+
+    // The slug stays reserved while the tenant waits for its purge.
+    const reuse = await cli(['tenant', 'create', 'Reuse', '--slug', slug]);
+    expect(reuse.code).toBe(1);
+    expect(reuse.stderr).toContain('already taken');
+    // Nothing is past its retention: purge-expired leaves it.
+    const listed = await cli(['tenant', 'list', '--status', 'deleted', '--json']);
+    expect(listed.json<TenantJson[]>().map((row) => row.slug)).toContain(slug);
+  });
+});
+
+describe.concurrent('tenant suspend without Redis', () => {
+  test('keeps the suspension and says the edges were not told', async () => {
+    const env = cliEnv({ REDIS_URL: 'redis://127.0.0.1:1' });
+    const slug = uniqueSlug('noredis');
+    expect((await cli(['tenant', 'create', 'No Redis', '--slug', slug], { env })).code).toBe(0);
+    const suspended = await cli(['tenant', 'suspend', slug], { env });
+    expect(suspended.code).toBe(1);
+    expect(suspended.stderr).toMatch(/^tenantry: the change is saved but the edges could not be told \(.*\) — check REDIS_URL; edges drop the cached answer within their TTL\n$/);
+    expect((await admin.query(`SELECT status FROM tenants WHERE slug = $1`, [slug])).rows[0].status).toBe('suspended');
+  });
+});
+
+describe.concurrent('tenant delete at a terminal', () => {
+  test('asks for the slug: a wrong answer deletes nothing, the right one deletes', async () => {
+    const slug = uniqueSlug('asked');
+    const created = (await cli(['tenant', 'create', 'Asked', '--slug', slug, '--json'])).json<TenantJson>();
+    const prompt = `type the slug (${slug}) to delete this tenant: `;
+
+    const wrong = await cliInTerminal(['tenant', 'delete', slug], { prompt, answer: 'something-else' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.output).toContain(`'something-else' is not '${slug}': nothing deleted`);
+    expect((await admin.query(`SELECT status FROM tenants WHERE id = $1`, [created.id])).rows[0].status).toBe('active');
+
+    const right = await cliInTerminal(['tenant', 'delete', slug, '--purge-data'], { prompt, answer: slug });
+    expect(right.code, right.output).toBe(0);
+    expect(right.output).toContain(`purged tenant ${slug} (${created.id})`);
+    // On a terminal, the purge shows progress bars.
+    expect(right.output).toContain(`purging ${slug}: rows [`);
+    expect((await admin.query(`SELECT 1 FROM tenants WHERE id = $1`, [created.id])).rowCount).toBe(0);
+  });
+});
