@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Client as S3Client } from 'minio';
 import pg from 'pg';
 import { publishEdgePurge, type EdgePurge } from '../../shared/src/edge-purge.js';
+import { inTransaction as inSharedTransaction } from '../../shared/src/db/transaction.js';
 import { cliConfig, need } from './config.js';
 import { CliError } from './errors.js';
 
@@ -78,24 +79,8 @@ export interface TransactionOptions {
  * One audited transaction as platform_admin: BEGIN, name the actor (and a reason) for the
  * audit triggers, work, COMMIT. Deferred rules (the last owner) fail at COMMIT, inside here.
  */
-export async function inTransaction<T>(
-  work: (client: pg.PoolClient) => Promise<T>,
-  options: TransactionOptions = {},
-): Promise<T> {
-  const client = await adminPool().connect();
-  try {
-    await client.query('BEGIN');
-    await client.query("SELECT set_config('tenantry.actor', $1, true)", [actor()]);
-    if (options.reason) await client.query("SELECT set_config('tenantry.reason', $1, true)", [options.reason]);
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+export function inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  return inSharedTransaction(adminPool(), { 'tenantry.actor': actor(), 'tenantry.reason': options.reason || undefined }, work);
 }
 
 /** Tells every edge to forget a tenant (and the slug / domain whose meaning changed). */

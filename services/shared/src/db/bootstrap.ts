@@ -57,6 +57,29 @@ export async function bootstrapDatabase({ adminUrl, database, passwords }: Boots
   }
 }
 
+/**
+ * Hasura's metadata database: a database of its own, owned by hasura_app, so Hasura's
+ * catalog (hdb_catalog) never lives beside the tenant data and hasura_app needs no CREATE
+ * right on the application database. Runs after bootstrapDatabase (the role must exist);
+ * safe to run again.
+ */
+export async function bootstrapHasuraMetadataDatabase({ adminUrl, database }: { adminUrl: string; database: string }): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl, application_name: 'tenantry-bootstrap' });
+  await client.connect();
+  try {
+    const execute = async (template: string, ...values: string[]) => {
+      const { rows } = await client.query<{ statement: string }>(`SELECT format(${template}) AS statement`, values);
+      await client.query(rows[0]!.statement);
+    };
+    const present = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (present.rowCount === 0) await execute(`'CREATE DATABASE %I OWNER hasura_app', $1::text`, database);
+    else await execute(`'ALTER DATABASE %I OWNER TO hasura_app', $1::text`, database);
+    await execute(`'REVOKE ALL ON DATABASE %I FROM PUBLIC', $1::text`, database);
+  } finally {
+    await client.end();
+  }
+}
+
 /** The URL for `role` on `database`, derived from the admin URL's host and port. */
 export function roleUrl(adminUrl: string, role: LoginRole, password: string, database: string): string {
   const url = new URL(adminUrl);
