@@ -3,6 +3,7 @@ import { consumeEmailToken, createEmailToken, link, sendMail, sendVerificationMa
 import { fail } from '../errors.js';
 import { defineOperation, emailSchema, passwordSchema } from '../http.js';
 import { revokeAllSessions } from '../sessions.js';
+import { inTransaction } from '../../../shared/src/db/transaction.js';
 
 const tokenBody = z.object({ token: z.string().min(1).max(200) });
 
@@ -67,22 +68,14 @@ export const confirmPasswordReset = defineOperation({
   responses: { 200: { description: 'password changed' }, 400: { description: 'the link is invalid, used or expired' } },
   async handler({ deps, body }) {
     const passwordHash = await deps.passwords.hash(body.password);
-    const client = await deps.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(deps.pool, {}, async (client) => {
       const userId = await consumeEmailToken(client, body.token, 'password_reset');
       if (!userId) throw fail('invalid_token');
       // The mailbox was reached: the address is verified too.
       await client.query('UPDATE users SET password_hash = $2, email_verified_at = coalesce(email_verified_at, now()) WHERE id = $1', [userId, passwordHash]);
       await client.query("UPDATE auth_email_tokens SET used_at = now() WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL", [userId]);
       await revokeAllSessions(client, userId, 'password_reset');
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
     return { body: { reset: true } };
   },
 });
