@@ -25,7 +25,7 @@ describe('invitations', () => {
     expect(stored.rows[0]!.token_hash).not.toBe(sent.token);
     const accepted = await request(h.app).post('/auth/invitations/accept').send({ token: sent.token, password: PASSWORD }).expect(200);
     expect(accepted.body.tenant).toMatchObject({ id: owner.tenantId, role: 'admin' });
-    expect(decode(accepted.body.accessToken)['https://hasura.io/jwt/claims']).toMatchObject({ 'x-hasura-tenant-id': owner.tenantId, 'x-hasura-default-role': 'admin' });
+    expect(decode(accepted.body.accessToken)['https://hasura.io/jwt/claims']).toMatchObject({ 'x-hasura-tenant-id': owner.tenantId, 'x-hasura-default-role': 'tenant_admin' });
     const me = await request(h.app).get('/auth/me').set(bearer(accepted.body.accessToken)).expect(200);
     expect(me.body.user).toMatchObject({ email, emailVerified: true });
     // Single use.

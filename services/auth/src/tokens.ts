@@ -1,5 +1,6 @@
 import jwt from 'jsonwebtoken';
 import type { KeyRing } from './keys.js';
+import { HASURA_ROLE, tenantRoleOf } from '../../shared/src/roles.js';
 import type { Role } from './permissions.js';
 
 export const HASURA_NAMESPACE = 'https://hasura.io/jwt/claims';
@@ -69,8 +70,8 @@ export class TokenIssuer {
       ? {
           'x-hasura-user-id': subject.userId,
           'x-hasura-tenant-id': subject.tenant.id,
-          'x-hasura-default-role': subject.tenant.role,
-          'x-hasura-allowed-roles': [subject.tenant.role],
+          'x-hasura-default-role': HASURA_ROLE[subject.tenant.role],
+          'x-hasura-allowed-roles': [HASURA_ROLE[subject.tenant.role]],
         }
       : { 'x-hasura-user-id': subject.userId, 'x-hasura-default-role': NO_TENANT_ROLE, 'x-hasura-allowed-roles': [NO_TENANT_ROLE] };
     if (subject.apiKeyId) {
@@ -106,10 +107,12 @@ export class TokenIssuer {
     const hasura = claims[HASURA_NAMESPACE];
     if (!hasura || typeof claims.sub !== 'string') return null;
     const tenantId = hasura['x-hasura-tenant-id'] ?? null;
+    const role = tenantId ? tenantRoleOf(hasura['x-hasura-default-role']) : null;
+    if (tenantId && !role) return null;
     return {
       userId: claims.sub,
       tenantId,
-      role: tenantId ? (hasura['x-hasura-default-role'] as Role) : null,
+      role,
       apiKeyId: hasura['x-hasura-api-key-id'] ?? null,
       actor: claims.act?.sub ?? null,
       issuedAt: claims.iat,

@@ -1,0 +1,299 @@
+/**
+ * The one registry the Hasura metadata is generated from (scripts/hasura/generate-metadata.ts)
+ * and the metadata lint (scripts/hasura/metadata-lint.ts) checks against the database.
+ *
+ * Roles. The tenant roles owner / admin / member / guest (services/auth/src/permissions.ts)
+ * are Hasura roles, except that Hasura reserves the name `admin`: it is the built-in role
+ * with unrestricted access (a JWT whose role is `admin` bypasses every permission, and
+ * metadata may not define permissions for it). The tenant admin is therefore the Hasura role
+ * `tenant_admin`; HASURA_ROLE maps one to the other. `anonymous` is the unauthorized role.
+ *
+ * Tenant filter. On every tenant table, every role's select / update / delete filter and
+ * insert check contain `<tenant column> = X-Hasura-Tenant-Id` (as a top-level conjunct), and
+ * inserts preset the tenant column from the session. The generator adds these; entries here
+ * only add extra conditions, so a table can never be written without them.
+ */
+import type { HasuraRole } from '../../services/shared/src/roles.js';
+
+export { HASURA_ROLE, HASURA_ROLES, type HasuraRole, type TenantRole } from '../../services/shared/src/roles.js';
+/** The session variable every tenant filter compares with; a claim of the token (JWT mode). */
+export const TENANT_SESSION_VARIABLE = 'X-Hasura-Tenant-Id';
+export const USER_SESSION_VARIABLE = 'X-Hasura-User-Id';
+
+export type BoolExp = Record<string, unknown>;
+
+export interface SelectRule {
+  columns: readonly string[];
+  /** Extra conditions, AND-ed with the tenant filter on tenant tables. */
+  filter?: BoolExp;
+  limit?: number;
+  allowAggregations?: boolean;
+}
+export interface InsertRule {
+  columns: readonly string[];
+  /** Extra conditions, AND-ed with the tenant check. */
+  check?: BoolExp;
+  /** Extra presets besides the tenant column. */
+  set?: Record<string, string>;
+}
+export interface UpdateRule {
+  columns: readonly string[];
+  filter?: BoolExp;
+  check?: BoolExp;
+  set?: Record<string, string>;
+}
+export interface DeleteRule {
+  filter?: BoolExp;
+}
+
+export interface ObjectRelationship {
+  name: string;
+  /** A foreign key column on this table, or a mapping to a remote table whose foreign key points here. */
+  using: { column: string } | { remoteTable: string; columnMapping: Record<string, string> };
+}
+export interface ArrayRelationship {
+  name: string;
+  /** The remote table and its foreign key column that points at this table. */
+  remoteTable: string;
+  remoteColumn: string;
+}
+
+export interface TrackedTable {
+  table: string;
+  /** The GraphQL name of the table (root fields projects, projects_by_pk, …). */
+  graphqlName: string;
+  /** The tenant column, for tables that hold tenant rows; undefined for global tables. */
+  tenantColumn?: 'tenant_id' | 'id';
+  objectRelationships?: readonly ObjectRelationship[];
+  arrayRelationships?: readonly ArrayRelationship[];
+  select?: Partial<Record<HasuraRole, SelectRule>>;
+  insert?: Partial<Record<HasuraRole, InsertRule>>;
+  update?: Partial<Record<HasuraRole, UpdateRule>>;
+  delete?: Partial<Record<HasuraRole, DeleteRule>>;
+}
+
+const tenantRelationship: ObjectRelationship = { name: 'tenant', using: { column: 'tenant_id' } };
+const tenantFor = <T>(roles: readonly HasuraRole[], rule: T): Partial<Record<HasuraRole, T>> =>
+  Object.fromEntries(roles.map((role) => [role, rule]));
+const MANAGERS = ['owner', 'tenant_admin'] as const;
+const WRITERS = ['owner', 'tenant_admin', 'member'] as const;
+/** Roles a tenant admin may hand out or touch: never owner ("only owners touch owners"). */
+const BELOW_OWNER = { role: { _in: ['admin', 'member', 'guest'] } };
+
+const projectColumns = ['id', 'tenant_id', 'name', 'description', 'status', 'created_by', 'created_at', 'updated_at'] as const;
+const projectWrites = ['name', 'description', 'status'] as const;
+const memberColumns = ['tenant_id', 'user_id', 'role', 'joined_at'] as const;
+const memberManagerColumns = [...memberColumns, 'permissions', 'invited_by', 'created_at', 'updated_at', 'tokens_valid_after'] as const;
+const planPublicColumns = [
+  'id', 'name', 'description', 'max_users', 'max_storage_bytes', 'max_api_requests_month', 'rate_limit_rps', 'features', 'sort_order',
+] as const;
+const planPriceColumns = ['monthly_price_cents', 'currency'] as const;
+const subscriptionAdminColumns = [
+  'id', 'tenant_id', 'plan_id', 'status', 'current_period_start', 'current_period_end', 'cancel_at_period_end', 'canceled_at', 'created_at', 'updated_at',
+] as const;
+/** Public plans, or the plan the caller's tenant is on (enterprise plans are not public). */
+const ownPlanOrPublic = { _or: [{ is_public: { _eq: true } }, { tenants: { id: { _eq: TENANT_SESSION_VARIABLE } } }] };
+
+export const TRACKED_TABLES: readonly TrackedTable[] = [
+  {
+    table: 'plans',
+    graphqlName: 'plans',
+    arrayRelationships: [{ name: 'tenants', remoteTable: 'tenants', remoteColumn: 'plan_id' }],
+    select: {
+      owner: { columns: [...planPublicColumns, ...planPriceColumns], filter: ownPlanOrPublic },
+      tenant_admin: { columns: [...planPublicColumns, ...planPriceColumns], filter: ownPlanOrPublic },
+      member: { columns: [...planPublicColumns, ...planPriceColumns], filter: ownPlanOrPublic },
+      // A guest sees no billing: no prices.
+      guest: { columns: planPublicColumns, filter: ownPlanOrPublic },
+      // The public price list.
+      anonymous: { columns: [...planPublicColumns, ...planPriceColumns], filter: { is_public: { _eq: true } }, limit: 50 },
+    },
+  },
+  {
+    table: 'users',
+    graphqlName: 'users',
+    arrayRelationships: [{ name: 'memberships', remoteTable: 'tenant_members', remoteColumn: 'user_id' }],
+    // Global identities: a role sees the users who are members of its tenant, nobody else.
+    select: {
+      owner: { columns: ['id', 'email', 'display_name', 'email_verified_at', 'created_at'], filter: { memberships: { tenant_id: { _eq: TENANT_SESSION_VARIABLE } } }, limit: 500 },
+      tenant_admin: { columns: ['id', 'email', 'display_name', 'email_verified_at', 'created_at'], filter: { memberships: { tenant_id: { _eq: TENANT_SESSION_VARIABLE } } }, limit: 500 },
+      member: { columns: ['id', 'display_name'], filter: { memberships: { tenant_id: { _eq: TENANT_SESSION_VARIABLE } } }, limit: 500 },
+      guest: { columns: ['id', 'display_name'], filter: { memberships: { tenant_id: { _eq: TENANT_SESSION_VARIABLE } } }, limit: 500 },
+    },
+  },
+  {
+    table: 'tenants',
+    graphqlName: 'tenants',
+    tenantColumn: 'id',
+    objectRelationships: [
+      { name: 'plan', using: { column: 'plan_id' } },
+      { name: 'subscription', using: { remoteTable: 'tenant_subscriptions', columnMapping: { id: 'tenant_id' } } },
+    ],
+    arrayRelationships: [
+      { name: 'members', remoteTable: 'tenant_members', remoteColumn: 'tenant_id' },
+      { name: 'domains', remoteTable: 'tenant_domains', remoteColumn: 'tenant_id' },
+      { name: 'settings_entries', remoteTable: 'tenant_settings', remoteColumn: 'tenant_id' },
+      { name: 'projects', remoteTable: 'projects', remoteColumn: 'tenant_id' },
+    ],
+    select: {
+      owner: {
+        columns: ['id', 'slug', 'name', 'status', 'status_changed_at', 'suspended_at', 'suspension_reason', 'plan_id', 'owner_user_id',
+          'max_users', 'max_storage_bytes', 'max_api_requests_month', 'settings', 'created_at', 'updated_at'],
+        limit: 1,
+      },
+      tenant_admin: {
+        columns: ['id', 'slug', 'name', 'status', 'status_changed_at', 'suspended_at', 'suspension_reason', 'plan_id', 'owner_user_id',
+          'max_users', 'max_storage_bytes', 'max_api_requests_month', 'settings', 'created_at', 'updated_at'],
+        limit: 1,
+      },
+      member: { columns: ['id', 'slug', 'name', 'status', 'plan_id', 'settings', 'created_at'], limit: 1 },
+      guest: { columns: ['id', 'slug', 'name', 'settings'], limit: 1 },
+      // Public branding of the tenant the edge resolved (subdomain, X-Tenant-Slug, domain):
+      // without a token Hasura takes X-Hasura-Tenant-Id from the edge's header.
+      anonymous: { columns: ['slug', 'name', 'settings'], filter: { status: { _eq: 'active' } }, limit: 1 },
+    },
+    update: {
+      owner: { columns: ['name', 'settings'] },
+      tenant_admin: { columns: ['settings'] },
+    },
+  },
+  {
+    table: 'tenant_members',
+    graphqlName: 'tenant_members',
+    tenantColumn: 'tenant_id',
+    objectRelationships: [tenantRelationship, { name: 'user', using: { column: 'user_id' } }],
+    select: {
+      owner: { columns: memberManagerColumns, allowAggregations: true, limit: 500 },
+      tenant_admin: { columns: memberManagerColumns, allowAggregations: true, limit: 500 },
+      member: { columns: memberColumns, limit: 500 },
+      guest: { columns: memberColumns, limit: 500 },
+    },
+    insert: {
+      owner: { columns: ['user_id', 'role', 'permissions'], set: { invited_by: USER_SESSION_VARIABLE } },
+      tenant_admin: { columns: ['user_id', 'role', 'permissions'], check: BELOW_OWNER, set: { invited_by: USER_SESSION_VARIABLE } },
+    },
+    update: {
+      owner: { columns: ['role', 'permissions'] },
+      tenant_admin: { columns: ['role', 'permissions'], filter: BELOW_OWNER, check: BELOW_OWNER },
+    },
+    delete: {
+      owner: {},
+      tenant_admin: { filter: BELOW_OWNER },
+    },
+  },
+  {
+    table: 'tenant_domains',
+    graphqlName: 'tenant_domains',
+    tenantColumn: 'tenant_id',
+    objectRelationships: [tenantRelationship],
+    select: {
+      ...tenantFor(MANAGERS, { columns: ['id', 'tenant_id', 'domain', 'is_primary', 'verification_token', 'verified_at', 'created_at', 'updated_at'], limit: 100 }),
+      ...tenantFor(['member', 'guest'], { columns: ['id', 'tenant_id', 'domain', 'is_primary', 'verified_at'], limit: 100 }),
+    },
+    // verified_at and verification_token are never client-writable: a domain is verified
+    // by DNS (tenantry domains verify), or anyone could claim anyone's domain at the edge.
+    insert: tenantFor(MANAGERS, { columns: ['domain', 'is_primary'] }),
+    update: tenantFor(MANAGERS, { columns: ['is_primary'] }),
+    delete: tenantFor(MANAGERS, {}),
+  },
+  {
+    table: 'tenant_settings',
+    graphqlName: 'tenant_settings',
+    tenantColumn: 'tenant_id',
+    objectRelationships: [tenantRelationship],
+    // Private settings: settings:read / settings:write are the managers' only.
+    select: tenantFor(MANAGERS, { columns: ['tenant_id', 'key', 'value', 'updated_by', 'created_at', 'updated_at'], limit: 500 }),
+    insert: tenantFor(MANAGERS, { columns: ['key', 'value'], set: { updated_by: USER_SESSION_VARIABLE } }),
+    update: tenantFor(MANAGERS, { columns: ['value'], set: { updated_by: USER_SESSION_VARIABLE } }),
+    delete: tenantFor(MANAGERS, {}),
+  },
+  {
+    table: 'tenant_invitations',
+    graphqlName: 'tenant_invitations',
+    tenantColumn: 'tenant_id',
+    objectRelationships: [tenantRelationship],
+    // Created and accepted through the auth service (it mails the token); never token_hash.
+    select: tenantFor(MANAGERS, {
+      columns: ['id', 'tenant_id', 'email', 'role', 'status', 'invited_by', 'expires_at', 'last_sent_at', 'accepted_at', 'accepted_by', 'revoked_at', 'created_at', 'updated_at'],
+      limit: 500,
+    }),
+    delete: tenantFor(MANAGERS, {}),
+  },
+  {
+    table: 'api_keys',
+    graphqlName: 'api_keys',
+    tenantColumn: 'tenant_id',
+    objectRelationships: [tenantRelationship],
+    // Created through the auth service (it shows the key once); never key_hash.
+    select: tenantFor(MANAGERS, {
+      columns: ['id', 'tenant_id', 'name', 'prefix', 'role', 'scopes', 'created_by', 'expires_at', 'revoked_at', 'last_used_at', 'created_at', 'updated_at'],
+      limit: 500,
+    }),
+    update: tenantFor(MANAGERS, { columns: ['name', 'revoked_at'] }),
+  },
+  {
+    table: 'tenant_subscriptions',
+    graphqlName: 'tenant_subscriptions',
+    tenantColumn: 'tenant_id',
+    objectRelationships: [tenantRelationship, { name: 'plan', using: { column: 'plan_id' } }],
+    // Billing: Stripe ids for the owner only; a member sees the plan and state; a guest nothing.
+    select: {
+      owner: { columns: [...subscriptionAdminColumns, 'stripe_customer_id', 'stripe_subscription_id'], limit: 1 },
+      tenant_admin: { columns: subscriptionAdminColumns, limit: 1 },
+      member: { columns: ['id', 'tenant_id', 'plan_id', 'status'], limit: 1 },
+    },
+  },
+  {
+    table: 'tenant_usage',
+    graphqlName: 'tenant_usage',
+    tenantColumn: 'tenant_id',
+    objectRelationships: [tenantRelationship],
+    select: tenantFor(MANAGERS, { columns: ['tenant_id', 'metric', 'period_start', 'quantity', 'updated_at'], allowAggregations: true, limit: 5000 }),
+  },
+  {
+    table: 'audit_log',
+    graphqlName: 'audit_log',
+    tenantColumn: 'tenant_id',
+    objectRelationships: [tenantRelationship],
+    select: tenantFor(MANAGERS, {
+      columns: ['id', 'tenant_id', 'actor', 'actor_user_id', 'action', 'target_type', 'target_id', 'before', 'after', 'reason', 'request_id', 'created_at'],
+      limit: 200,
+    }),
+  },
+  {
+    table: 'projects',
+    graphqlName: 'projects',
+    tenantColumn: 'tenant_id',
+    objectRelationships: [tenantRelationship, { name: 'creator', using: { column: 'created_by' } }],
+    select: {
+      ...tenantFor(WRITERS, { columns: projectColumns, allowAggregations: true, limit: 1000 }),
+      guest: { columns: projectColumns, limit: 1000 },
+    },
+    insert: tenantFor(WRITERS, { columns: projectWrites, set: { created_by: USER_SESSION_VARIABLE } }),
+    update: tenantFor(WRITERS, { columns: projectWrites }),
+    delete: tenantFor(WRITERS, {}),
+  },
+];
+
+/**
+ * Tables deliberately not tracked: nothing of them is reachable through GraphQL. Every table
+ * of the schema is either tracked or listed here, with the reason.
+ */
+export const INTERNAL_TABLES: Readonly<Record<string, string>> = {
+  refresh_tokens: 'login sessions: the auth service only (hashed tokens)',
+  stripe_events: 'the Stripe webhook inbox: the billing service only',
+  auth_email_tokens: 'email verification and reset tokens: the auth service only',
+};
+
+/** Columns no role may ever select, whatever the database grants. */
+export const SECRET_COLUMNS: readonly string[] = ['password_hash', 'key_hash', 'token_hash'];
+/** Columns no client may ever write: the edge trusts them. */
+export const SERVER_ONLY_COLUMNS: Readonly<Record<string, readonly string[]>> = {
+  tenant_domains: ['verified_at', 'verification_token', 'tenant_id'],
+  tenants: ['status', 'plan_id', 'slug', 'max_users', 'max_storage_bytes', 'max_api_requests_month'],
+};
+/** Tables where a billing column lives: a guest sees none of these. */
+export const BILLING_COLUMNS: Readonly<Record<string, readonly string[]>> = {
+  plans: ['monthly_price_cents', 'currency', 'stripe_price_id'],
+  tenant_subscriptions: ['*'],
+};

