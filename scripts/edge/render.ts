@@ -55,10 +55,29 @@ export const edgeEnvironmentSchema = z.object({
   EDGE_ERROR_LOG: z.string().optional(),
   EDGE_ERROR_LOG_LEVEL: z.enum(['debug', 'info', 'notice', 'warn', 'error']).default('warn'),
   CLIENT_MAX_BODY_SIZE: z.string().regex(/^\d+[km]?$/).default('50m'),
+  /** TLS at the edge: a second listener on this port, when a certificate and key are given. */
+  EDGE_TLS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  EDGE_TLS_CERTIFICATE: z.string().min(1).optional(),
+  EDGE_TLS_CERTIFICATE_KEY: z.string().min(1).optional(),
   /** Idle connections kept per upstream and worker: below the concurrency, every extra request pays a TCP connect. */
   EDGE_UPSTREAM_KEEPALIVE: z.coerce.number().int().min(1).default(64),
 });
 export type EdgeEnvironment = z.infer<typeof edgeEnvironmentSchema>;
+
+/** The TLS listener, or nothing: all three settings together, or none of them. */
+function tlsListener(env: EdgeEnvironment): string {
+  const given = [env.EDGE_TLS_PORT, env.EDGE_TLS_CERTIFICATE, env.EDGE_TLS_CERTIFICATE_KEY].filter((value) => value !== undefined);
+  if (given.length === 0) return '';
+  if (given.length !== 3) throw new Error('EDGE_TLS_PORT, EDGE_TLS_CERTIFICATE and EDGE_TLS_CERTIFICATE_KEY go together');
+  return [
+    `listen ${env.EDGE_LISTEN_HOST}:${env.EDGE_TLS_PORT} ssl;`,
+    `ssl_certificate ${env.EDGE_TLS_CERTIFICATE};`,
+    `ssl_certificate_key ${env.EDGE_TLS_CERTIFICATE_KEY};`,
+    'ssl_protocols TLSv1.2 TLSv1.3;',
+    'ssl_session_cache shared:edge_tls:10m;',
+    'add_header Strict-Transport-Security "max-age=31536000" always;',
+  ].join('\n        ');
+}
 
 const TARGETS = {
   debian: {
@@ -109,6 +128,7 @@ export function renderEdgeConfig(env: EdgeEnvironment, template = readFileSync(T
     CLIENT_MAX_BODY_SIZE: env.CLIENT_MAX_BODY_SIZE,
     UPSTREAM_KEEPALIVE: String(env.EDGE_UPSTREAM_KEEPALIVE),
     LISTEN: `${env.EDGE_LISTEN_HOST}:${env.EDGE_PORT}`,
+    TLS_LISTEN: tlsListener(env),
     HASURA_UPSTREAM: env.HASURA_UPSTREAM,
     AUTH_UPSTREAM: env.AUTH_UPSTREAM,
     BILLING_UPSTREAM: env.BILLING_UPSTREAM,

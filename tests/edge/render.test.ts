@@ -37,6 +37,15 @@ describe('edge config rendering', () => {
     expect(() => readConfig(edgeEnvironmentSchema, { ...env, EDGE_PURGE_SECRET: 'short' })).toThrow(/EDGE_PURGE_SECRET is invalid/);
   });
 
+  test('TLS: a listener with the certificate when all three settings are given, none otherwise', () => {
+    const tls = { EDGE_TLS_PORT: '8443', EDGE_TLS_CERTIFICATE: '/tls/fullchain.pem', EDGE_TLS_CERTIFICATE_KEY: '/tls/privkey.pem' };
+    const conf = renderEdgeConfig(readConfig(edgeEnvironmentSchema, { ...env, ...tls }));
+    expect(conf).toContain('listen 127.0.0.1:8443 ssl;');
+    expect(conf).toContain('ssl_certificate_key /tls/privkey.pem;');
+    expect(renderEdgeConfig(readConfig(edgeEnvironmentSchema, env))).not.toContain('ssl');
+    expect(() => renderEdgeConfig(readConfig(edgeEnvironmentSchema, { ...env, EDGE_TLS_PORT: '8443' }))).toThrow(/go together/);
+  });
+
   test('a template placeholder the renderer does not know stops the render', () => {
     expect(() => renderEdgeConfig(readConfig(edgeEnvironmentSchema, env), 'listen {{NO_SUCH_SETTING}};')).toThrow(/NO_SUCH_SETTING/);
   });
