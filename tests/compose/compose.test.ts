@@ -256,8 +256,17 @@ describe('the edge config rendered for the compose network passes nginx -t', () 
   function render(file: ComposeFile, name: string): { conf: string; hosts: string[] } {
     const composeEnv = serviceEnvironment(file.services['edge-config']!, env);
     const dir = path.join(work, name);
+    spawnSync('mkdir', ['-p', dir]);
+    // The certificate volume exists only in the deployment: nginx -t gets a throwaway pair.
+    const tls: Record<string, string> = {};
+    if (composeEnv.EDGE_TLS_CERTIFICATE) {
+      tls.EDGE_TLS_CERTIFICATE = path.join(dir, 'fullchain.pem');
+      tls.EDGE_TLS_CERTIFICATE_KEY = path.join(dir, 'privkey.pem');
+      spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=edge', '-keyout', tls.EDGE_TLS_CERTIFICATE_KEY, '-out', tls.EDGE_TLS_CERTIFICATE]);
+    }
     const settings = readConfig(edgeEnvironmentSchema, {
       ...composeEnv,
+      ...tls,
       EDGE_TARGET: 'debian',
       EDGE_RUNTIME_DIR: dir,
       EDGE_LUA_DIR: path.join(ROOT, 'nginx/lua'),
@@ -294,6 +303,7 @@ describe('the edge config rendered for the compose network passes nginx -t', () 
     const result = nginxTest(conf, hosts);
     expect(result.status, result.stderr).toBe(0);
     expect(readFileSync(conf, 'utf8')).toContain('upstream hasura   { server hasura:8080;');
+    expect(readFileSync(conf, 'utf8').includes(' ssl;')).toBe(name.includes('prod'));
   });
 
   test('the trick matters: without the hosts entries nginx -t fails on the compose names', () => {
