@@ -14,8 +14,10 @@ local _M = {}
 local UUID, SLUG = patterns.UUID, patterns.SLUG
 
 -- A header sent more than once arrives as a table; it is never a valid tenant reference.
+-- rawget: the table's keys are already lower case, and its __index (which normalises a
+-- missing name with string operations) would run for every header a request lacks.
 local function single(headers, name)
-  local value = headers[name]
+  local value = rawget(headers, name)
   if type(value) == "table" then
     return nil, name .. " was sent more than once"
   end
