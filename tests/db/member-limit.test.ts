@@ -133,32 +133,18 @@ describe('last owner', () => {
     expect(await ownersOf(tenant.tenantId)).toEqual([tenant.ownerUserId]);
   });
 
-  test('ownership is transferred in one transaction: promote another, then demote the old owner', async () => {
+  // The check is deferred to COMMIT, so the order of the two changes does not matter.
+  test.each([
+    ['promote another, then demote the old owner', 'promote'],
+    ['demote the old owner, then promote another', 'demote'],
+  ])('ownership is transferred in one transaction: %s', async (_order, first) => {
     const tenant = await seedTenant(admin, 'ml-transfer');
+    const promote = ['owner', tenant.memberUserId];
+    const demote = ['admin', tenant.ownerUserId];
     await withTenant(service, { tenantId: tenant.tenantId, userId: tenant.ownerUserId }, async (client) => {
-      await client.query(`UPDATE tenant_members SET role = 'owner' WHERE tenant_id = $1 AND user_id = $2`, [
-        tenant.tenantId,
-        tenant.memberUserId,
-      ]);
-      await client.query(`UPDATE tenant_members SET role = 'admin' WHERE tenant_id = $1 AND user_id = $2`, [
-        tenant.tenantId,
-        tenant.ownerUserId,
-      ]);
-    });
-    expect(await ownersOf(tenant.tenantId)).toEqual([tenant.memberUserId]);
-  });
-
-  test('the check is deferred: demoting first and promoting later in the same transaction also works', async () => {
-    const tenant = await seedTenant(admin, 'ml-deferred');
-    await withTenant(service, { tenantId: tenant.tenantId }, async (client) => {
-      await client.query(`UPDATE tenant_members SET role = 'member' WHERE tenant_id = $1 AND user_id = $2`, [
-        tenant.tenantId,
-        tenant.ownerUserId,
-      ]);
-      await client.query(`UPDATE tenant_members SET role = 'owner' WHERE tenant_id = $1 AND user_id = $2`, [
-        tenant.tenantId,
-        tenant.memberUserId,
-      ]);
+      for (const [role, userId] of first === 'promote' ? [promote, demote] : [demote, promote]) {
+        await client.query('UPDATE tenant_members SET role = $1 WHERE tenant_id = $2 AND user_id = $3', [role, tenant.tenantId, userId]);
+      }
     });
     expect(await ownersOf(tenant.tenantId)).toEqual([tenant.memberUserId]);
   });

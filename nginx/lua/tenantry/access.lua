@@ -36,6 +36,10 @@ end
 
 -- The first source that names a tenant wins: header id, header slug, custom domain,
 -- subdomain, token claim. Returns the lookup (by, value) or nil; refuses malformed input.
+local function resolver_unavailable(graphql, what, err)
+  return respond.refuse(graphql, 503, "resolver_unavailable", what .. " cannot be resolved right now: " .. err)
+end
+
 local function tenant_reference(headers, token_tenant, graphql)
   local id, err = single(headers, "x-tenant-id")
   if err then return respond.refuse(graphql, 400, "invalid_tenant_header", err) end
@@ -62,7 +66,7 @@ local function tenant_reference(headers, token_tenant, graphql)
     -- Any host can point at the edge; only a verified domain names a tenant.
     local tenant, lookup_err = cache.lookup("domain", name)
     if tenant == nil then
-      return respond.refuse(graphql, 503, "resolver_unavailable", "the tenant cannot be resolved right now: " .. lookup_err)
+      return resolver_unavailable(graphql, "the tenant", lookup_err)
     end
     if tenant then return "resolved", tenant end
   elseif kind == "subdomain" then
@@ -86,7 +90,7 @@ local function check_membership(graphql, tenant_id, claims)
   end
   local member, err = cache.lookup("member", tenant_id .. ":" .. claims.user_id)
   if member == nil then
-    return respond.refuse(graphql, 503, "resolver_unavailable", "the membership cannot be checked right now: " .. err)
+    return resolver_unavailable(graphql, "the membership", err)
   end
   if not member then
     return respond.refuse(graphql, 401, "token_revoked", "the token's user is no longer a member of this tenant")
@@ -125,7 +129,7 @@ function _M.run(options)
     local lookup_err
     tenant, lookup_err = cache.lookup(by, value)
     if tenant == nil then
-      return respond.refuse(graphql, 503, "resolver_unavailable", "the tenant cannot be resolved right now: " .. lookup_err)
+      return resolver_unavailable(graphql, "the tenant", lookup_err)
     end
     if not tenant then
       return respond.refuse(graphql, 404, "tenant_not_found", "no such tenant")
