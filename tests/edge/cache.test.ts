@@ -118,6 +118,27 @@ describe('cache, purge and rate limit', () => {
     expect(await status(neighbour.slug)).toBe(200);
     await within(2_500, async () => (await status(tenant.slug)) === 200);
   });
+
+  test('a higher limit counted in per-worker batches still holds across both workers within 5%', async () => {
+    const limit = 200; // two workers: batches of 5, so at most 2 × 4 requests go uncounted
+    const plan = `batch${randomBytes(4).toString('hex')}`;
+    await harness.admin.query("INSERT INTO plans (id, name, rate_limit_rps, is_public) VALUES ($1, 'Batched', $2, false)", [plan, limit]);
+    const tenant = await harness.createTenant({ plan });
+    await status(tenant.slug);
+    // The limit is per second of the edge's clock: start just after a second begins, and
+    // only count a burst that ended within that same second.
+    for (let attempt = 0; ; attempt += 1) {
+      while (Date.now() % 1000 > 20) await sleep(1);
+      const second = Math.floor(Date.now() / 1000);
+      const burst = await Promise.all(Array.from({ length: 2 * limit }, () => status(tenant.slug)));
+      if (Math.floor(Date.now() / 1000) !== second && attempt < 4) continue;
+      const allowed = burst.filter((code) => code === 200).length;
+      expect(burst.filter((code) => code !== 200 && code !== 429)).toEqual([]);
+      expect(allowed).toBeGreaterThanOrEqual(limit);
+      expect(allowed).toBeLessThanOrEqual(limit * 1.05);
+      return;
+    }
+  });
 });
 
 describe('stale answers and a locked-down purge endpoint', () => {

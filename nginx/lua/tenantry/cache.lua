@@ -2,11 +2,12 @@
 -- fresh for positive_ttl and may be served stale up to stale_ttl more while the resolver
 -- is down; negative answers stay negative_ttl. A purge stamps the tenant's id with the
 -- time, and every entry cached before that stamp counts as absent.
--- In front of the shared dict each worker keeps decoded answers in an LRU cache, so a hit
--- costs no JSON decoding; any purge bumps a shared sequence number, which sends every
--- worker back to the shared dict (and its per-tenant stamps) once.
+-- In front of the shared dict each worker keeps decoded answers in a plain table per kind
+-- of lookup, so a hit costs one table lookup: no JSON decoding, no key to build. A table
+-- that reaches worker_cache_items is dropped whole and refills from the shared dict, which
+-- is cheaper per request than keeping an LRU order. Any purge bumps a shared sequence
+-- number, which sends every worker back to the shared dict (and its stamps) once.
 local cjson = require "cjson.safe"
-local lrucache = require "resty.lrucache"
 local config = require "tenantry.config"
 
 local ngx = ngx
@@ -15,7 +16,9 @@ local shm = ngx.shared.tenants
 local _M = {}
 
 local PURGE_SEQUENCE = "purge_sequence"
-local decoded = assert(lrucache.new(config.values.worker_cache_items))
+-- kind → { value → { tenant, fresh_until, sequence } }, and how many values each holds.
+local decoded = {}
+local decoded_count = {}
 
 local function purge_key(tenant_id)
   return "purged:" .. tenant_id
@@ -26,8 +29,17 @@ local function purged_since(tenant_id, cached_at)
   return stamp ~= nil and stamp >= cached_at
 end
 
-local function remember(key, entry, sequence)
-  decoded:set(key, { tenant = entry.tenant, fresh_until = entry.fresh_until, sequence = sequence }, entry.fresh_until - ngx.now())
+local function remember(by, value, entry, sequence)
+  local answers = decoded[by]
+  local count = decoded_count[by] or 0
+  if not answers or count >= config.values.worker_cache_items then
+    answers, count = {}, 0
+    decoded[by] = answers
+  end
+  if answers[value] == nil then
+    decoded_count[by] = count + 1
+  end
+  answers[value] = { tenant = entry.tenant, fresh_until = entry.fresh_until, sequence = sequence }
 end
 
 -- Membership answers go stale sooner: a removed member's tokens must stop within seconds.
@@ -39,12 +51,13 @@ local function fresh_ttl(by, found)
   return found and values.positive_ttl or values.negative_ttl
 end
 
-local function store(by, key, tenant, now, sequence)
+local function store(by, value, tenant, now, sequence)
   local values = config.values
+  local key = by .. ":" .. value
   local fresh = fresh_ttl(by, tenant)
   local lifetime = tenant and (fresh + values.stale_ttl) or fresh
   local entry = { tenant = tenant or false, at = now, fresh_until = now + fresh }
-  remember(key, entry, sequence)
+  remember(by, value, entry, sequence)
   local ok, err, forcible = shm:set(key, cjson.encode(entry), lifetime)
   if not ok then
     ngx.log(ngx.WARN, "tenant cache: cannot store ", key, ": ", err)
@@ -89,24 +102,25 @@ end
 -- Returns the answer table, false when there is none, or nil and an error when the
 -- answer is unknown (resolver down and nothing usable cached).
 function _M.lookup(by, value)
-  local key = by .. ":" .. value
   local now = ngx.now()
   local sequence = shm:get(PURGE_SEQUENCE) or 0
-  local hit = decoded:get(key)
+  local answers = decoded[by]
+  local hit = answers and answers[value]
   if hit and hit.sequence == sequence and now < hit.fresh_until then
     return hit.tenant
   end
+  local key = by .. ":" .. value
   local entry = read(key)
   if entry and now < entry.fresh_until then
-    remember(key, entry, sequence)
+    remember(by, value, entry, sequence)
     return entry.tenant
   end
   local tenant, err = ask_resolver(by, value)
   if tenant ~= nil then
-    store(by, key, tenant, now, sequence)
+    store(by, value, tenant, now, sequence)
     -- Found by slug or domain: the id key is warm too.
     if tenant and (by == "slug" or by == "domain") then
-      store("id", "id:" .. tenant.id, tenant, now, sequence)
+      store("id", tenant.id, tenant, now, sequence)
     end
     return tenant
   end
