@@ -1,21 +1,30 @@
-import type { Pool, PoolClient } from 'pg';
+import type { ClientBase, Pool, PoolClient } from 'pg';
+
+export type TransactionSettings = Record<string, string | undefined>;
 
 /**
- * Runs `work` in one transaction whose settings (set_config(…, true)) end with it, so they
- * never leak to the next user of the pooled connection: BEGIN, the settings, work, COMMIT —
- * or ROLLBACK when work (or a deferred constraint at COMMIT) throws.
+ * BEGIN and the transaction's settings as one statement string, sent in one round trip.
+ * `SET LOCAL` is what Hasura sends for `hasura.user`: a utility statement, so it costs no
+ * plan and returns no row, and like set_config(…, true) it ends with the transaction.
+ * pg's escapeIdentifier and escapeLiteral quote names and values (any text is safe there).
  */
-export async function inTransaction<T>(
-  pool: Pool,
-  settings: Record<string, string | undefined>,
-  work: (client: PoolClient) => Promise<T>,
-): Promise<T> {
+export function beginStatement(client: Pick<ClientBase, 'escapeIdentifier' | 'escapeLiteral'>, settings: TransactionSettings): string {
+  const statements = ['BEGIN'];
+  for (const [name, value] of Object.entries(settings)) {
+    if (value !== undefined) statements.push(`SET LOCAL ${client.escapeIdentifier(name)} = ${client.escapeLiteral(value)}`);
+  }
+  return statements.join('; ');
+}
+
+/**
+ * Runs `work` in one transaction whose settings end with it, so they never leak to the
+ * next user of the pooled connection: BEGIN with the settings, work, COMMIT — or ROLLBACK
+ * when work (or a deferred constraint at COMMIT) throws.
+ */
+export async function inTransaction<T>(pool: Pool, settings: TransactionSettings, work: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query('BEGIN');
-    for (const [name, value] of Object.entries(settings)) {
-      if (value !== undefined) await client.query('SELECT set_config($1, $2, true)', [name, value]);
-    }
+    await client.query(beginStatement(client, settings));
     const result = await work(client);
     await client.query('COMMIT');
     return result;
