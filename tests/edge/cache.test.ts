@@ -175,3 +175,31 @@ describe('stale answers and a locked-down purge endpoint', () => {
 function suspend(harness: EdgeHarness, id: string) {
   return harness.admin.query("UPDATE tenants SET status = 'suspended' WHERE id = $1", [id]);
 }
+
+describe('the per-worker answer tables stay within EDGE_WORKER_CACHE_ITEMS', () => {
+  let harness: EdgeHarness;
+  beforeAll(async () => {
+    harness = await startEdgeHarness({ EDGE_WORKER_CACHE_ITEMS: '100' });
+  });
+  afterAll(() => harness?.stop());
+
+  test('past the bound a table starts over, every name still resolves, and purges still apply', async () => {
+    const tenants = await Promise.all(Array.from({ length: 250 }, () => harness.createTenant()));
+    const statusOf = (slug: string) => send(harness.edge.url, '/storage/x', { headers: { 'X-Tenant-Slug': slug } }).then((r) => r.status);
+    for (let pass = 0; pass < 2; pass += 1) {
+      const codes = await Promise.all(tenants.map((tenant) => statusOf(tenant.slug)));
+      expect(codes.filter((code) => code !== 200)).toEqual([]);
+    }
+    // Two workers, 250 names each way: each worker has seen more than 100 slugs.
+    for (let probe = 0; probe < 6; probe += 1) {
+      const stats = await send(harness.edge.url, '/_edge/stats');
+      expect(stats.json.worker_cache.slug).toBeGreaterThan(0);
+      expect(stats.json.worker_cache.slug).toBeLessThanOrEqual(100);
+      expect(stats.json.worker_cache.id).toBeLessThanOrEqual(100);
+    }
+    const first = tenants[0]!;
+    await harness.admin.query("UPDATE tenants SET status = 'suspended' WHERE id = $1", [first.id]);
+    await send(harness.edge.url, '/_edge/purge', { method: 'POST', body: JSON.stringify({ tenant_id: first.id }) });
+    expect(await statusOf(first.slug)).toBe(403);
+  });
+});

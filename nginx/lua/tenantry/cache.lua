@@ -131,6 +131,15 @@ function _M.lookup(by, value)
   return nil, err
 end
 
+-- How many answers this worker holds, by kind of name (for /_edge/stats).
+function _M.worker_counts()
+  local counts = {}
+  for by, count in pairs(decoded_count) do
+    counts[by] = count
+  end
+  return counts
+end
+
 -- Drops a tenant's answers (by any key) and, when given, the keys of names that may
 -- have changed meaning (a slug or domain that was unknown and now exists, or moved).
 function _M.purge(tenant_id, keys)

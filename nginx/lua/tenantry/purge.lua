@@ -74,6 +74,8 @@ function _M.stats()
   local dict = ngx.shared.tenants
   ngx.say(cjson.encode({
     tenant_cache = { capacity_bytes = dict:capacity(), free_bytes = dict:free_space(), keys = #dict:get_keys(0) },
+    -- The answering worker's own tables, by kind of name.
+    worker_cache = cache.worker_counts(),
   }))
 end
 
