@@ -21,8 +21,12 @@ local unshared = {}
 -- tenant id → the shared count this second, as of this worker's last addition.
 local shared_count = {}
 
+-- Read at the first request: the worker count never changes while a worker lives.
+local workers
+
 local function batch_size(limit)
-  local size = floor(limit * OVERSHOOT / ngx.worker.count())
+  workers = workers or ngx.worker.count()
+  local size = floor(limit * OVERSHOOT / workers)
   return size > 1 and size or 1
 end
 
