@@ -126,16 +126,18 @@ describe('cache, purge and rate limit', () => {
     const tenant = await harness.createTenant({ plan });
     await status(tenant.slug);
     // The limit is per second of the edge's clock: start just after a second begins, and
-    // only count a burst that ended within that same second.
+    // count a burst against one second's limit when it ended within that second (on a
+    // machine too slow for that, against two seconds' limits).
     for (let attempt = 0; ; attempt += 1) {
       while (Date.now() % 1000 > 20) await sleep(1);
       const second = Math.floor(Date.now() / 1000);
       const burst = await Promise.all(Array.from({ length: 2 * limit }, () => status(tenant.slug)));
-      if (Math.floor(Date.now() / 1000) !== second && attempt < 4) continue;
+      const seconds = Math.floor(Date.now() / 1000) === second ? 1 : 2;
+      if (seconds === 2 && attempt < 9) continue;
       const allowed = burst.filter((code) => code === 200).length;
       expect(burst.filter((code) => code !== 200 && code !== 429)).toEqual([]);
       expect(allowed).toBeGreaterThanOrEqual(limit);
-      expect(allowed).toBeLessThanOrEqual(limit * 1.05);
+      expect(allowed).toBeLessThanOrEqual(limit * 1.05 * seconds);
       return;
     }
   });
