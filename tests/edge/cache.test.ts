@@ -26,7 +26,6 @@ describe('cache, purge and rate limit', () => {
   afterAll(() => harness?.stop());
 
   const status = (slug: string) => send(harness.edge.url, '/storage/x', { headers: { 'X-Tenant-Slug': slug } }).then((r) => r.status);
-  const suspend = (id: string) => harness.admin.query("UPDATE tenants SET status = 'suspended' WHERE id = $1", [id]);
 
   test('a warm cache keeps serving while the resolver is down; a cold name gets 503, not a tenant', async () => {
     const tenant = await harness.createTenant();
@@ -46,7 +45,7 @@ describe('cache, purge and rate limit', () => {
   test('answers are cached: a change in the database shows only after a purge', async () => {
     const tenant = await harness.createTenant();
     expect(await status(tenant.slug)).toBe(200);
-    await suspend(tenant.id);
+    await suspend(harness, tenant.id);
     expect(await status(tenant.slug)).toBe(200);
     const purge = await send(harness.edge.url, '/_edge/purge', { method: 'POST', body: JSON.stringify({ tenant_id: tenant.id }) });
     expect(purge.status).toBe(200);
@@ -60,7 +59,7 @@ describe('cache, purge and rate limit', () => {
     const viaId = () => send(harness.edge.url, '/storage/x', { headers: { 'X-Tenant-ID': tenant.id } }).then((r) => r.status);
     const viaDomain = () => send(harness.edge.url, '/storage/x', { host: domain }).then((r) => r.status);
     expect([await viaId(), await viaDomain(), await status(tenant.slug)]).toEqual([200, 200, 200]);
-    await suspend(tenant.id);
+    await suspend(harness, tenant.id);
     await send(harness.edge.url, '/_edge/purge', { method: 'POST', body: JSON.stringify({ tenant_id: tenant.id }) });
     expect([await viaId(), await viaDomain(), await status(tenant.slug)]).toEqual([403, 403, 403]);
   });
@@ -83,7 +82,7 @@ describe('cache, purge and rate limit', () => {
   test('a purge published on the Redis stream reaches the edge within a second', async () => {
     const tenant = await harness.createTenant();
     expect(await status(tenant.slug)).toBe(200);
-    await suspend(tenant.id);
+    await suspend(harness, tenant.id);
     const redis = new Redis(services().endpoints.redisUrl);
     try {
       const stream = /"purge_stream":"([^"]+)"/.exec(readFileSync(harness.edge.configFile, 'utf8'))![1]!;
@@ -200,7 +199,7 @@ describe('the per-worker answer tables stay within EDGE_WORKER_CACHE_ITEMS', () 
       expect(stats.json.worker_cache.id).toBeLessThanOrEqual(100);
     }
     const first = tenants[0]!;
-    await harness.admin.query("UPDATE tenants SET status = 'suspended' WHERE id = $1", [first.id]);
+    await suspend(harness, first.id);
     await send(harness.edge.url, '/_edge/purge', { method: 'POST', body: JSON.stringify({ tenant_id: first.id }) });
     expect(await statusOf(first.slug)).toBe(403);
   });

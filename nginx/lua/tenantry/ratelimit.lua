@@ -4,8 +4,8 @@
 -- per tenant, a new key, and most tenants never fill a batch. A batch is at most
 -- OVERSHOOT of the limit divided among the workers, so all workers together let at most
 -- that share more through than the limit; below 2 / OVERSHOOT requests a second per worker
--- (40) a batch is one request, so every request goes to the shared counter at once. The limiter fails open: losing it
--- must not take tenants down.
+-- (40) a batch is one request, so every request goes to the shared counter at once.
+-- The limiter fails open: losing it must not take tenants down.
 local ngx = ngx
 local shm = ngx.shared.edge_ratelimit
 local floor = math.floor
