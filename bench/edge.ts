@@ -2,18 +2,22 @@
 //
 // One nginx worker each, wrk on loopback, 10,000 tenants known, requests spread at random
 // over them by X-Tenant-Slug:
-//   (a) plain proxy: the same Debian nginx, no Lua, proxying to the same upstream with the
-//       edge's proxy headers and JSON access log, so the difference is the resolver alone;
-//   (b) the edge with a warm tenant cache;
+//   (a) plain proxy: the same Debian nginx, no Lua, proxying to the echo upstream the edge
+//       tests use, with the edge's proxy headers and JSON access log, so the difference is
+//       the resolver alone;
+//   (b) the edge with a warm tenant cache, to the same upstream;
 //   (c) the edge from a cold cache (misses go to the real resolver service and Postgres),
 //       then the same edge warm.
-// The upstream is a third nginx answering a fixed body, so neither side waits on Node.
-// (a) and warm (b) alternate for BENCH_ROUNDS rounds and the medians are compared, so
-// drift on a busy machine hits both alike.
-// Then the shared dict's memory is measured with 100,000 tenants cached.
+//   (a′) and (b′): (a) and (b) in front of an nginx that answers a fixed body instead. Nothing
+//       behind the proxy costs anything then, so b′/a′ is the edge's own CPU against a bare
+//       proxy: stricter than any real upstream (Hasura answers far slower than the echo).
+// (a), (b), (a′) and (b′) alternate for BENCH_ROUNDS rounds and the medians are compared,
+// so drift on a busy machine hits all alike. Then the shared dict's memory is measured with
+// 100,000 tenants cached.
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -21,6 +25,7 @@ import getPort from 'get-port';
 import pg from 'pg';
 import { pino } from 'pino';
 import { z } from 'zod';
+import { startEchoServer } from '../scripts/native/echo-upstream.js';
 import { startEdge, type EdgeInstance } from '../scripts/native/edge.js';
 import { findBinary } from '../scripts/native/binaries.js';
 import { launch, stopProcess, waitUntilReady, type NativeProcess } from '../scripts/native/services.js';
@@ -172,69 +177,84 @@ async function main(): Promise<void> {
     const processes: NativeProcess[] = [];
     cleanups.push(() => Promise.all(processes.map((child) => stopProcess(child.pid))));
 
-    const upstream = await startPlainNginx('upstream', root, `access_log off; location / { default_type application/json; return 200 '{"ok":true}'; }`);
-    processes.push(upstream);
-    const upstreamAddress = new URL(upstream.url).host;
-    const plain = await startPlainNginx(
-      'plain-proxy',
-      root,
-      `access_log ${root}/plain-proxy/access.log plain_json;
-       location = /ready { return 200; }
-       location / {
-         proxy_http_version 1.1;
-         proxy_set_header Host $host;
-         proxy_set_header X-Forwarded-For $remote_addr;
-         proxy_set_header X-Forwarded-Proto $scheme;
-         proxy_set_header Upgrade $http_upgrade;
-         proxy_set_header Connection $connection_upgrade;
-         proxy_set_header X-Request-Id $request_id;
-         proxy_pass http://bench_upstream;
-       }
-     }
-     upstream bench_upstream { server ${upstreamAddress}; keepalive 64;`,
+    const echo = await startEchoServer();
+    cleanups.push(
+      () =>
+        new Promise((resolve) => {
+          echo.closeAllConnections();
+          echo.close(resolve);
+        }),
     );
-    processes.push(plain);
+    const echoAddress = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    const fixedBody = await startPlainNginx('fixed-body', root, `access_log off; location / { default_type application/json; return 200 '{"ok":true}'; }`);
+    processes.push(fixedBody);
+    const fixedBodyAddress = new URL(fixedBody.url).host;
 
-    const edgeEnv = {
-      EDGE_PORT: String(await getPort()),
-      EDGE_WORKER_PROCESSES: '1',
-      BASE_DOMAIN: 'bench.test',
-      HASURA_UPSTREAM: upstreamAddress,
-      AUTH_UPSTREAM: upstreamAddress,
-      BILLING_UPSTREAM: upstreamAddress,
-      STORAGE_UPSTREAM: upstreamAddress,
-      RESOLVER_UPSTREAM: `127.0.0.1:${resolverPort}`,
-      RESOLVER_SECRET: resolverSecret,
-      EDGE_PURGE_SECRET: 'bench-purge-secret-0123456789',
-      EDGE_CACHE_TTL_SECONDS: '600',
-      EDGE_TENANT_CACHE_SIZE: '256m',
+    const startPlainProxy = async (name: string, upstreamAddress: string) => {
+      const proxy = await startPlainNginx(
+        name,
+        root,
+        `access_log ${root}/${name}/access.log plain_json;
+         location = /ready { return 200; }
+         location / {
+           proxy_http_version 1.1;
+           proxy_set_header Host $host;
+           proxy_set_header X-Forwarded-For $remote_addr;
+           proxy_set_header X-Forwarded-Proto $scheme;
+           proxy_set_header Upgrade $http_upgrade;
+           proxy_set_header Connection $connection_upgrade;
+           proxy_set_header X-Request-Id $request_id;
+           proxy_pass http://bench_upstream;
+         }
+       }
+       upstream bench_upstream { server ${upstreamAddress}; keepalive 64;`,
+      );
+      processes.push(proxy);
+      return proxy;
     };
+    const plain = await startPlainProxy('plain-proxy', echoAddress);
+    const plainFixed = await startPlainProxy('plain-proxy-fixed-body', fixedBodyAddress);
+
     let edgeGeneration = 0;
-    const freshEdge = async (): Promise<EdgeInstance> => {
+    const freshEdge = async (upstreamAddress: string): Promise<EdgeInstance> => {
       edgeGeneration += 1;
-      const edge = await startEdge({ env: edgeEnv, runtimeDir: path.join(root, `edge-${edgeGeneration}`), detached: false });
+      const env = {
+        EDGE_PORT: String(await getPort()),
+        EDGE_WORKER_PROCESSES: '1',
+        BASE_DOMAIN: 'bench.test',
+        HASURA_UPSTREAM: upstreamAddress,
+        AUTH_UPSTREAM: upstreamAddress,
+        BILLING_UPSTREAM: upstreamAddress,
+        STORAGE_UPSTREAM: upstreamAddress,
+        RESOLVER_UPSTREAM: `127.0.0.1:${resolverPort}`,
+        RESOLVER_SECRET: resolverSecret,
+        EDGE_PURGE_SECRET: 'bench-purge-secret-0123456789',
+        EDGE_CACHE_TTL_SECONDS: '600',
+        EDGE_TENANT_CACHE_SIZE: '256m',
+      };
+      const edge = await startEdge({ env, runtimeDir: path.join(root, `edge-${edgeGeneration}`), detached: false });
       processes.push(edge);
       return edge;
     };
     const scriptFile = path.join(root, 'random-tenant.lua');
     await writeFile(scriptFile, WRK_SCRIPT);
 
-    let edge = await freshEdge();
+    let edge = await freshEdge(echoAddress);
+    const edgeFixed = await freshEdge(fixedBodyAddress);
     await touchTenants(edge.url, config.BENCH_TENANTS);
+    await touchTenants(edgeFixed.url, config.BENCH_TENANTS);
+    const alternating = [plain, edge, plainFixed, edgeFixed];
     // Warm-ups settle connection pools and the JIT of every party before measuring.
-    await wrk(plain.url, scriptFile);
-    await wrk(edge.url, scriptFile);
-    const plainRounds: WrkResult[] = [];
-    const warmRounds: WrkResult[] = [];
+    for (const target of alternating) await wrk(target.url, scriptFile);
+    const rounds: WrkResult[][] = alternating.map(() => []);
     for (let round = 0; round < config.BENCH_ROUNDS; round += 1) {
-      plainRounds.push(await wrk(plain.url, scriptFile));
-      warmRounds.push(await wrk(edge.url, scriptFile));
+      for (const [index, target] of alternating.entries()) rounds[index]!.push(await wrk(target.url, scriptFile));
     }
-    const plainResult = medianResult(plainRounds);
-    const warmResult = medianResult(warmRounds);
+    const [plainResult, warmResult, plainFixedResult, warmFixedResult] = rounds.map(medianResult) as [WrkResult, WrkResult, WrkResult, WrkResult];
+    await stopProcess(edgeFixed.pid);
 
     await stopProcess(edge.pid);
-    edge = await freshEdge();
+    edge = await freshEdge(echoAddress);
     const coldResult = await wrk(edge.url, scriptFile);
     const coldThenWarmResult = await wrk(edge.url, scriptFile);
 
@@ -243,10 +263,12 @@ async function main(): Promise<void> {
       ['(b) edge, warm cache', warmResult],
       ['(c) edge, cold cache', coldResult],
       ['(c) edge, then warm', coldThenWarmResult],
+      ["(a') plain proxy, fixed-body upstream", plainFixedResult],
+      ["(b') edge, warm, fixed-body upstream", warmFixedResult],
     ] as const;
     console.log(
       `\nwrk: 1 thread, ${config.BENCH_CONNECTIONS} connections, ${config.BENCH_SECONDS} s per run, ` +
-        `${config.BENCH_TENANTS.toLocaleString('en-US')} tenants at random; (a) and (b) medians of ${config.BENCH_ROUNDS} alternating rounds\n`,
+        `${config.BENCH_TENANTS.toLocaleString('en-US')} tenants at random; (a), (b), (a') and (b') medians of ${config.BENCH_ROUNDS} alternating rounds\n`,
     );
     console.log(
       formatTable(
@@ -269,15 +291,25 @@ async function main(): Promise<void> {
       { case: 'throughput c/a (then warm)', baseline: plainResult.requestsPerSecond, candidate: coldThenWarmResult.requestsPerSecond, unit: 'requests/s', higherIsBetter: true },
       { case: 'p50 latency b/a (warm)', baseline: plainResult.p50Ms, candidate: warmResult.p50Ms, unit: 'ms', higherIsBetter: false },
       { case: 'p99 latency b/a (warm)', baseline: plainResult.p99Ms, candidate: warmResult.p99Ms, unit: 'ms', higherIsBetter: false },
+      {
+        case: "throughput b'/a' (warm, fixed-body upstream)",
+        baseline: plainFixedResult.requestsPerSecond,
+        candidate: warmFixedResult.requestsPerSecond,
+        unit: 'requests/s',
+        higherIsBetter: true,
+      },
+      { case: "p99 latency b'/a' (warm, fixed-body upstream)", baseline: plainFixedResult.p99Ms, candidate: warmFixedResult.p99Ms, unit: 'ms', higherIsBetter: false },
     ];
     const verdicts = printComparison('the edge against a plain proxy (candidate ÷ baseline)', cases);
     const addedP99 = warmResult.p99Ms - plainResult.p99Ms;
     const p99Met = addedP99 <= 0.3;
     console.log(`p99 added by the edge (warm): ${addedP99.toFixed(3)} ms (goal <= 0.300 ms: ${p99Met ? 'met' : 'MISSED'})`);
+    const addedP99FixedBody = warmFixedResult.p99Ms - plainFixedResult.p99Ms;
+    console.log(`p99 added by the edge in front of the fixed-body upstream: ${addedP99FixedBody.toFixed(3)} ms`);
 
     // Memory: every one of BENCH_MEMORY_TENANTS through a fresh edge, then the dict's use.
     await stopProcess(edge.pid);
-    edge = await freshEdge();
+    edge = await freshEdge(echoAddress);
     const before = (await (await fetch(`${edge.url}/_edge/stats`)).json()) as { tenant_cache: { capacity_bytes: number; free_bytes: number } };
     await touchTenants(edge.url, config.BENCH_MEMORY_TENANTS);
     const after = (await (await fetch(`${edge.url}/_edge/stats`)).json()) as { tenant_cache: { capacity_bytes: number; free_bytes: number; keys: number } };
@@ -296,8 +328,9 @@ async function main(): Promise<void> {
 
     const file = await writeResults('edge', cases, {
       runs: Object.fromEntries(table.map(([name, result]) => [name, result])),
-      rounds: { plain: plainRounds, warm: warmRounds },
+      rounds: { plain: rounds[0], warm: rounds[1], plain_fixed_body: rounds[2], warm_fixed_body: rounds[3] },
       p99_added_ms: Number(addedP99.toFixed(3)),
+      p99_added_fixed_body_ms: Number(addedP99FixedBody.toFixed(3)),
       p99_goal_met: p99Met,
       memory,
       config,

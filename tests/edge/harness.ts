@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -8,35 +8,14 @@ import getPort from 'get-port';
 import pg from 'pg';
 import { pino } from 'pino';
 import { buildResolverApp } from '../../services/resolver/src/app.js';
+import { startEchoServer } from '../../scripts/native/echo-upstream.js';
 import { startEdge, type EdgeInstance } from '../../scripts/native/edge.js';
 import { stopProcess } from '../../scripts/native/services.js';
 import { services } from '../helpers/database.js';
 
+export type { Echo } from '../../scripts/native/echo-upstream.js';
+
 export const BASE_DOMAIN = 'example-saas.test';
-
-/** What the echo upstream saw: the edge's test upstream, answering with the request it received. */
-export interface Echo {
-  method: string;
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-export function startEchoServer(): Promise<Server> {
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const echo: Echo = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('base64') };
-      res.writeHead(200, { 'Content-Type': 'application/json', 'X-Upstream': 'echo' });
-      res.end(JSON.stringify(echo));
-    });
-  });
-  server.on('upgrade', (req, socket) => {
-    socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Seen-Tenant: ${req.headers['x-hasura-tenant-id'] ?? ''}\r\n\r\n`);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 export interface Response {
   status: number;
