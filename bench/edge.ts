@@ -10,7 +10,7 @@
 //       then the same edge warm.
 //   (a') and (b'): (a) and (b) in front of an nginx that answers a fixed body instead. Nothing
 //       behind the proxy costs anything then, so b'/a' is the edge's own CPU against a bare
-//       proxy: stricter than any real upstream (Hasura answers far slower than the echo).
+//       proxy: stricter than any real upstream (Hasura does far more per request than either).
 // (a), (b), (a') and (b') alternate for BENCH_ROUNDS rounds and the medians are compared,
 // so drift on a busy machine hits all alike. Then the shared dict's memory is measured with
 // 100,000 tenants cached.
