@@ -34,3 +34,37 @@ describe('withTenant', () => {
     expect((await pool.query('SELECT count(*)::int AS n FROM projects')).rows).toEqual([{ n: 0 }]);
   });
 });
+
+describe('named statements under RLS', () => {
+  // Postgres plans a named statement a few times, then reuses one generic plan on the
+  // connection. That plan must read the tenant of each transaction, not of the first.
+  test('a reused generic plan reads each transaction’s tenant', async () => {
+    const tenants = [randomUUID(), randomUUID()] as const;
+    for (const tenantId of tenants) {
+      await withTenant(pool, { tenantId }, async (client) => {
+        await client.query('INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $3)', [tenantId, `named-${randomBytes(4).toString('hex')}`, 'Named']);
+        await client.query('INSERT INTO projects (name) VALUES ($1)', [`of ${tenantId}`]);
+      });
+    }
+    const list = { name: 'test-projects-list', text: 'SELECT name FROM projects ORDER BY name' };
+    const insert = { name: 'test-projects-insert', text: 'INSERT INTO projects (tenant_id, name) VALUES ($1, $2)' };
+    for (let run = 0; run < 8; run += 1) {
+      const tenantId = tenants[run % 2]!;
+      const names = await withTenant(pool, { tenantId }, async (client) => (await client.query<{ name: string }>(list)).rows);
+      expect(names).toEqual([{ name: `of ${tenantId}` }]);
+      const other = tenants[(run + 1) % 2]!;
+      await expect(withTenant(pool, { tenantId }, (client) => client.query({ ...insert, values: [other, 'planted'] }))).rejects.toThrow(
+        /row-level security/,
+      );
+    }
+    expect((await pool.query(list)).rows).toEqual([]);
+    const { rows } = await pool.query<{ name: string; generic_plans: string }>(
+      "SELECT name, generic_plans FROM pg_prepared_statements WHERE name LIKE 'test-projects-%' ORDER BY name",
+    );
+    // Proves the runs above went through the generic plan, not only custom ones.
+    expect(rows.map((row) => [row.name, Number(row.generic_plans) > 0])).toEqual([
+      ['test-projects-insert', true],
+      ['test-projects-list', true],
+    ]);
+  });
+});

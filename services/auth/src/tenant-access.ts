@@ -34,11 +34,12 @@ export async function actingMember(context: Context<unknown, unknown, unknown>):
     if (rows[0]?.id !== tenantId) throw fail('tenant_mismatch');
   }
   const row = await withTenant(deps.pool, { tenantId, userId: principal.userId, role: principal.role ?? 'member' }, async (client) => {
-    const { rows } = await client.query<{ role: Role; permissions: string[]; status: string }>(
-      `SELECT m.role, m.permissions, t.status FROM tenant_members m JOIN tenants t ON t.id = m.tenant_id
-       WHERE m.tenant_id = $1 AND m.user_id = $2`,
-      [tenantId, principal.userId],
-    );
+    const { rows } = await client.query<{ role: Role; permissions: string[]; status: string }>({
+      name: 'acting-member',
+      text: `SELECT m.role, m.permissions, t.status FROM tenant_members m JOIN tenants t ON t.id = m.tenant_id
+             WHERE m.tenant_id = $1 AND m.user_id = $2`,
+      values: [tenantId, principal.userId],
+    });
     return rows[0];
   });
   if (!row) throw fail('not_a_member');

@@ -154,7 +154,13 @@ export const exchangeApiKey = defineOperation({
   async handler({ deps, body, req }) {
     const match = API_KEY.exec(body.apiKey);
     if (!match) throw fail('invalid_api_key');
-    const { rows } = await deps.pool.query<KeyLookup>('SELECT * FROM app.api_key_by_prefix($1)', [match[1]]);
+    const { rows } = await deps.pool.query<KeyLookup>({
+      name: 'api-key-by-prefix',
+      // Columns named, not *: a named statement must keep its result type across migrations.
+      text: `SELECT id, tenant_id, tenant_slug, tenant_status, key_hash, role, scopes, created_by, expires_at, revoked_at, last_used_at, creator_role
+             FROM app.api_key_by_prefix($1)`,
+      values: [match[1]],
+    });
     const key = rows[0];
     const presented = hashToken(body.apiKey);
     if (!key || !sameSecret(presented, key.key_hash)) throw fail('invalid_api_key');
@@ -170,7 +176,9 @@ export const exchangeApiKey = defineOperation({
     if (!creatorRole) throw fail('invalid_api_key', "the key's creator is no longer a member");
     const role = ROLE_RANK[key.role] <= ROLE_RANK[creatorRole] ? key.role : creatorRole;
     if (!key.last_used_at || Date.now() - key.last_used_at.getTime() >= LAST_USED_RESOLUTION_MS) {
-      await withTenant(deps.pool, { tenantId: key.tenant_id, userId: key.created_by, role }, (client) => client.query('UPDATE api_keys SET last_used_at = now() WHERE id = $1', [key.id]));
+      await withTenant(deps.pool, { tenantId: key.tenant_id, userId: key.created_by, role }, (client) =>
+        client.query({ name: 'api-key-touch', text: 'UPDATE api_keys SET last_used_at = now() WHERE id = $1', values: [key.id] }),
+      );
     }
     return {
       body: {

@@ -146,10 +146,11 @@ export const me = defineOperation({
     let tenant: { id: string; role: string; permissions: string[] } | null = null;
     if (p.tenantId) {
       const member = await withTenant(deps.pool, { tenantId: p.tenantId, userId: p.userId, role: p.role ?? 'member' }, async (client) => {
-        const result = await client.query<{ role: string; permissions: string[] }>('SELECT role, permissions FROM tenant_members WHERE tenant_id = $1 AND user_id = $2', [
-          p.tenantId,
-          p.userId,
-        ]);
+        const result = await client.query<{ role: string; permissions: string[] }>({
+          name: 'session-member',
+          text: 'SELECT role, permissions FROM tenant_members WHERE tenant_id = $1 AND user_id = $2',
+          values: [p.tenantId, p.userId],
+        });
         return result.rows[0];
       });
       if (member) tenant = { id: p.tenantId, role: p.apiKeyId ? (p.role ?? member.role) : member.role, permissions: p.apiKeyId ? [] : member.permissions };
