@@ -22,7 +22,7 @@
 import pg from 'pg';
 import { z } from 'zod';
 import { hasuraSessionJson } from '../services/shared/src/db/tenant-context.js';
-import { beginStatement } from '../services/shared/src/db/transaction.js';
+import { beginStatement, type Quoting } from '../services/shared/src/db/transaction.js';
 import { startBenchDatabase, type BenchDatabase } from './lib/database.js';
 import { printComparison, writeResults, type ComparisonCase } from './lib/report.js';
 import { measureThroughput, median, pickRandom } from './lib/throughput.js';
@@ -93,10 +93,14 @@ const QUERIES: QueryCase[] = [
 type Side = 'baseline' | 'candidate';
 type Path = 'planned' | 'named';
 const PATHS: Record<Path, string> = { planned: 'planned per query', named: 'named statement' };
+const PATH_KEYS = Object.keys(PATHS) as Path[];
 
 /** One iteration: the transaction around the query; resolves to the query's own result. */
 type Iteration = (client: pg.Client) => Promise<pg.QueryResult>;
-type Quoting = Pick<pg.ClientBase, 'escapeIdentifier' | 'escapeLiteral'>;
+
+/** What withTenant sends first: BEGIN and the row's tenant as Hasura sets it. */
+const tenantPrologue = (row: SampleRow, quoting: Quoting) =>
+  beginStatement(quoting, { 'hasura.user': hasuraSessionJson({ tenantId: row.tenantId }) });
 
 const inlineValues = (statement: Statement, quoting: Quoting) =>
   statement.text.replace(/\$(\d+)/g, (_, position: string) => quoting.escapeLiteral(statement.values[Number(position) - 1]!));
@@ -104,7 +108,7 @@ const inlineValues = (statement: Statement, quoting: Quoting) =>
 /** See the comment at the top for what each path sends. */
 function iteration(path: Path, side: Side, query: QueryCase, row: SampleRow, quoting: Quoting): Iteration {
   const statement = query[side](row);
-  const begin = side === 'candidate' ? beginStatement(quoting, { 'hasura.user': hasuraSessionJson({ tenantId: row.tenantId }) }) : 'BEGIN';
+  const begin = side === 'candidate' ? tenantPrologue(row, quoting) : 'BEGIN';
   if (path === 'planned') {
     const text = `${begin}; ${inlineValues(statement, quoting)}; COMMIT;`;
     return async (client) => ((await client.query(text)) as unknown as pg.QueryResult[]).at(-2)!;
@@ -203,7 +207,7 @@ async function loadSample(superuser: pg.Client): Promise<SampleRow[]> {
  * the numbers compare two different things.
  */
 async function checkSameAnswers(candidate: pg.Client, baseline: pg.Client, row: SampleRow, config: Config): Promise<void> {
-  for (const path of Object.keys(PATHS) as Path[]) {
+  for (const path of PATH_KEYS) {
     for (const query of QUERIES) {
       const [candidateRows, baselineRows] = await Promise.all(
         ([['candidate', candidate], ['baseline', baseline]] as const).map(async ([side, client]) =>
@@ -249,7 +253,7 @@ function checkPlan(plan: string): PlanCheck[] {
 async function explainPage(candidate: pg.Client, row: SampleRow): Promise<ExplainedPlan[]> {
   const statement = QUERIES[1]!.candidate(row);
   const explain = async (path: Path, sql: string): Promise<ExplainedPlan> => {
-    await candidate.query(beginStatement(candidate, { 'hasura.user': hasuraSessionJson({ tenantId: row.tenantId }) }));
+    await candidate.query(tenantPrologue(row, candidate));
     try {
       if (path === 'named') await candidate.query('SET LOCAL plan_cache_mode = force_generic_plan');
       const { rows } = await candidate.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE) ${sql}`);
@@ -267,8 +271,6 @@ async function explainPage(candidate: pg.Client, row: SampleRow): Promise<Explai
     await candidate.query('DEALLOCATE bench_page_explained');
   }
 }
-
-const caseName = (path: Path, query: QueryCase) => `${query.name}, ${PATHS[path]}`;
 
 async function main(): Promise<void> {
   const config = Config.parse(process.env);
@@ -298,9 +300,10 @@ async function main(): Promise<void> {
     await checkSameAnswers(pools.candidate[0]!, pools.baseline[0]!, sample[0]!, config);
 
     // Built up front so the timed loops only pick an iteration and run it.
-    const entries = (Object.keys(PATHS) as Path[]).flatMap((path) =>
+    const entries = PATH_KEYS.flatMap((path) =>
       QUERIES.map((query) => ({
-        name: caseName(path, query),
+        name: `${query.name}, ${PATHS[path]}`,
+        goal: query.goal,
         baseline: sample.map((row) => iteration(path, 'baseline', query, row, superuser)),
         candidate: sample.map((row) => iteration(path, 'candidate', query, row, superuser)),
       })),
@@ -326,19 +329,14 @@ async function main(): Promise<void> {
     }
 
     const plans = await explainPage(pools.candidate[0]!, sample[0]!);
-    const cases = (Object.keys(PATHS) as Path[]).flatMap((path) =>
-      QUERIES.map<ComparisonCase>((query) => {
-        const measured = rounds[caseName(path, query)]!;
-        return {
-          case: caseName(path, query),
-          baseline: median(measured.baseline),
-          candidate: median(measured.candidate),
-          unit: 'queries/s',
-          higherIsBetter: true,
-          goal: query.goal,
-        };
-      }),
-    );
+    const cases = entries.map<ComparisonCase>((entry) => ({
+      case: entry.name,
+      baseline: median(rounds[entry.name]!.baseline),
+      candidate: median(rounds[entry.name]!.candidate),
+      unit: 'queries/s',
+      higherIsBetter: true,
+      goal: entry.goal,
+    }));
     results = { cases, rounds, plans };
   } finally {
     await endAll(clients);

@@ -2,13 +2,16 @@ import type { ClientBase, Pool, PoolClient } from 'pg';
 
 export type TransactionSettings = Record<string, string | undefined>;
 
+/** What quoting needs of a client: pg's escape functions, nothing of its connection. */
+export type Quoting = Pick<ClientBase, 'escapeIdentifier' | 'escapeLiteral'>;
+
 /**
  * BEGIN and the transaction's settings as one statement string, sent in one round trip.
  * `SET LOCAL` is what Hasura sends for `hasura.user`: a utility statement, so it costs no
  * plan and returns no row, and like set_config(…, true) it ends with the transaction.
  * pg's escapeIdentifier and escapeLiteral quote names and values (any text is safe there).
  */
-export function beginStatement(client: Pick<ClientBase, 'escapeIdentifier' | 'escapeLiteral'>, settings: TransactionSettings): string {
+export function beginStatement(client: Quoting, settings: TransactionSettings): string {
   const statements = ['BEGIN'];
   for (const [name, value] of Object.entries(settings)) {
     if (value !== undefined) statements.push(`SET LOCAL ${client.escapeIdentifier(name)} = ${client.escapeLiteral(value)}`);
