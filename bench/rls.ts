@@ -3,11 +3,14 @@
  * × 100 rows) as app_service under RLS with the tenant context set (candidate), and as the
  * BYPASSRLS role platform_admin with an explicit `WHERE tenant_id = $n` (baseline).
  *
- * Each query is sent the two ways a query reaches Postgres in this system:
+ * Each query is sent the three ways a query reaches Postgres:
  * - planned per query: ONE simple-query string, `BEGIN; SET LOCAL "hasura.user" = …;
  *   <query>; COMMIT;` (the baseline: `BEGIN; <query>; COMMIT;`), values inlined as
  *   literals. Postgres plans it on every execution, as it plans what Hasura sends with
  *   prepared statements off (they are, behind PgBouncer);
+ * - unnamed parameterized: withTenant's prologue, then the query with `$n` parameters as
+ *   an unnamed statement (node-pg's `query(text, values)`, what most code sends), COMMIT.
+ *   Postgres plans it again on every execution;
  * - named statement: what a service sends through withTenant — BEGIN and SET LOCAL as one
  *   string, the query as a named prepared statement with parameters, COMMIT. Postgres
  *   plans it a few times, then reuses a generic plan for the connection.
@@ -91,8 +94,8 @@ const QUERIES: QueryCase[] = [
 ];
 
 type Side = 'baseline' | 'candidate';
-type Path = 'planned' | 'named';
-const PATHS: Record<Path, string> = { planned: 'planned per query', named: 'named statement' };
+type Path = 'planned' | 'unnamed' | 'named';
+const PATHS: Record<Path, string> = { planned: 'planned per query', unnamed: 'unnamed parameterized', named: 'named statement' };
 const PATH_KEYS = Object.keys(PATHS) as Path[];
 
 /** One iteration: the transaction around the query; resolves to the query's own result. */
@@ -113,10 +116,10 @@ function iteration(path: Path, side: Side, query: QueryCase, row: SampleRow, quo
     const text = `${begin}; ${inlineValues(statement, quoting)}; COMMIT;`;
     return async (client) => ((await client.query(text)) as unknown as pg.QueryResult[]).at(-2)!;
   }
-  const prepared = { name: `bench-${query.key}-${side}`, ...statement };
+  const sent = path === 'named' ? { name: `bench-${query.key}-${side}`, ...statement } : statement;
   return async (client) => {
     await client.query(begin);
-    const result = await client.query(prepared);
+    const result = await client.query(sent);
     await client.query('COMMIT');
     return result;
   };
