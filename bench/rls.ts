@@ -206,7 +206,7 @@ async function loadSample(superuser: pg.Client): Promise<SampleRow[]> {
 }
 
 /**
- * Both sides must answer the same on both paths, and RLS must actually be on: otherwise
+ * Both sides must answer the same on every path, and RLS must actually be on: otherwise
  * the numbers compare two different things.
  */
 async function checkSameAnswers(candidate: pg.Client, baseline: pg.Client, row: SampleRow, config: Config): Promise<void> {
