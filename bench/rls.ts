@@ -307,8 +307,11 @@ async function main(): Promise<void> {
       QUERIES.map((query) => ({
         name: `${query.name}, ${PATHS[path]}`,
         goal: query.goal,
-        baseline: sample.map((row) => iteration(path, 'baseline', query, row, superuser)),
-        candidate: sample.map((row) => iteration(path, 'candidate', query, row, superuser)),
+        iterations: {
+          baseline: sample.map((row) => iteration(path, 'baseline', query, row, superuser)),
+          candidate: sample.map((row) => iteration(path, 'candidate', query, row, superuser)),
+        },
+        rounds: { baseline: [] as number[], candidate: [] as number[] },
       })),
     );
     const round = (side: Side, iterations: readonly Iteration[], durationMs: number) =>
@@ -319,14 +322,13 @@ async function main(): Promise<void> {
         operation: (worker) => pickRandom(iterations)(pools[side][worker]!),
       });
 
-    for (const entry of entries) for (const side of ['baseline', 'candidate'] as const) await round(side, entry[side], WARMUP_MS);
+    for (const entry of entries) for (const side of ['baseline', 'candidate'] as const) await round(side, entry.iterations[side], WARMUP_MS);
 
-    const rounds: Record<string, Record<Side, number[]>> = Object.fromEntries(entries.map((entry) => [entry.name, { baseline: [], candidate: [] }]));
     for (let index = 0; index < config.BENCH_ROUNDS; index += 1) {
       // ABBA: alternate which side goes first, so neither always runs on a warmer cache.
       const order: Side[] = index % 2 === 0 ? ['baseline', 'candidate'] : ['candidate', 'baseline'];
       for (const entry of entries) {
-        for (const side of order) rounds[entry.name]![side].push(await round(side, entry[side], config.BENCH_ROUND_SECONDS * 1000));
+        for (const side of order) entry.rounds[side].push(await round(side, entry.iterations[side], config.BENCH_ROUND_SECONDS * 1000));
       }
       console.log(`round ${index + 1}/${config.BENCH_ROUNDS} done`);
     }
@@ -334,13 +336,13 @@ async function main(): Promise<void> {
     const plans = await explainPage(pools.candidate[0]!, sample[0]!);
     const cases = entries.map<ComparisonCase>((entry) => ({
       case: entry.name,
-      baseline: median(rounds[entry.name]!.baseline),
-      candidate: median(rounds[entry.name]!.candidate),
+      baseline: median(entry.rounds.baseline),
+      candidate: median(entry.rounds.candidate),
       unit: 'queries/s',
       higherIsBetter: true,
       goal: entry.goal,
     }));
-    results = { cases, rounds, plans };
+    results = { cases, rounds: Object.fromEntries(entries.map((entry) => [entry.name, entry.rounds])), plans };
   } finally {
     await endAll(clients);
     await database?.stop();
