@@ -1,0 +1,261 @@
+/**
+ * Attacks on the SECURITY DEFINER functions through temporary tables (issue 13, point 6).
+ *
+ * PostgreSQL searches pg_temp first for tables unless a search_path names it elsewhere, so a
+ * definer whose search_path is `pg_catalog, public` reads and writes whatever temporary
+ * table the caller made under the same name. The caller may also fire a definer on a
+ * temporary table of its own through a trigger, if it may EXECUTE the function. Each attack
+ * runs twice: on the database as deployed (the application roles may not create temporary
+ * tables at all), and on one where an operator has granted TEMPORARY back, where the
+ * definers' own search_path and the revoked EXECUTE must still hold on their own.
+ */
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { hasuraSessionJson, type TenantContext } from '../../services/shared/src/db/tenant-context.js';
+import type { LoginRole } from '../../services/shared/src/db/bootstrap.js';
+import { createUsers, dbError, seedTenant, type SeededTenant } from '../fixtures/seed.js';
+import { createScratchDatabase, services, type ScratchDatabase } from '../helpers/database.js';
+
+type AttackingRole = Extract<LoginRole, 'app_service' | 'hasura_app' | 'platform_admin'>;
+
+interface Target {
+  label: string;
+  url(role: LoginRole): string;
+  prepare?(admin: pg.Pool): Promise<void>;
+  dispose?(): Promise<void>;
+}
+
+const INSUFFICIENT_PRIVILEGE = '42501';
+
+const deployed: Target = { label: 'as deployed', url: (role) => services().urls[role] };
+
+let scratch: ScratchDatabase | undefined;
+const temporaryGrantedBack: Target = {
+  label: 'with TEMPORARY granted back to the application roles',
+  url: (role) => scratch!.url(role),
+  async prepare() {
+    const adminUrl = new URL(services().endpoints.postgresAdminUrl);
+    adminUrl.pathname = `/${scratch!.name}`;
+    const superuser = new pg.Client({ connectionString: adminUrl.toString() });
+    await superuser.connect();
+    try {
+      await superuser.query(`GRANT TEMPORARY ON DATABASE "${scratch!.name}" TO hasura_app, app_service, platform_admin`);
+    } finally {
+      await superuser.end();
+    }
+  },
+  dispose: () => scratch!.drop(),
+};
+
+/**
+ * Runs the attacker's set-up statements one by one, outside any transaction. Returns false
+ * as soon as the database refuses one for lack of privilege (the attack is stopped there);
+ * any other error is a broken test and propagates.
+ */
+async function plant(client: pg.Client, statements: string[]): Promise<boolean> {
+  for (const statement of statements) {
+    const error = await dbError(client.query(statement));
+    if (error?.code === INSUFFICIENT_PRIVILEGE) return false;
+    if (error) throw error;
+  }
+  return true;
+}
+
+/** Sets `hasura.user` for the open transaction exactly as Hasura does in a mutation. */
+async function beginAs(client: pg.Client, context: TenantContext): Promise<void> {
+  await client.query('BEGIN');
+  await client.query("SELECT set_config('hasura.user', $1, true)", [hasuraSessionJson(context)]);
+}
+
+/**
+ * A temporary table the definers' owner may use: the attacker owns it, so may grant it.
+ * Only the columns the definers name: a shadow needs nothing more to be used.
+ */
+const shadow = (table: string, columns: string) => [
+  `CREATE TEMP TABLE ${table} (${columns})`,
+  `GRANT ALL ON pg_temp.${table} TO PUBLIC`,
+];
+const SHADOW_AUDIT_LOG = shadow(
+  'audit_log',
+  'tenant_id uuid, actor text, actor_user_id uuid, db_role text, action text, target_type text, target_id text, before jsonb, after jsonb, reason text',
+);
+
+describe.each([deployed, temporaryGrantedBack])('definer attacks through temporary tables, $label', (target) => {
+  let admin: pg.Pool;
+  let attacker: SeededTenant;
+  let victim: SeededTenant;
+  const clients: pg.Client[] = [];
+
+  async function connectAs(role: AttackingRole): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: target.url(role), application_name: `definer-attack-${role}` });
+    await client.connect();
+    clients.push(client);
+    return client;
+  }
+
+  beforeAll(async () => {
+    if (target === temporaryGrantedBack) scratch = await createScratchDatabase({ migrated: true });
+    admin = new pg.Pool({ connectionString: target.url('platform_admin'), max: 3 });
+    await target.prepare?.(admin);
+    attacker = await seedTenant(admin, 'definer-attacker');
+    victim = await seedTenant(admin, 'definer-victim');
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.end()));
+    await admin.end();
+    await target.dispose?.();
+  });
+
+  /** The real audit entries for `tenantId` after the entry with id `since`. */
+  async function auditSince(tenantId: string, since: string) {
+    const { rows } = await admin.query<{ action: string; db_role: string; after: Record<string, unknown> | null }>(
+      'SELECT action, db_role, after FROM audit_log WHERE tenant_id = $1 AND id > $2 ORDER BY id',
+      [tenantId, since],
+    );
+    return rows;
+  }
+
+  async function lastAuditId(): Promise<string> {
+    const { rows } = await admin.query<{ id: string }>('SELECT coalesce(max(id), 0)::text AS id FROM audit_log');
+    return rows[0]!.id;
+  }
+
+  test.each(['app_service', 'platform_admin'] as const)(
+    '%s changes plan and owner behind a temporary audit_log: the change is audited all the same',
+    async (role) => {
+      const client = await connectAs(role);
+      await plant(client, SHADOW_AUDIT_LOG);
+      const since = await lastAuditId();
+
+      await beginAs(client, { tenantId: attacker.tenantId, userId: attacker.ownerUserId, role: 'owner' });
+      const changed = await client.query(`UPDATE public.tenants SET plan_id = 'enterprise', owner_user_id = $2 WHERE id = $1`, [
+        attacker.tenantId,
+        attacker.memberUserId,
+      ]);
+      await client.query('COMMIT');
+      expect(changed.rowCount).toBe(1);
+
+      const entries = await auditSince(attacker.tenantId, since);
+      expect(entries.map(({ action, db_role, after }) => ({ action, db_role, plan: after?.plan_id, owner: after?.owner_user_id }))).toEqual([
+        { action: 'tenants.update', db_role: role, plan: 'enterprise', owner: attacker.memberUserId },
+      ]);
+    },
+  );
+
+  test('app_service lists every tenant through app.staff_list_tenants with a made-up staff id in a temporary users', async () => {
+    const client = await connectAs('app_service');
+    const madeUpStaffId = randomUUID();
+    await plant(client, [
+      ...shadow('users', 'id uuid, is_staff boolean, disabled_at timestamptz'),
+      `INSERT INTO users VALUES ('${madeUpStaffId}', true, NULL)`,
+      ...SHADOW_AUDIT_LOG,
+    ]);
+
+    const error = await dbError(client.query('SELECT id FROM app.staff_list_tenants($1, NULL, 500)', [madeUpStaffId]));
+    expect(error?.code).toBe(INSUFFICIENT_PRIVILEGE);
+    expect(error?.message).toMatch(/is not platform staff/);
+  });
+
+  test.each(['app_service', 'hasura_app'] as const)(
+    '%s adds members past the user limit behind a temporary tenant_members',
+    async (role) => {
+      const seededMembers = 2;
+      await admin.query('UPDATE tenants SET max_users = $2 WHERE id = $1', [attacker.tenantId, seededMembers]);
+      const [extra] = await createUsers(admin, `definer-limit-${role}`, 1);
+      const client = await connectAs(role);
+      await plant(client, shadow('tenant_members', 'tenant_id uuid, user_id uuid'));
+
+      await beginAs(client, { tenantId: attacker.tenantId, userId: attacker.ownerUserId, role: 'owner' });
+      const error = await dbError(
+        client.query('INSERT INTO public.tenant_members (tenant_id, user_id) VALUES ($1, $2)', [attacker.tenantId, extra]),
+      );
+      await client.query('ROLLBACK');
+      expect(error?.code).toBe('23514');
+      expect(error?.constraint).toBe('tenant_members_user_limit');
+      await admin.query('UPDATE tenants SET max_users = NULL WHERE id = $1', [attacker.tenantId]);
+    },
+  );
+
+  test('hasura_app forges an entry in another tenant’s audit log by firing app.audit_row_change on a temporary table', async () => {
+    const client = await connectAs('hasura_app');
+    const since = await lastAuditId();
+    const planted = await plant(client, [
+      ...shadow('tenants', 'id uuid, plan_id text'),
+      `CREATE TRIGGER forge AFTER INSERT ON tenants FOR EACH ROW EXECUTE FUNCTION app.audit_row_change('id')`,
+    ]);
+    if (planted) await client.query(`INSERT INTO tenants VALUES ($1, 'free')`, [victim.tenantId]);
+
+    expect(await auditSince(victim.tenantId, since)).toEqual([]);
+  });
+
+  test('hasura_app locks another tenant’s row by firing app.enforce_member_limit on a temporary table', async () => {
+    const client = await connectAs('hasura_app');
+    const planted = await plant(client, [
+      ...shadow('squat', 'tenant_id uuid'),
+      'CREATE TRIGGER squat_lock AFTER INSERT ON squat FOR EACH ROW EXECUTE FUNCTION app.enforce_member_limit()',
+    ]);
+    await client.query('BEGIN');
+    try {
+      if (planted) await client.query('INSERT INTO squat VALUES ($1)', [victim.tenantId]);
+      // The victim's own change must not wait for the attacker's transaction.
+      const owner = await admin.connect();
+      try {
+        await owner.query('BEGIN');
+        await owner.query("SET LOCAL lock_timeout = '1s'");
+        const error = await dbError(owner.query('SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE', [victim.tenantId]));
+        await owner.query('ROLLBACK');
+        expect(error).toBeUndefined();
+      } finally {
+        owner.release();
+      }
+    } finally {
+      await client.query('ROLLBACK');
+    }
+  });
+
+  test('a member makes app.current_member_role() answer owner through a temporary tenant_members', async () => {
+    const client = await connectAs('hasura_app');
+    await plant(client, [
+      ...shadow('tenant_members', 'tenant_id uuid, user_id uuid, role member_role'),
+      `INSERT INTO tenant_members VALUES ('${victim.tenantId}', '${victim.memberUserId}', 'owner')`,
+    ]);
+    await beginAs(client, { tenantId: victim.tenantId, userId: victim.memberUserId, role: 'member' });
+    const { rows } = await client.query<{ role: string }>('SELECT app.current_member_role()::text AS role');
+    await client.query('ROLLBACK');
+    expect(rows).toEqual([{ role: 'member' }]);
+  });
+
+  test('app_service resolves a suspended tenant as active through a temporary tenants', async () => {
+    await admin.query(`UPDATE tenants SET status = 'suspended', suspension_reason = 'unpaid' WHERE id = $1`, [victim.tenantId]);
+    try {
+      const client = await connectAs('app_service');
+      await plant(client, [
+        ...shadow('tenants', 'id uuid, slug text, status tenant_status, plan_id text, max_api_requests_month bigint'),
+        `INSERT INTO tenants VALUES ('${victim.tenantId}', '${victim.slug}', 'active', 'enterprise', NULL)`,
+      ]);
+      const { rows } = await client.query<{ status: string; plan_id: string }>(
+        'SELECT status::text, plan_id FROM app.resolve_tenant_by_slug($1)',
+        [victim.slug],
+      );
+      expect(rows).toEqual([{ status: 'suspended', plan_id: 'pro' }]);
+    } finally {
+      await admin.query(`UPDATE tenants SET status = 'active' WHERE id = $1`, [victim.tenantId]);
+    }
+  });
+
+  test('app_service finds an API key that does not exist, with the role it likes, through a temporary api_keys', async () => {
+    const client = await connectAs('app_service');
+    const prefix = `tk_forged${victim.apiKeyPrefix.slice(3, 9)}`;
+    await plant(client, [
+      ...shadow(
+        'api_keys',
+        'id uuid, tenant_id uuid, prefix text, key_hash text, role member_role, scopes text[], created_by uuid, expires_at timestamptz, revoked_at timestamptz, last_used_at timestamptz',
+      ),
+      `INSERT INTO api_keys VALUES (gen_random_uuid(), '${victim.tenantId}', '${prefix}', 'attacker-chosen', 'owner', '{*}', '${victim.ownerUserId}', NULL, NULL, NULL)`,
+    ]);
+    const { rows } = await client.query('SELECT * FROM app.api_key_by_prefix($1)', [prefix]);
+    expect(rows).toEqual([]);
+  });
+});
