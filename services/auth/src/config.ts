@@ -31,8 +31,17 @@ export const authConfigSchema = z.object({
   AUTH_ARGON2_MEMORY_KIB: z.coerce.number().int().min(1024).default(19456),
   AUTH_ARGON2_TIME_COST: z.coerce.number().int().min(1).default(2),
   AUTH_ARGON2_PARALLELISM: z.coerce.number().int().min(1).default(1),
-  /** Login throttling: failures per email and per IP within the window, then a lockout. */
-  AUTH_LOGIN_MAX_FAILURES_PER_EMAIL: z.coerce.number().int().min(1).default(5),
+  /**
+   * Login throttling per (email, source address): from this consecutive failure the pair
+   * waits, the first wait doubling up to the longest; a success clears the pair. No lockout
+   * per email alone, so nobody can lock an owner out from another address.
+   */
+  AUTH_LOGIN_DELAY_FROM_FAILURE: z.coerce.number().int().min(1).default(5),
+  AUTH_LOGIN_FIRST_DELAY_SECONDS: z.coerce.number().int().min(1).default(1),
+  AUTH_LOGIN_MAX_DELAY_SECONDS: z.coerce.number().int().min(1).default(900),
+  /** How long a pair's failures are remembered after the last one: longer than the longest wait. */
+  AUTH_LOGIN_PAIR_MEMORY_SECONDS: z.coerce.number().int().min(1).default(86_400),
+  /** Login throttling per source address: failures across emails within the window, then a lockout of the address. */
   AUTH_LOGIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).default(50),
   AUTH_LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(1).default(900),
   AUTH_LOGIN_LOCKOUT_SECONDS: z.coerce.number().int().min(1).default(900),

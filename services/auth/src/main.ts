@@ -1,8 +1,8 @@
-import { Redis } from 'ioredis';
-import pg from 'pg';
 import { loadConfigOrExit } from '../../shared/src/config.js';
+import { createServicePool } from '../../shared/src/db/pool.js';
 import { serveUntilSignalled } from '../../shared/src/http/serve.js';
 import { createLogger } from '../../shared/src/logger.js';
+import { createRedisClient } from '../../shared/src/redis.js';
 import { buildAuthApp } from './app.js';
 import { authConfigSchema } from './config.js';
 import { KeyRing } from './keys.js';
@@ -13,10 +13,11 @@ import { TokenIssuer } from './tokens.js';
 
 const config = loadConfigOrExit(authConfigSchema);
 const logger = createLogger('auth', config.LOG_LEVEL);
-const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 10, application_name: 'tenantry-auth' });
-pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));
-const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 });
-redis.on('error', (error) => logger.warn({ err: error }, 'redis error'));
+// Survives the database going away: every client's errors are handled, checkouts time out,
+// and requests answer 503 until it is back (see createServicePool).
+const pool = createServicePool({ connectionString: config.DATABASE_URL, applicationName: 'tenantry-auth', logger });
+// Every command times out at 500 ms; the login throttle fails closed (see createRedisClient, LoginLimiter).
+const redis = createRedisClient(config.REDIS_URL, { logger, name: 'tenantry-auth' });
 
 let keys: KeyRing;
 if (config.AUTH_SIGNING_KEYS) {
@@ -35,7 +36,10 @@ const app = buildAuthApp({
   passwords: new PasswordHasher({ memoryCost: config.AUTH_ARGON2_MEMORY_KIB, timeCost: config.AUTH_ARGON2_TIME_COST, parallelism: config.AUTH_ARGON2_PARALLELISM }),
   mailer,
   limiter: new LoginLimiter(redis, {
-    maxFailuresPerEmail: config.AUTH_LOGIN_MAX_FAILURES_PER_EMAIL,
+    delayFromFailure: config.AUTH_LOGIN_DELAY_FROM_FAILURE,
+    firstDelaySeconds: config.AUTH_LOGIN_FIRST_DELAY_SECONDS,
+    maxDelaySeconds: config.AUTH_LOGIN_MAX_DELAY_SECONDS,
+    pairMemorySeconds: config.AUTH_LOGIN_PAIR_MEMORY_SECONDS,
     maxFailuresPerIp: config.AUTH_LOGIN_MAX_FAILURES_PER_IP,
     windowSeconds: config.AUTH_LOGIN_WINDOW_SECONDS,
     lockoutSeconds: config.AUTH_LOGIN_LOCKOUT_SECONDS,

@@ -1,5 +1,5 @@
-import pg from 'pg';
 import { loadConfigOrExit } from '../../shared/src/config.js';
+import { createServicePool } from '../../shared/src/db/pool.js';
 import { createLogger } from '../../shared/src/logger.js';
 import { serveUntilSignalled } from '../../shared/src/http/serve.js';
 import { buildResolverApp } from './app.js';
@@ -7,9 +7,9 @@ import { resolverConfigSchema } from './config.js';
 
 const config = loadConfigOrExit(resolverConfigSchema);
 const logger = createLogger('resolver', config.LOG_LEVEL);
-const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 10, application_name: 'tenantry-resolver' });
-// An idle client losing its connection must not take the process down; the next query reconnects.
-pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));
+// Survives the database going away: every client's errors are handled, checkouts time out,
+// lookups answer 503 (the edge then serves its stale cache) until it is back.
+const pool = createServicePool({ connectionString: config.DATABASE_URL, applicationName: 'tenantry-resolver', logger });
 const app = buildResolverApp({ pool, secret: config.RESOLVER_SECRET, logger });
 
 serveUntilSignalled(app, { host: config.RESOLVER_HOST, port: config.RESOLVER_PORT, logger, onClose: () => pool.end() });

@@ -74,10 +74,13 @@ export const login = defineOperation({
   responses: {
     200: { description: 'logged in', schema: sessionSchema },
     401: { description: 'email or password wrong (never says which)' },
-    429: { description: 'too many failures for this email or IP; Retry-After says when to retry' },
+    429: { description: 'too many failures for this email from this address, or from this address; Retry-After says when to retry' },
+    503: { description: 'the login throttle (Redis) or the database is unavailable: the login fails closed' },
   },
   async handler(context) {
     const { deps, body, req } = context;
+    // The client's address as the edge saw it: Express reads X-Forwarded-For only from the
+    // hops AUTH_TRUST_PROXY names, and the edge replaces any client-sent X-Forwarded-For.
     const ip = req.ip ?? 'unknown';
     const wait = await deps.limiter.lockedFor(body.email, ip);
     if (wait > 0) return { status: 429, headers: { 'Retry-After': String(wait) }, body: { error: { code: 'too_many_attempts', message: 'too many attempts; try again later' } } };

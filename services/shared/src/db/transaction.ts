@@ -23,18 +23,35 @@ export function beginStatement(client: Quoting, settings: TransactionSettings): 
  * Runs `work` in one transaction whose settings end with it, so they never leak to the
  * next user of the pooled connection: BEGIN with the settings, work, COMMIT — or ROLLBACK
  * when work (or a deferred constraint at COMMIT) throws.
+ *
+ * While the client is checked out, its connection may break (a database restart,
+ * pg_terminate_backend): node-postgres then emits 'error' on the client, which would end
+ * the process if nobody listened, whatever pool it came from. The listener keeps the
+ * error; the statement in flight fails with it, and the client is released with it so the
+ * pool destroys the connection instead of handing it to the next request.
  */
 export async function inTransaction<T>(pool: Pool, settings: TransactionSettings, work: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let broken: Error | undefined;
+  const onConnectionError = (error: Error) => {
+    broken = error;
+  };
+  client.on('error', onConnectionError);
   try {
     await client.query(beginStatement(client, settings));
     const result = await work(client);
     await client.query('COMMIT');
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    if (!broken) {
+      // A ROLLBACK that fails leaves the session in an unknown state: never reuse it.
+      await client.query('ROLLBACK').catch((rollbackError: Error) => {
+        broken = rollbackError;
+      });
+    }
     throw error;
   } finally {
-    client.release();
+    client.off('error', onConnectionError);
+    client.release(broken);
   }
 }
