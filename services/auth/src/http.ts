@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express';
 import { z } from 'zod';
+import { normaliseEmail } from '../../shared/src/email.js';
 import type { Logger } from '../../shared/src/logger.js';
 import type { AuthDependencies } from './deps.js';
 import { fail } from './errors.js';
@@ -81,11 +82,21 @@ export function bearerToken(req: Request): string | null {
 }
 
 // Shared schema pieces.
+/**
+ * An address in, its stored spelling out (services/shared/src/email.ts): every route
+ * compares and stores the same form the database's unique index and CHECK expect.
+ */
 export const emailSchema = z
   .string()
   .trim()
   .max(320)
-  .regex(/^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'must be an email address');
+  .regex(/^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'must be an email address')
+  .transform((address, context) => {
+    const email = normaliseEmail(address);
+    if (email !== null) return email;
+    context.addIssue({ code: 'custom', input: address, message: 'must be an email address with a valid domain name' });
+    return z.NEVER;
+  });
 /** Long enough to matter, short enough that argon2 input stays bounded. */
 export const passwordSchema = z.string().min(10, 'must be at least 10 characters').max(256);
 export const uuidSchema = z.uuid();

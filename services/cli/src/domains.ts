@@ -46,11 +46,30 @@ async function findDomain(tenant: TenantRow, domain: string, db: Queryable = adm
   return rows[0];
 }
 
+/**
+ * The tenant that verified `domain`, when it is not `tenantId`. An unverified claim blocks
+ * nobody (any number of tenants may claim a domain, the first to verify keeps it); a
+ * verified one is another tenant's until they remove it.
+ */
+async function verifiedElsewhere(domain: string, tenantId: string, db: Queryable = adminPool()): Promise<string | null> {
+  const { rows } = await db.query<{ slug: string }>(
+    `SELECT t.slug FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id
+      WHERE d.domain = $1 AND d.verified_at IS NOT NULL AND d.tenant_id <> $2`,
+    [domain, tenantId],
+  );
+  return rows[0]?.slug ?? null;
+}
+
+const verifiedByOther = (domain: string, owner: string) =>
+  new CliError(`domain '${domain}' is verified by tenant '${owner}' — remove it there first (\`tenantry domain remove ${owner} ${domain}\`)`);
+
 export async function addDomain(tenantRef: string, input: string): Promise<DomainRow> {
   const domain = normalised(input);
   try {
     return await inTransaction(async (client) => {
       const tenant = await findTenant(tenantRef, client);
+      const owner = await verifiedElsewhere(domain, tenant.id, client);
+      if (owner) throw verifiedByOther(domain, owner);
       const { rows } = await client.query<DomainRow>(
         `INSERT INTO tenant_domains (tenant_id, domain) VALUES ($1, $2) RETURNING ${DOMAIN_COLUMNS}`,
         [tenant.id, domain],
@@ -99,6 +118,8 @@ export async function verifyDomain(tenantRef: string, input: string): Promise<Ve
   const tenant = await findTenant(tenantRef);
   const row = await findDomain(tenant, domain);
   if (row.verified_at) return { domain: row, already_verified: true };
+  const owner = await verifiedElsewhere(domain, tenant.id);
+  if (owner) throw verifiedByOther(domain, owner);
   const record = challengeRecord(row);
   const found = await lookupTxt(record.name);
   if (!found.includes(record.value)) {
@@ -108,12 +129,16 @@ export async function verifyDomain(tenantRef: string, input: string): Promise<Ve
         : `domain '${domain}' is not verified: the TXT record at ${record.name} does not hold ${record.value} — fix it and retry`,
     );
   }
+  // Verifying removes the other tenants' unverified claims on the domain (a trigger); if
+  // another tenant verified it since the check above, the unique index refuses this one.
   const verified = await inTransaction(async (client) => {
     const { rows } = await client.query<DomainRow>(
       `UPDATE tenant_domains SET verified_at = now() WHERE tenant_id = $1 AND domain = $2 RETURNING ${DOMAIN_COLUMNS}`,
       [tenant.id, domain],
     );
     return rows[0]!;
+  }).catch((error: unknown) => {
+    throw explainDatabaseError(error, { tenant: tenantRef, domain });
   });
   // An edge may remember the domain as unknown (negative cache).
   await purgeEdges({ domain });

@@ -58,8 +58,12 @@ export function explainDatabaseError(error: unknown, context: ErrorContext = {})
       return new CliError(`user '${context.user ?? ''}' is already a member of ${tenant} — change the role with \`tenantry member update\``);
     case 'tenant_domains_domain_normalised':
       return new CliError(`'${context.domain ?? ''}' is not a valid domain name — give a host name such as app.example.com`);
-    case 'tenant_domains_domain_key':
-      return new CliError(`domain '${context.domain ?? ''}' already belongs to a tenant — remove it there first (see \`tenantry domain list\`)`);
+    case 'tenant_domains_tenant_id_domain_key':
+      return new CliError(`domain '${context.domain ?? ''}' is already a domain of ${tenant} — see \`tenantry domain list\``);
+    case 'tenant_domains_verified_domain_key':
+      return new CliError(
+        `domain '${context.domain ?? ''}' is already verified by another tenant — the first tenant to verify a domain keeps it; remove it there first`,
+      );
     case 'tenant_settings_key_format':
       return new CliError(
         `setting key '${context.key ?? ''}' is invalid — use lower-case dotted names such as branding.primary_color`,

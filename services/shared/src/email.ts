@@ -1,0 +1,53 @@
+import { normaliseDomain } from './tenancy.js';
+
+/** The longest address the database stores (users_email_format). */
+export const MAX_EMAIL_LENGTH = 320;
+
+const LOCAL_PART = /^[^@\s\p{Cc}]+$/u;
+
+/**
+ * An email address in the one form Tenantry stores and compares: trimmed, Unicode NFC,
+ * the domain as lower-case punycode, the local part lower-cased with the Unicode default
+ * case mapping. String.prototype.toLowerCase is locale-independent and is the mapping
+ * PostgreSQL's lower() applies under the ICU root collation ("und-x-icu"), which the
+ * unique indexes and the users_email_normalised CHECK use; so `x@BÜCHER.test` and
+ * `x@bücher.test` are one address here and in the database.
+ *
+ * A case mapping is not a case folding: Greek final sigma (ς) and σ, and ß and ss, stay
+ * distinct, as they do in the database.
+ *
+ * Returns null for anything that is not an address with a host-name domain.
+ */
+export function normaliseEmail(input: string): string | null {
+  const trimmed = input.trim().normalize('NFC');
+  const at = trimmed.lastIndexOf('@');
+  if (at <= 0) return null;
+  const rawLocal = trimmed.slice(0, at);
+  const rawDomain = trimmed.slice(at + 1);
+  // A port or an address literal is no mail domain; normaliseDomain would drop a port.
+  if (rawDomain.includes(':') || rawDomain.includes('[')) return null;
+  const domain = normaliseDomain(rawDomain);
+  if (!domain) return null;
+  const local = foldLocalPart(rawLocal);
+  if (!local || !LOCAL_PART.test(local)) return null;
+  const email = `${local}@${domain}`;
+  return email.length <= MAX_EMAIL_LENGTH ? email : null;
+}
+
+/**
+ * Lower case, then NFC again: lower-casing an NFC string can leave it unnormalised. The
+ * database checks both properties, so repeat until neither changes anything (one round
+ * in practice; a string that never settles is refused).
+ */
+function foldLocalPart(local: string): string | null {
+  let current = local;
+  for (let round = 0; round < 3; round += 1) {
+    const next = current.toLowerCase().normalize('NFC');
+    if (next === current) return current;
+    current = next;
+  }
+  return null;
+}
+
+/** True when `email` is already in the stored form. */
+export const isNormalisedEmail = (email: string): boolean => normaliseEmail(email) === email;
