@@ -51,7 +51,11 @@ export async function bootstrapDatabase({ adminUrl, database, passwords }: Boots
     const present = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
     if (present.rowCount === 0) await execute(`'CREATE DATABASE %I OWNER tenantry_owner', $1::text`, database);
     await execute(`'REVOKE ALL ON DATABASE %I FROM PUBLIC', $1::text`, database);
-    await execute(`'GRANT CONNECT, TEMPORARY ON DATABASE %I TO hasura_app, app_service, platform_admin', $1::text`, database);
+    await execute(`'GRANT CONNECT ON DATABASE %I TO hasura_app, app_service, platform_admin', $1::text`, database);
+    // No temporary tables: a SECURITY DEFINER function whose search_path misses pg_temp reads
+    // a caller's temporary table before ours, and nothing of ours needs one. Revoked, not only
+    // left out, so running this again takes it from a database bootstrapped before.
+    await execute(`'REVOKE TEMPORARY ON DATABASE %I FROM hasura_app, app_service, platform_admin', $1::text`, database);
   } finally {
     await client.end();
   }

@@ -25,7 +25,9 @@ export interface IsolationProblem {
     | 'helper-unwrapped'
     | 'index-missing'
     | 'foreign-key-missing'
-    | 'role-can-bypass';
+    | 'role-can-bypass'
+    | 'definer-search-path'
+    | 'function-public-execute';
   message: string;
 }
 
@@ -195,11 +197,94 @@ async function checkRoles(client: pg.ClientBase, tables: TenantTable[], schema: 
   }));
 }
 
+/** The schemas whose functions are ours: none of them may be executable by PUBLIC. */
+export const FUNCTION_SCHEMAS = ['app', 'public'] as const;
+
+/**
+ * The schemas a search_path lists, in order, as Postgres stores it in proconfig: names
+ * separated by commas, a double-quoted name keeping its commas, spaces and case ("" is a
+ * quote), so `"pg_catalog, pg_temp"` is one schema, not two.
+ */
+export function searchPathSchemas(setting: string): string[] {
+  const schemas: string[] = [];
+  let name = '';
+  let inQuotes = false;
+  for (let index = 0; index < setting.length; index += 1) {
+    const character = setting[index]!;
+    if (inQuotes) {
+      if (character !== '"') name += character;
+      else if (setting[index + 1] === '"') name += setting[++index];
+      else inQuotes = false;
+    } else if (character === '"') inQuotes = true;
+    else if (character === ',') {
+      schemas.push(name);
+      name = '';
+    } else if (!/\s/.test(character)) name += character;
+  }
+  schemas.push(name);
+  return schemas.filter((schema) => schema !== '');
+}
+
+/**
+ * The SECURITY DEFINER and EXECUTE rules (ARCHITECTURE.md, "SECURITY DEFINER and pg_temp"):
+ * - a definer's search_path must name pg_temp last: otherwise Postgres searches pg_temp
+ *   FIRST for tables, and any caller who may create a temporary table hands the definer
+ *   its own audit_log or tenant_members. Checked in every schema but the system's own.
+ * - no function of ours is executable by PUBLIC. A NULL proacl is the default ACL, which
+ *   grants EXECUTE to PUBLIC: acldefault() spells it out. Functions an extension installs
+ *   are the extension's, not ours.
+ * The `table` of each problem is the function's signature.
+ */
+export async function lintFunctionPrivileges(client: pg.ClientBase): Promise<IsolationProblem[]> {
+  const definers = await client.query<{ signature: string; search_path: string | null }>(
+    `SELECT p.oid::regprocedure::text AS signature,
+            (SELECT substr(setting, length('search_path=') + 1) FROM unnest(p.proconfig) AS setting
+              WHERE setting LIKE 'search_path=%') AS search_path
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      ORDER BY 1`,
+  );
+  const problems: IsolationProblem[] = [];
+  for (const { signature, search_path: searchPath } of definers.rows) {
+    const schemas = searchPath === null ? [] : searchPathSchemas(searchPath);
+    if (schemas.at(-1) === 'pg_temp') continue;
+    problems.push({
+      table: signature,
+      rule: 'definer-search-path',
+      message:
+        searchPath === null
+          ? `${signature}: SECURITY DEFINER without its own search_path; set search_path = pg_catalog, public, pg_temp`
+          : `${signature}: SECURITY DEFINER with search_path = ${searchPath}, which does not end with pg_temp, so a temporary table shadows its tables`,
+    });
+  }
+
+  const publicExecute = await client.query<{ signature: string }>(
+    `SELECT p.oid::regprocedure::text AS signature
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = ANY($1::text[])
+        AND EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS acl
+                     WHERE acl.grantee = 0 AND acl.privilege_type = 'EXECUTE')
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                         WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+      ORDER BY 1`,
+    [FUNCTION_SCHEMAS],
+  );
+  for (const { signature } of publicExecute.rows) {
+    problems.push({
+      table: signature,
+      rule: 'function-public-execute',
+      message: `${signature}: EXECUTE is granted to PUBLIC; revoke it and grant it to the roles that call it`,
+    });
+  }
+  return problems;
+}
+
 /**
  * Checks that every tenant table is isolated the way ARCHITECTURE.md requires. An empty
  * list means: RLS enabled and forced, a policy per command for both roles, each comparing
  * the tenant column with the wrapped session tenant, a leading tenant index, a cascading
- * foreign key to tenants, and no way for the two roles to step around any of it.
+ * foreign key to tenants, and no way for the two roles to step around any of it: not as
+ * owners or BYPASSRLS roles, nor through a SECURITY DEFINER function (lintFunctionPrivileges).
  */
 export async function lintTenantIsolation(client: pg.ClientBase, schema = 'public'): Promise<IsolationProblem[]> {
   const tables = await listTenantTables(client, schema);
@@ -224,5 +309,6 @@ export async function lintTenantIsolation(client: pg.ClientBase, schema = 'publi
     problems.push(...checkPolicies(target, await policies(client, target)));
   }
   problems.push(...(await checkRoles(client, tables, schema)));
+  problems.push(...(await lintFunctionPrivileges(client)));
   return problems;
 }
