@@ -1,28 +1,28 @@
-import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import type pg from 'pg';
+import { hashToken, newOpaqueToken } from '../../auth/src/secrets.js';
 import { listTenantTables, type TenantTable } from '../../shared/src/db/isolation-lint.js';
 import { adminPool, bucketOf, inTransaction, s3Client } from './context.js';
 import { CliError, explainDatabaseError, isPgError } from './errors.js';
 import { progress } from './progress.js';
 import { findTenant } from './tenants.js';
+import {
+  EXPORT_FORMAT,
+  EXPORT_FORMAT_VERSION,
+  readManifest,
+  readRows,
+  rowSchemas,
+  unpackArchive,
+  type Manifest,
+  type Row as ArchivedRow,
+} from './transfer-archive.js';
+import { findUser } from './users.js';
 
-export const EXPORT_FORMAT = 'tenantry-tenant-export';
-export const EXPORT_FORMAT_VERSION = 1;
-
-export interface Manifest {
-  format: typeof EXPORT_FORMAT;
-  format_version: number;
-  created_at: string;
-  source: { tenant_id: string; slug: string; name: string };
-  tables: Array<{ name: string; file: string; rows: number }>;
-  users: { file: string; rows: number };
-  objects: Array<{ key: string; file: string; size: number }>;
-}
+export { EXPORT_FORMAT, EXPORT_FORMAT_VERSION, type Manifest };
 
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 const qualified = (table: { schema: string; table: string }) => `${quoteIdent(table.schema)}.${quoteIdent(table.table)}`;
@@ -72,13 +72,6 @@ async function writeJsonLines(file: string, rows: Row[]): Promise<void> {
     if (!stream.write(`${JSON.stringify(row)}\n`)) await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
   }
   await new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve())));
-}
-
-async function readJsonLines(file: string): Promise<Row[]> {
-  const rows: Row[] = [];
-  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  for await (const line of lines) if (line.trim()) rows.push(JSON.parse(line) as Row);
-  return rows;
 }
 
 export interface ExportResult {
@@ -181,15 +174,6 @@ export async function exportTenant(tenantRef: string, output: string): Promise<E
   }
 }
 
-/** A path named by the manifest, refused when it would leave the unpacked archive. */
-function within(root: string, relative: string): string {
-  const resolved = path.resolve(root, String(relative));
-  if (!resolved.startsWith(`${root}${path.sep}`)) {
-    throw new CliError(`the export names a file outside itself (${relative}) — use a file written by \`tenantry tenant export\``);
-  }
-  return resolved;
-}
-
 /** Replaces every string equal to a remapped uuid, however deep (ids in jsonb and text too). */
 function remap(value: unknown, ids: Map<string, string>): unknown {
   if (typeof value === 'string') return UUID.test(value) ? (ids.get(value.toLowerCase()) ?? value) : value;
@@ -237,36 +221,159 @@ async function insertRows(client: pg.ClientBase, table: { schema: string; table:
   }
 }
 
+type Role = (typeof import('./transfer-archive.js').ROLES)[number];
+
+/**
+ * Tenant tables an archive brings no rows into, whatever it holds: what they grant is not
+ * the file's to say. An API key's hash lets whoever holds the key in, so the tenant makes
+ * new keys; a subscription ties the tenant to someone's Stripe customer, so billing is
+ * set up again.
+ */
+const NOT_IMPORTED = { api_keys: 'API keys', tenant_subscriptions: 'billing subscriptions' } as const;
+type NotImported = keyof typeof NOT_IMPORTED;
+const isNotImported = (table: string): table is NotImported => Object.hasOwn(NOT_IMPORTED, table);
+
+/** The tenant columns an import takes from the archive; status, plan and owner are the operator's. */
+const TENANT_COLUMNS_TAKEN = ['name', 'settings', 'metadata', 'created_at', 'updated_at'] as const;
+const TENANT_LIMIT_COLUMNS = ['max_users', 'max_storage_bytes', 'max_api_requests_month'] as const;
+/** Domain columns taken; verification and the primary flag start over. */
+const DOMAIN_COLUMNS_TAKEN = ['id', 'domain', 'created_at', 'updated_at'] as const;
+/** Invitation columns kept as history (never a usable token). */
+const INVITATION_COLUMNS_TAKEN = [
+  'id', 'email', 'role', 'status', 'invited_by', 'expires_at', 'last_sent_at', 'accepted_at', 'accepted_by', 'revoked_at', 'created_at', 'updated_at',
+] as const;
+
+const pick = (row: Row, columns: readonly string[]): Row =>
+  Object.fromEntries(columns.filter((column) => Object.hasOwn(row, column)).map((column) => [column, row[column]]));
+
+export interface ImportOptions {
+  slug?: string;
+  /** Id or email of an existing, verified user: the new tenant's only member, as owner. */
+  owner: string;
+  /** Plan id; the free plan unless given. */
+  plan?: string;
+  /** Take the archive's per-tenant limit overrides (max_users …) instead of the plan's. */
+  keepLimits?: boolean;
+  /** The auth service's PUBLIC_URL: invitation links instead of bare tokens. */
+  publicUrl?: string;
+}
+
+export interface ImportedInvitation {
+  email: string;
+  role: Role;
+  /** Shown once: only its hash is stored. The CLI sends no mail. */
+  token: string;
+  link: string | null;
+}
+
 export interface ImportResult {
   tenant_id: string;
   slug: string;
   source: Manifest['source'];
+  plan_id: string;
+  owner: { user_id: string; email: string };
+  limits_from_archive: boolean;
+  archived_limits_ignored: boolean;
   rows: Record<string, number>;
-  users_created: number;
-  users_matched: number;
+  domains_unverified: string[];
+  invitations: ImportedInvitation[];
+  not_imported: Record<NotImported, number>;
   objects: number;
 }
 
-/** Creates a new tenant from an export: new ids everywhere, users matched by email, one transaction. */
-export async function importTenant(file: string, options: { slug?: string }): Promise<ImportResult> {
-  await stat(file).catch(() => {
+const DEFAULT_PLAN = 'free';
+
+/** The plan an import puts the tenant on: refused by name, with the choices, before anything is unpacked. */
+async function checkPlan(planId: string): Promise<void> {
+  const { rows } = await adminPool().query<{ id: string }>(`SELECT id FROM plans ORDER BY sort_order, id`);
+  if (!rows.some((row) => row.id === planId)) {
+    throw new CliError(`plan '${planId}' does not exist — use one of ${rows.map((row) => row.id).join(', ')}`);
+  }
+}
+
+/** The owner an operator names: an existing account whose address is proven and that may log in. */
+async function checkOwner(reference: string, db: pg.ClientBase | pg.Pool = adminPool()) {
+  const user = await findUser(reference, db as pg.Pool);
+  if (!user.email_verified_at) {
+    throw new CliError(`user '${user.email}' has not verified their email address — the owner of an imported tenant must be a verified user`);
+  }
+  if (user.disabled_at) throw new CliError(`user '${user.email}' is disabled — choose an active user as --owner`);
+  return user;
+}
+
+function invitationLink(publicUrl: string | undefined, token: string): string | null {
+  if (!publicUrl) return null;
+  // The auth service mails the same link (services/auth/src/email-tokens.ts).
+  const url = new URL('invitations/accept', publicUrl.endsWith('/') ? publicUrl : `${publicUrl}/`);
+  url.searchParams.set('token', token);
+  return url.toString();
+}
+
+/** Removes the unpacked archive; a failure to do so is reported, never put in the place of the import's own error. */
+async function removeWorkDirectory(work: string): Promise<void> {
+  try {
+    await rm(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  } catch (error) {
+    process.stderr.write(`tenantry: could not remove the temporary directory ${work} (${(error as Error).message}) — remove it by hand\n`);
+  }
+}
+
+interface ValidatedArchive {
+  manifest: Manifest;
+  users: ArchivedRow[];
+  tables: Map<string, ArchivedRow[]>;
+}
+
+/** Every file the manifest names, every row checked: an archive is refused whole before anything is written. */
+async function readArchive(work: string, file: string): Promise<ValidatedArchive> {
+  const manifest = await readManifest(work, file);
+  const users = await readRows(work, manifest.users, rowSchemas.users);
+  const tables = new Map<string, ArchivedRow[]>();
+  for (const entry of manifest.tables) {
+    const schema = Object.hasOwn(rowSchemas, entry.name) ? rowSchemas[entry.name as keyof typeof rowSchemas] : undefined;
+    tables.set(entry.name, await readRows(work, entry, schema));
+  }
+  const tenantRows = tables.get('tenants') ?? [];
+  if (tenantRows.length !== 1) {
+    throw new CliError(`the export has ${tenantRows.length} tenants rows where it needs exactly one — use a file written by \`tenantry tenant export\``);
+  }
+  const userIds = new Set(users.map((user) => String(user.id).toLowerCase()));
+  for (const member of tables.get('tenant_members') ?? []) {
+    if (!userIds.has(String(member.user_id).toLowerCase())) {
+      throw new CliError(`tenant_members names user ${String(member.user_id)}, who is not in users.jsonl — the export is incomplete or was edited`);
+    }
+  }
+  return { manifest, users, tables };
+}
+
+/**
+ * Creates a new tenant from an export, in one transaction, trusting nothing the file says
+ * about who may do what: the plan is --plan (free by default), per-tenant limits are the
+ * plan's unless --keep-limits, domains start unverified, API keys and subscriptions stay
+ * behind, the only member is the --owner, and every archived member is invited instead
+ * (a new token each, printed once), whether an account with that email exists or not.
+ */
+export async function importTenant(file: string, options: ImportOptions): Promise<ImportResult> {
+  const archiveStats = await stat(file).catch(() => undefined);
+  if (!archiveStats?.isFile()) {
     throw new CliError(`cannot read ${file} — give the path of a file written by \`tenantry tenant export\``);
-  });
+  }
+  const planId = options.plan ?? DEFAULT_PLAN;
+  let slug = options.slug;
+  try {
+    await checkPlan(planId);
+    await checkOwner(options.owner);
+  } catch (error) {
+    throw explainDatabaseError(error, { slug, plan: planId, user: options.owner });
+  }
+
   const bar = progress();
   const work = await mkdtemp(path.join(os.tmpdir(), 'tenantry-import-'));
   let bucketCreated: string | undefined;
-  let slug = options.slug;
   try {
-    try {
-      const tar = await import('tar');
-      await tar.x({ file, cwd: work, strict: true });
-    } catch (error) {
-      throw new CliError(`${file} is not a tenant export (${(error as Error).message}) — give a file written by \`tenantry tenant export\``);
-    }
-    const manifest = JSON.parse(await readFile(path.join(work, 'manifest.json'), 'utf8').catch(() => '{}')) as Manifest;
-    if (manifest.format !== EXPORT_FORMAT || manifest.format_version !== EXPORT_FORMAT_VERSION) {
-      throw new CliError(`${file} is not a version ${EXPORT_FORMAT_VERSION} tenant export — give a file written by \`tenantry tenant export\``);
-    }
+    await unpackArchive(file, work);
+    const archive = await readArchive(work, file);
+    const { manifest } = archive;
     slug ??= manifest.source.slug;
     const newSlug = slug;
 
@@ -274,62 +381,99 @@ export async function importTenant(file: string, options: { slug?: string }): Pr
       async (client) => {
         const existing = await client.query(`SELECT 1 FROM tenants WHERE slug = $1`, [newSlug]);
         if (existing.rowCount) throw new CliError(`slug '${newSlug}' is already taken — choose another with --slug`);
+        const owner = await checkOwner(options.owner, client);
+
+        const tables = await insertionOrder(client, await listTenantTables(client));
+        const unknown = manifest.tables.filter((entry) => !tables.some((table) => table.table === entry.name));
+        if (unknown.length > 0) {
+          throw new CliError(
+            `this database has no tenant table ${unknown.map((entry) => entry.name).join(', ')} — run \`tenantry db migrate\` and retry, or use a file written by \`tenantry tenant export\``,
+          );
+        }
 
         const ids = new Map<string, string>();
         const newTenantId = randomUUID();
         ids.set(manifest.source.tenant_id.toLowerCase(), newTenantId);
 
-        // Users: matched by email, else created (no password: they reset it).
-        const users = await readJsonLines(within(work, manifest.users.file));
-        let created = 0;
-        for (const user of users) {
+        // Archived users are matched by email for attribution only (created_by …); one
+        // without an account here is attributed to nobody. No account is created or joined.
+        const archivedUsers = new Map<string, { email: string; existing: string | undefined }>();
+        for (const user of archive.users) {
           const found = await client.query<{ id: string }>(`SELECT id FROM users WHERE lower(email) = lower($1)`, [user.email]);
-          if (found.rows[0]) {
-            ids.set(String(user.id).toLowerCase(), found.rows[0].id);
-            continue;
+          const existing = found.rows[0]?.id;
+          archivedUsers.set(String(user.id).toLowerCase(), { email: String(user.email), existing });
+          if (existing) ids.set(String(user.id).toLowerCase(), existing);
+        }
+        const unmatchedUsers = new Set([...archivedUsers].filter(([, user]) => !user.existing).map(([id]) => id));
+        const userColumns = await userReferences(client, 'public');
+        const forgetUnmatchedUsers = (table: string, row: Row) => {
+          for (const column of userColumns.get(table) ?? []) {
+            if (typeof row[column] === 'string' && unmatchedUsers.has((row[column] as string).toLowerCase())) row[column] = null;
           }
-          const id = randomUUID();
-          ids.set(String(user.id).toLowerCase(), id);
-          // A file must not mint platform staff; passwords are never exported.
-          await insertRows(client, { schema: 'public', table: 'users' }, [{ ...user, id, password_hash: null, is_staff: false }]);
-          await client.query(
-            `INSERT INTO audit_log (tenant_id, action, target_type, target_id, after, reason)
-             VALUES (NULL, 'users.insert', 'users', $1, jsonb_build_object('email', $2::text), current_setting('tenantry.reason', true))`,
-            [id, user.email],
-          );
-          created += 1;
+        };
+
+        // New ids for every uuid primary key of a row that comes in.
+        for (const table of tables) {
+          const rows = archive.tables.get(table.table);
+          if (!rows || isNotImported(table.table) || table.table === 'tenant_members') continue;
+          const key = await uuidPrimaryKey(client, table);
+          if (!key) continue;
+          for (const row of rows) {
+            const old = typeof row[key] === 'string' ? (row[key] as string).toLowerCase() : undefined;
+            if (old && !ids.has(old)) ids.set(old, randomUUID());
+          }
         }
 
-        const tables = await insertionOrder(client, await listTenantTables(client));
-        const known = new Map(manifest.tables.map((entry) => [entry.name, entry]));
-        const unknown = manifest.tables.filter((entry) => !tables.some((table) => table.table === entry.name));
-        if (unknown.length > 0) {
-          throw new CliError(
-            `this database has no table ${unknown.map((entry) => entry.name).join(', ')} — run \`tenantry db migrate\` and retry`,
-          );
-        }
-        // First pass: new ids for every uuid primary key of an exported row.
-        const data = new Map<string, Row[]>();
-        for (const table of tables) {
-          const entry = known.get(table.table);
-          if (!entry) continue;
-          const rows = await readJsonLines(within(work, entry.file));
-          const key = await uuidPrimaryKey(client, table);
-          if (key) {
-            for (const row of rows) {
-              const old = typeof row[key] === 'string' ? (row[key] as string).toLowerCase() : undefined;
-              if (old && !ids.has(old)) ids.set(old, randomUUID());
+        const archivedTenant = archive.tables.get('tenants')![0]!;
+        const archivedLimits = TENANT_LIMIT_COLUMNS.some((column) => archivedTenant[column] !== undefined && archivedTenant[column] !== null);
+        const now = Date.now();
+        const isLivePending = (row: ArchivedRow) =>
+          row.status === 'pending' && (typeof row.expires_at !== 'string' || Date.parse(row.expires_at) > now);
+
+        /** What an archived row of `table` becomes here, or null when it does not come in. */
+        const admit = (table: TenantTable, archived: ArchivedRow): Row | null => {
+          switch (table.table) {
+            case 'tenants':
+              return {
+                ...pick(archived, TENANT_COLUMNS_TAKEN),
+                ...(options.keepLimits ? pick(archived, TENANT_LIMIT_COLUMNS) : {}),
+                id: newTenantId,
+                slug: newSlug,
+                plan_id: planId,
+                owner_user_id: owner.id,
+              };
+            case 'tenant_domains':
+              return {
+                ...(remap(pick(archived, DOMAIN_COLUMNS_TAKEN), ids) as Row),
+                is_primary: false,
+                verified_at: null,
+                verification_token: randomBytes(16).toString('hex'),
+              };
+            case 'tenant_invitations': {
+              // Live invitations are issued again below, with tokens of their own.
+              if (isLivePending(archived)) return null;
+              const row = remap(pick(archived, INVITATION_COLUMNS_TAKEN), ids) as Row;
+              return { ...row, status: row.status === 'pending' ? 'expired' : row.status, token_hash: hashToken(newOpaqueToken()) };
             }
+            case 'tenant_members':
+              return null;
+            default:
+              return isNotImported(table.table) ? null : (remap(archived, ids) as Row);
           }
-          data.set(table.table, rows);
-        }
+        };
+
         bar.start(tables.length, `importing ${newSlug}: tables`);
         const counts: Record<string, number> = {};
         for (const table of tables) {
-          const rows = (data.get(table.table) ?? []).map((row) => remap(row, ids) as Row);
-          // Every row belongs to the new tenant, whatever the file says.
-          for (const row of rows) row[table.tenantColumn] = newTenantId;
-          if (table.table === 'tenants') for (const row of rows) row.slug = newSlug;
+          const rows: Row[] = [];
+          for (const archived of archive.tables.get(table.table) ?? []) {
+            const row = admit(table, archived);
+            if (!row) continue;
+            forgetUnmatchedUsers(table.table, row);
+            // Every row belongs to the new tenant, whatever the file says.
+            row[table.tenantColumn] = newTenantId;
+            rows.push(row);
+          }
           try {
             await insertRows(client, table, rows);
           } catch (error) {
@@ -338,10 +482,41 @@ export async function importTenant(file: string, options: { slug?: string }): Pr
                 `${table.table} rows clash with data already here (${error.constraint ?? error.detail}) — is the source tenant still in this database? Purge it first or edit the export`,
               );
             }
+            if (isPgError(error) && !error.constraint && /^(22|23)/.test(error.code ?? '')) {
+              throw new CliError(`${table.table} rows of the export are not valid here: ${error.message} — use a file written by \`tenantry tenant export\``);
+            }
             throw error;
           }
-          counts[table.table] = rows.length;
+          if (table.table === 'tenants') {
+            await client.query(`INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'owner')`, [newTenantId, owner.id]);
+          }
+          if (rows.length > 0) counts[table.table] = rows.length;
           bar.increment();
+        }
+
+        // Archived members and live invitations become invitations with the archived role.
+        const invitees = new Map<string, { email: string; role: Role }>();
+        for (const member of archive.tables.get('tenant_members') ?? []) {
+          const user = archivedUsers.get(String(member.user_id).toLowerCase())!;
+          invitees.set(user.email.toLowerCase(), { email: user.email, role: member.role as Role });
+        }
+        for (const invitation of archive.tables.get('tenant_invitations') ?? []) {
+          const address = String(invitation.email);
+          if (isLivePending(invitation) && !invitees.has(address.toLowerCase())) {
+            invitees.set(address.toLowerCase(), { email: address, role: invitation.role as Role });
+          }
+        }
+        invitees.delete(owner.email.toLowerCase());
+        const invitations: ImportedInvitation[] = [];
+        for (const invitee of invitees.values()) {
+          const token = newOpaqueToken();
+          await client.query(`INSERT INTO tenant_invitations (tenant_id, email, role, token_hash, invited_by) VALUES ($1, $2, $3, $4, NULL)`, [
+            newTenantId,
+            invitee.email,
+            invitee.role,
+            hashToken(token),
+          ]);
+          invitations.push({ ...invitee, token, link: invitationLink(options.publicUrl, token) });
         }
 
         // Objects last, so a failed upload rolls the rows back with it.
@@ -353,31 +528,40 @@ export async function importTenant(file: string, options: { slug?: string }): Pr
           bucketCreated = bucket;
           bar.start(manifest.objects.length, `importing ${newSlug}: objects`);
           for (const object of manifest.objects) {
-            await s3.fPutObject(bucket, object.key, within(work, object.file));
+            await s3.fPutObject(bucket, object.key, path.resolve(work, object.file));
             objects += 1;
             bar.increment();
           }
         }
-        return {
+        const result: ImportResult = {
           tenant_id: newTenantId,
           slug: newSlug,
           source: manifest.source,
+          plan_id: planId,
+          owner: { user_id: owner.id, email: owner.email },
+          limits_from_archive: Boolean(options.keepLimits) && archivedLimits,
+          archived_limits_ignored: !options.keepLimits && archivedLimits,
           rows: counts,
-          users_created: created,
-          users_matched: users.length - created,
+          domains_unverified: (archive.tables.get('tenant_domains') ?? []).map((row) => String(row.domain)),
+          invitations,
+          not_imported: {
+            api_keys: archive.tables.get('api_keys')?.length ?? 0,
+            tenant_subscriptions: archive.tables.get('tenant_subscriptions')?.length ?? 0,
+          },
           objects,
         };
+        return result;
       },
       { reason: `tenant import of ${manifest.source.slug} (${manifest.source.tenant_id})` },
     );
     bucketCreated = undefined;
     return result;
   } catch (error) {
-    throw explainDatabaseError(error, { slug, tenant: slug });
+    throw explainDatabaseError(error, { slug, tenant: slug, plan: planId });
   } finally {
     bar.stop();
     if (bucketCreated) await removeBucket(bucketCreated).catch(() => undefined);
-    await rm(work, { recursive: true, force: true });
+    await removeWorkDirectory(work);
   }
 }
 

@@ -15,7 +15,7 @@ import {
   type TenantListItem,
   type TenantRow,
 } from '../tenants.js';
-import { exportTenant, importTenant } from '../transfer.js';
+import { exportTenant, importTenant, type ImportResult } from '../transfer.js';
 
 const tenantFields = (tenant: TenantRow): Array<[string, unknown]> => [
   ['id', tenant.id],
@@ -35,6 +35,28 @@ function printPurge(report: PurgeReport): void {
   say(
     `purged tenant ${report.slug} (${report.tenant_id}): ${rows} rows, ${report.redis_keys} Redis keys, ${report.objects} objects${report.bucket_removed ? ', bucket removed' : ''}`,
   );
+}
+
+function printImport(result: ImportResult): void {
+  const rows = Object.values(result.rows).reduce((sum, count) => sum + count, 0);
+  say(`imported ${result.source.slug} as tenant ${result.slug} (${result.tenant_id}) on plan ${result.plan_id}: ${rows} rows, ${result.objects} objects`);
+  say(`owner: ${result.owner.email} (--owner), the only member`);
+  if (result.limits_from_archive) say("limits: the archive's per-tenant overrides (--keep-limits)");
+  if (result.archived_limits_ignored) say("limits: the plan's; the archive's per-tenant overrides were ignored (--keep-limits takes them)");
+  if (result.domains_unverified.length > 0) {
+    say(`domains, unverified until checked again: ${result.domains_unverified.join(', ')} — run \`tenantry domain verify ${result.slug} DOMAIN\` for each`);
+  }
+  const skipped = [
+    result.not_imported.api_keys > 0 ? `${result.not_imported.api_keys} API key(s): create new ones` : '',
+    result.not_imported.tenant_subscriptions > 0 ? `${result.not_imported.tenant_subscriptions} billing subscription(s): set billing up again` : '',
+  ].filter(Boolean);
+  if (skipped.length > 0) say(`not imported: ${skipped.join('; ')}`);
+  if (result.invitations.length === 0) return;
+  say(
+    `invited ${result.invitations.length} member(s) with their archived roles. The CLI sends no mail: this is the only time these ` +
+      `${result.invitations[0]!.link ? 'links are' : 'tokens are'} shown — hand each to its invitee${result.invitations[0]!.link ? '' : ' (they accept with POST /auth/invitations/accept {"token": …}; --public-url prints links)'}:`,
+  );
+  for (const invitation of result.invitations) say(`  ${invitation.email}  ${invitation.role}  ${invitation.link ?? invitation.token}`);
 }
 
 /** Asks for the slug on a terminal; without one, only --yes lets a delete through. */
@@ -229,18 +251,46 @@ export function tenantCommand(): Command {
 
   tenant
     .command('import')
-    .description('create a new tenant (new ids) from an export; users are matched by email or created')
+    .description(
+      'create a new tenant (new ids) from an export, trusting the file with data only: the plan, ' +
+        "per-tenant limits, domain verification, API keys, billing and membership are not the archive's to say",
+    )
     .argument('<file>', 'an archive written by `tenantry tenant export`')
+    .requiredOption('--owner <user>', 'id or email of an existing, verified user: the only member of the new tenant, as owner')
     .option('--slug <slug>', 'slug of the new tenant (default: the exported one)')
-    .option('--json', 'print JSON')
-    .action(async (file: string, options: { slug?: string } & JsonOption) => {
-      const result = await importTenant(file, { slug: options.slug });
-      if (options.json) return printJson(result);
-      const rows = Object.values(result.rows).reduce((sum, count) => sum + count, 0);
-      say(
-        `imported ${result.source.slug} as tenant ${result.slug} (${result.tenant_id}): ${rows} rows, ${result.users_created} users created, ${result.users_matched} matched, ${result.objects} objects`,
-      );
-    });
+    .option('--plan <plan>', 'plan id of the new tenant, whatever the archive says', 'free')
+    .option('--keep-limits', "take the archive's per-tenant limit overrides (max_users, max_storage_bytes, max_api_requests_month); without it the plan's limits apply")
+    .option('--public-url <url>', "the auth service's PUBLIC_URL: print invitation links instead of bare tokens")
+    .option('--json', 'print JSON (invitation tokens included)')
+    .addHelpText(
+      'after',
+      `
+What comes in as written: the tenant's name and settings, its rows (new ids), its objects.
+What does not:
+  plan          --plan (free by default); the archive's plan is ignored
+  limits        the plan's, unless --keep-limits takes the archive's overrides
+  domains       unverified, with new verification tokens, none primary: verify each again
+  members       --owner is the only member; every archived member (and each live invitation)
+                gets a new invitation with the archived role, whether an account with that
+                email exists or not: nobody joins without accepting it
+  API keys      not imported: create new ones
+  billing       the subscription is not imported: set billing up again
+The CLI sends no mail: each invitation token is printed once (stdout), hand it to its invitee.
+A refused import writes nothing and removes its temporary files.`,
+    )
+    .action(
+      async (
+        file: string,
+        options: { slug?: string; owner: string; plan: string; keepLimits?: boolean; publicUrl?: string } & JsonOption,
+      ) => {
+        if (options.publicUrl !== undefined && !URL.canParse(options.publicUrl)) {
+          throw new CliError(`--public-url '${options.publicUrl}' is not a URL — give the auth service's PUBLIC_URL, e.g. https://app.example.com/`, 2);
+        }
+        const result = await importTenant(file, options);
+        if (options.json) return printJson(result);
+        printImport(result);
+      },
+    );
 
   return tenant;
 }
