@@ -13,7 +13,8 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { hasuraSessionJson, type TenantContext } from '../../services/shared/src/db/tenant-context.js';
-import type { LoginRole } from '../../services/shared/src/db/bootstrap.js';
+import { bootstrapDatabase, type LoginRole } from '../../services/shared/src/db/bootstrap.js';
+import { migrate } from '../../services/shared/src/db/migrations.js';
 import { createUsers, dbError, seedTenant, type SeededTenant } from '../fixtures/seed.js';
 import { createScratchDatabase, services, type ScratchDatabase } from '../helpers/database.js';
 
@@ -21,18 +22,22 @@ type AttackingRole = Extract<LoginRole, 'app_service' | 'hasura_app' | 'platform
 
 interface Target {
   label: string;
+  /** Whether the application roles may create temporary tables there. */
+  temporaryTables: boolean;
   url(role: LoginRole): string;
   prepare?(admin: pg.Pool): Promise<void>;
   dispose?(): Promise<void>;
 }
 
 const INSUFFICIENT_PRIVILEGE = '42501';
+const APPLICATION_ROLES: AttackingRole[] = ['app_service', 'hasura_app', 'platform_admin'];
 
-const deployed: Target = { label: 'as deployed', url: (role) => services().urls[role] };
+const deployed: Target = { label: 'as deployed', temporaryTables: false, url: (role) => services().urls[role] };
 
 let scratch: ScratchDatabase | undefined;
 const temporaryGrantedBack: Target = {
   label: 'with TEMPORARY granted back to the application roles',
+  temporaryTables: true,
   url: (role) => scratch!.url(role),
   async prepare() {
     const adminUrl = new URL(services().endpoints.postgresAdminUrl);
@@ -49,18 +54,20 @@ const temporaryGrantedBack: Target = {
 };
 
 /**
- * Runs the attacker's set-up statements one by one, outside any transaction. Returns false
- * as soon as the database refuses one for lack of privilege (the attack is stopped there);
- * any other error is a broken test and propagates.
+ * Runs the attacker's set-up statements one by one, outside any transaction, and returns
+ * the message of the first one the database refuses for lack of privilege (the attack
+ * stops there), or undefined when all of them ran. Any other error is a broken test.
  */
-async function plant(client: pg.Client, statements: string[]): Promise<boolean> {
+async function refusal(client: pg.Client, statements: string[]): Promise<string | undefined> {
   for (const statement of statements) {
     const error = await dbError(client.query(statement));
-    if (error?.code === INSUFFICIENT_PRIVILEGE) return false;
+    if (error?.code === INSUFFICIENT_PRIVILEGE) return error.message;
     if (error) throw error;
   }
-  return true;
+  return undefined;
 }
+
+const NO_TEMPORARY_TABLES = 'permission denied to create temporary tables in database';
 
 /** Sets `hasura.user` for the open transaction exactly as Hasura does in a mutation. */
 async function beginAs(client: pg.Client, context: TenantContext): Promise<void> {
@@ -86,6 +93,20 @@ describe.each([deployed, temporaryGrantedBack])('definer attacks through tempora
   let attacker: SeededTenant;
   let victim: SeededTenant;
   const clients: pg.Client[] = [];
+
+  /**
+   * Plants shadowing tables. Where the roles may create temporary tables, the shadow must be
+   * in place, so the test proves the definer ignores it; elsewhere TEMPORARY stops it first.
+   */
+  async function plantShadow(client: pg.Client, statements: string[]): Promise<void> {
+    const refused = await refusal(client, statements);
+    if (target.temporaryTables) expect(refused).toBeUndefined();
+    else expect(refused).toContain(NO_TEMPORARY_TABLES);
+  }
+
+  /** What stops a trigger on the attacker's own table from firing a definer. */
+  const triggerRefusal = (definer: string) =>
+    target.temporaryTables ? `permission denied for function app.${definer}` : NO_TEMPORARY_TABLES;
 
   async function connectAs(role: AttackingRole): Promise<pg.Client> {
     const client = new pg.Client({ connectionString: target.url(role), application_name: `definer-attack-${role}` });
@@ -126,7 +147,7 @@ describe.each([deployed, temporaryGrantedBack])('definer attacks through tempora
     '%s changes plan and owner behind a temporary audit_log: the change is audited all the same',
     async (role) => {
       const client = await connectAs(role);
-      await plant(client, SHADOW_AUDIT_LOG);
+      await plantShadow(client, SHADOW_AUDIT_LOG);
       const since = await lastAuditId();
 
       await beginAs(client, { tenantId: attacker.tenantId, userId: attacker.ownerUserId, role: 'owner' });
@@ -147,7 +168,7 @@ describe.each([deployed, temporaryGrantedBack])('definer attacks through tempora
   test('app_service lists every tenant through app.staff_list_tenants with a made-up staff id in a temporary users', async () => {
     const client = await connectAs('app_service');
     const madeUpStaffId = randomUUID();
-    await plant(client, [
+    await plantShadow(client, [
       ...shadow('users', 'id uuid, is_staff boolean, disabled_at timestamptz'),
       `INSERT INTO users VALUES ('${madeUpStaffId}', true, NULL)`,
       ...SHADOW_AUDIT_LOG,
@@ -165,7 +186,7 @@ describe.each([deployed, temporaryGrantedBack])('definer attacks through tempora
       await admin.query('UPDATE tenants SET max_users = $2 WHERE id = $1', [attacker.tenantId, seededMembers]);
       const [extra] = await createUsers(admin, `definer-limit-${role}`, 1);
       const client = await connectAs(role);
-      await plant(client, shadow('tenant_members', 'tenant_id uuid, user_id uuid'));
+      await plantShadow(client, shadow('tenant_members', 'tenant_id uuid, user_id uuid'));
 
       await beginAs(client, { tenantId: attacker.tenantId, userId: attacker.ownerUserId, role: 'owner' });
       const error = await dbError(
@@ -181,24 +202,25 @@ describe.each([deployed, temporaryGrantedBack])('definer attacks through tempora
   test('hasura_app forges an entry in another tenant’s audit log by firing app.audit_row_change on a temporary table', async () => {
     const client = await connectAs('hasura_app');
     const since = await lastAuditId();
-    const planted = await plant(client, [
+    const refused = await refusal(client, [
       ...shadow('tenants', 'id uuid, plan_id text'),
       `CREATE TRIGGER forge AFTER INSERT ON tenants FOR EACH ROW EXECUTE FUNCTION app.audit_row_change('id')`,
     ]);
-    if (planted) await client.query(`INSERT INTO tenants VALUES ($1, 'free')`, [victim.tenantId]);
+    if (refused === undefined) await client.query(`INSERT INTO tenants VALUES ($1, 'free')`, [victim.tenantId]);
 
     expect(await auditSince(victim.tenantId, since)).toEqual([]);
+    expect(refused).toContain(triggerRefusal('audit_row_change'));
   });
 
   test('hasura_app locks another tenant’s row by firing app.enforce_member_limit on a temporary table', async () => {
     const client = await connectAs('hasura_app');
-    const planted = await plant(client, [
+    const refused = await refusal(client, [
       ...shadow('squat', 'tenant_id uuid'),
       'CREATE TRIGGER squat_lock AFTER INSERT ON squat FOR EACH ROW EXECUTE FUNCTION app.enforce_member_limit()',
     ]);
     await client.query('BEGIN');
     try {
-      if (planted) await client.query('INSERT INTO squat VALUES ($1)', [victim.tenantId]);
+      if (refused === undefined) await client.query('INSERT INTO squat VALUES ($1)', [victim.tenantId]);
       // The victim's own change must not wait for the attacker's transaction.
       const owner = await admin.connect();
       try {
@@ -213,11 +235,12 @@ describe.each([deployed, temporaryGrantedBack])('definer attacks through tempora
     } finally {
       await client.query('ROLLBACK');
     }
+    expect(refused).toContain(triggerRefusal('enforce_member_limit'));
   });
 
   test('a member makes app.current_member_role() answer owner through a temporary tenant_members', async () => {
     const client = await connectAs('hasura_app');
-    await plant(client, [
+    await plantShadow(client, [
       ...shadow('tenant_members', 'tenant_id uuid, user_id uuid, role member_role'),
       `INSERT INTO tenant_members VALUES ('${victim.tenantId}', '${victim.memberUserId}', 'owner')`,
     ]);
@@ -231,7 +254,7 @@ describe.each([deployed, temporaryGrantedBack])('definer attacks through tempora
     await admin.query(`UPDATE tenants SET status = 'suspended', suspension_reason = 'unpaid' WHERE id = $1`, [victim.tenantId]);
     try {
       const client = await connectAs('app_service');
-      await plant(client, [
+      await plantShadow(client, [
         ...shadow('tenants', 'id uuid, slug text, status tenant_status, plan_id text, max_api_requests_month bigint'),
         `INSERT INTO tenants VALUES ('${victim.tenantId}', '${victim.slug}', 'active', 'enterprise', NULL)`,
       ]);
@@ -248,7 +271,7 @@ describe.each([deployed, temporaryGrantedBack])('definer attacks through tempora
   test('app_service finds an API key that does not exist, with the role it likes, through a temporary api_keys', async () => {
     const client = await connectAs('app_service');
     const prefix = `tk_forged${victim.apiKeyPrefix.slice(3, 9)}`;
-    await plant(client, [
+    await plantShadow(client, [
       ...shadow(
         'api_keys',
         'id uuid, tenant_id uuid, prefix text, key_hash text, role member_role, scopes text[], created_by uuid, expires_at timestamptz, revoked_at timestamptz, last_used_at timestamptz',
@@ -257,5 +280,37 @@ describe.each([deployed, temporaryGrantedBack])('definer attacks through tempora
     ]);
     const { rows } = await client.query('SELECT * FROM app.api_key_by_prefix($1)', [prefix]);
     expect(rows).toEqual([]);
+  });
+});
+
+describe('TEMPORARY on the database', () => {
+  test('neither bootstrap nor the migrations leave it to the application roles, even where an older bootstrap granted it', async () => {
+    const { endpoints, passwords, migrationsDir } = services();
+    const database = await createScratchDatabase({ migrated: false });
+    const superuser = new pg.Client({ connectionString: endpoints.postgresAdminUrl });
+    await superuser.connect();
+    try {
+      const holders = async () => {
+        const { rows } = await superuser.query<{ role: string }>(
+          `SELECT role FROM unnest($2::text[]) AS role WHERE has_database_privilege(role, $1, 'TEMPORARY') ORDER BY role`,
+          [database.name, APPLICATION_ROLES],
+        );
+        return rows.map((row) => row.role);
+      };
+      const grantAsBefore = () => superuser.query(`GRANT TEMPORARY ON DATABASE "${database.name}" TO ${APPLICATION_ROLES.join(', ')}`);
+
+      expect(await holders()).toEqual([]);
+
+      await grantAsBefore();
+      await migrate({ databaseUrl: database.url('tenantry_owner'), directory: migrationsDir });
+      expect(await holders()).toEqual([]);
+
+      await grantAsBefore();
+      await bootstrapDatabase({ adminUrl: endpoints.postgresAdminUrl, database: database.name, passwords });
+      expect(await holders()).toEqual([]);
+    } finally {
+      await superuser.end();
+      await database.drop();
+    }
   });
 });
