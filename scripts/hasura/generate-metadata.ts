@@ -11,10 +11,13 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import path from 'node:path';
 import { stringify } from 'yaml';
 import {
+  baseHasuraRoleOf,
+  readOnlyHasuraRole,
   TENANT_SESSION_VARIABLE,
   TRACKED_TABLES,
   type BoolExp,
   type HasuraRole,
+  type SelectRule,
   type TrackedTable,
 } from './registry.js';
 
@@ -36,6 +39,19 @@ function presets(table: TrackedTable, extra: Record<string, string> | undefined)
 
 const byRole = <T>(rules: Partial<Record<HasuraRole, T>> | undefined) =>
   Object.entries(rules ?? {}).sort(([a], [b]) => a.localeCompare(b)) as Array<[HasuraRole, T]>;
+
+/**
+ * The registry's select rules plus, for every tenant role among them, its read-only twin
+ * with the very same rule. Only selects: a read-only role never gets a write permission.
+ */
+export function withReadOnlyTwins(rules: TrackedTable['select']): Partial<Record<HasuraRole, SelectRule>> {
+  const all: Partial<Record<HasuraRole, SelectRule>> = { ...rules };
+  for (const [role, rule] of Object.entries(rules ?? {})) {
+    const base = baseHasuraRoleOf(role);
+    if (base && rule) all[readOnlyHasuraRole(base)] = rule;
+  }
+  return all;
+}
 const qualified = (name: string) => ({ name, schema: 'public' });
 
 /** The metadata object of one table, as Hasura's v3 per-table file holds it. */
@@ -73,7 +89,7 @@ export function tableMetadata(table: TrackedTable): Record<string, unknown> {
       columns: [...rule.columns],
     },
   }));
-  const selects = byRole(table.select).map(([role, rule]) => ({
+  const selects = byRole(withReadOnlyTwins(table.select)).map(([role, rule]) => ({
     role,
     permission: {
       columns: [...rule.columns],

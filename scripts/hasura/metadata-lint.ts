@@ -11,9 +11,12 @@ import { parse } from 'yaml';
 import { listTenantTables } from '../../services/shared/src/db/isolation-lint.js';
 import { METADATA_DIR } from './generate-metadata.js';
 import {
+  BASE_HASURA_ROLES,
+  baseHasuraRoleOf,
   BILLING_COLUMNS,
   HASURA_ROLES,
   INTERNAL_TABLES,
+  readOnlyHasuraRole,
   SECRET_COLUMNS,
   SERVER_ONLY_COLUMNS,
   TENANT_SESSION_VARIABLE,
@@ -37,7 +40,9 @@ export type MetadataRule =
   | 'guest-billing'
   | 'anonymous-write'
   | 'anonymous-aggregation'
-  | 'column-not-granted';
+  | 'column-not-granted'
+  | 'read-only-write'
+  | 'read-only-select-differs';
 
 export interface MetadataProblem {
   table: string;
@@ -163,6 +168,22 @@ export function requiresTenant(expression: BoolExp | null | undefined, column: s
 
 const OPERATOR_KEYS = new Set(['_and', '_or', '_not', '_exists']);
 
+/** Any role named as read-only, known or not: such a role may never write. */
+const READ_ONLY_NAME = /_readonly$/;
+
+/** A permission as comparable text: keys sorted at every level, column lists as sets. */
+function canonical(value: unknown, key?: string): string {
+  if (Array.isArray(value)) {
+    const items = value.map((item) => canonical(item));
+    return `[${(key === 'columns' ? items.sort() : items).join(',')}]`;
+  }
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value).sort(([a], [b]) => a.localeCompare(b));
+    return `{${entries.map(([inner, innerValue]) => `${JSON.stringify(inner)}:${canonical(innerValue, inner)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
 /**
  * Checks every whole-document invariant; an empty list means the metadata is what the
  * database and the tenant model require. `role` is the database role Hasura connects as.
@@ -281,7 +302,7 @@ export async function lintMetadata(
       for (const secret of SECRET_COLUMNS.filter((column) => selected.includes(column))) {
         report(name, 'secret-column', `select permission exposes ${secret}`, role);
       }
-      if (role === 'guest' && BILLING_COLUMNS[name]) {
+      if (baseHasuraRoleOf(role) === 'guest' && BILLING_COLUMNS[name]) {
         const billing = BILLING_COLUMNS[name]!;
         const exposed = billing.includes('*') ? selected : selected.filter((column) => billing.includes(column));
         if (exposed.length > 0) report(name, 'guest-billing', `a guest sees billing columns: ${exposed.join(', ')}`, role);
@@ -347,6 +368,26 @@ export async function lintMetadata(
       if (role === 'anonymous') report(name, 'anonymous-write', 'anonymous may delete', role);
       if (tenantColumn && !requiresTenant(permission.filter, tenantColumn)) {
         report(name, 'tenant-filter-missing', `delete filter does not require ${tenantColumn} = ${TENANT_SESSION_VARIABLE}`, role);
+      }
+    }
+  }
+
+  // Read-only roles (read-only API keys, staff impersonation): what their base role reads,
+  // exactly, and nothing written anywhere.
+  for (const table of tables) {
+    const name = table.table.name;
+    for (const kind of ['insert', 'update', 'delete'] as const) {
+      for (const { role } of table[`${kind}_permissions`] ?? []) {
+        if (READ_ONLY_NAME.test(role)) report(name, 'read-only-write', `${kind} permission for a read-only role: it may only select`, role);
+      }
+    }
+    const selects = new Map((table.select_permissions ?? []).map((entry) => [entry.role, entry.permission]));
+    for (const base of BASE_HASURA_ROLES) {
+      const twin = readOnlyHasuraRole(base);
+      const [baseSelect, twinSelect] = [selects.get(base), selects.get(twin)];
+      if (baseSelect === undefined && twinSelect === undefined) continue;
+      if (baseSelect === undefined || twinSelect === undefined || canonical(baseSelect) !== canonical(twinSelect)) {
+        report(name, 'read-only-select-differs', `its select permission must be exactly ${base}'s (${twinSelect ? 'it differs' : 'it has none'})`, twin);
       }
     }
   }

@@ -8,14 +8,32 @@
  * metadata may not define permissions for it). The tenant admin is therefore the Hasura role
  * `tenant_admin`; HASURA_ROLE maps one to the other. `anonymous` is the unauthorized role.
  *
+ * Read-only roles. Every tenant role has a read-only twin, `<hasura role>_readonly`, carried
+ * by read-only API keys and staff impersonation tokens. They are not written here: the
+ * generator gives each exactly its base role's select permission on every table and no
+ * insert, update or delete, and the metadata lint fails on anything else.
+ *
  * Tenant filter. On every tenant table, every role's select / update / delete filter and
  * insert check contain `<tenant column> = X-Hasura-Tenant-Id` (as a top-level conjunct), and
  * inserts preset the tenant column from the session. The generator adds these; entries here
  * only add extra conditions, so a table can never be written without them.
  */
-import type { HasuraRole } from '../../services/shared/src/roles.js';
+import type { BaseHasuraRole } from '../../services/shared/src/roles.js';
 
-export { HASURA_ROLE, HASURA_ROLES, type HasuraRole, type TenantRole } from '../../services/shared/src/roles.js';
+export {
+  BASE_HASURA_ROLES,
+  HASURA_ROLE,
+  HASURA_ROLES,
+  READ_ONLY_HASURA_ROLES,
+  baseHasuraRoleOf,
+  isReadOnlyHasuraRole,
+  readOnlyHasuraRole,
+  type BaseHasuraRole,
+  type HasuraRole,
+  type TenantRole,
+} from '../../services/shared/src/roles.js';
+/** The roles a registry entry names: the base roles and anonymous (read-only twins are generated). */
+export type RegistryRole = BaseHasuraRole | 'anonymous';
 /** The session variable every tenant filter compares with; a claim of the token (JWT mode). */
 export const TENANT_SESSION_VARIABLE = 'X-Hasura-Tenant-Id';
 export const USER_SESSION_VARIABLE = 'X-Hasura-User-Id';
@@ -66,14 +84,14 @@ export interface TrackedTable {
   tenantColumn?: 'tenant_id' | 'id';
   objectRelationships?: readonly ObjectRelationship[];
   arrayRelationships?: readonly ArrayRelationship[];
-  select?: Partial<Record<HasuraRole, SelectRule>>;
-  insert?: Partial<Record<HasuraRole, InsertRule>>;
-  update?: Partial<Record<HasuraRole, UpdateRule>>;
-  delete?: Partial<Record<HasuraRole, DeleteRule>>;
+  select?: Partial<Record<RegistryRole, SelectRule>>;
+  insert?: Partial<Record<RegistryRole, InsertRule>>;
+  update?: Partial<Record<RegistryRole, UpdateRule>>;
+  delete?: Partial<Record<RegistryRole, DeleteRule>>;
 }
 
 const tenantRelationship: ObjectRelationship = { name: 'tenant', using: { column: 'tenant_id' } };
-const tenantFor = <T>(roles: readonly HasuraRole[], rule: T): Partial<Record<HasuraRole, T>> =>
+const tenantFor = <T>(roles: readonly RegistryRole[], rule: T): Partial<Record<RegistryRole, T>> =>
   Object.fromEntries(roles.map((role) => [role, rule]));
 const MANAGERS = ['owner', 'tenant_admin'] as const;
 const WRITERS = ['owner', 'tenant_admin', 'member'] as const;
@@ -226,7 +244,7 @@ export const TRACKED_TABLES: readonly TrackedTable[] = [
     objectRelationships: [tenantRelationship],
     // Created through the auth service (it shows the key once); never key_hash.
     select: tenantFor(MANAGERS, {
-      columns: ['id', 'tenant_id', 'name', 'prefix', 'role', 'scopes', 'created_by', 'expires_at', 'revoked_at', 'last_used_at', 'created_at', 'updated_at'],
+      columns: ['id', 'tenant_id', 'name', 'prefix', 'role', 'read_only', 'created_by', 'expires_at', 'revoked_at', 'last_used_at', 'created_at', 'updated_at'],
       limit: 500,
     }),
     update: tenantFor(MANAGERS, { columns: ['name', 'revoked_at'] }),

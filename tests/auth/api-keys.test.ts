@@ -16,7 +16,7 @@ async function createKey(token: string, body: Record<string, unknown> = {}) {
 describe('API keys and POST /auth/token', () => {
   test('created once, stored hashed, listed without secret, exchanged for a tenant token', async () => {
     const owner = await signUp(h.app, 'key');
-    const created = await createKey(owner.accessToken, { role: 'member', scopes: ['projects:read'] });
+    const created = await createKey(owner.accessToken, { role: 'member' });
     expect(created.key).toMatch(new RegExp(`^tnt_${created.prefix}_`));
     const stored = await h.admin.query<{ key_hash: string; last_used_at: Date | null }>('SELECT key_hash, last_used_at FROM api_keys WHERE id = $1', [created.id]);
     expect(stored.rows[0]!.key_hash).not.toContain(created.key);
@@ -34,8 +34,8 @@ describe('API keys and POST /auth/token', () => {
       'x-hasura-default-role': 'member',
       'x-hasura-allowed-roles': ['member'],
       'x-hasura-api-key-id': created.id,
-      'x-hasura-api-key-scopes': '{projects:read}',
     });
+    expect(exchanged.body.readOnly).toBe(false);
     expect(typeof claims.iat).toBe('number');
     const used = await h.admin.query<{ last_used_at: Date | null }>('SELECT last_used_at FROM api_keys WHERE id = $1', [created.id]);
     expect(used.rows[0]!.last_used_at).not.toBeNull();
@@ -83,7 +83,6 @@ describe('API keys and POST /auth/token', () => {
     const memberToken = (await request(h.app).post('/auth/switch-tenant').set(bearer(member.accessToken)).send({ tenant: owner.slug }).expect(200)).body.accessToken as string;
     await createKey(adminToken, { role: 'admin' });
     expectError((await request(h.app).post('/auth/api-keys').set(bearer(adminToken)).send({ name: 'x', role: 'owner' }).expect(403)).body, 'forbidden');
-    expectError((await request(h.app).post('/auth/api-keys').set(bearer(adminToken)).send({ name: 'x', scopes: ['billing:write'] }).expect(403)).body, 'forbidden');
     expectError((await request(h.app).post('/auth/api-keys').set(bearer(memberToken)).send({ name: 'x' }).expect(403)).body, 'forbidden');
     expectError((await request(h.app).get('/auth/api-keys').set(bearer(memberToken)).expect(403)).body, 'forbidden');
     const foreign = await createKey(other.accessToken);

@@ -43,7 +43,14 @@ describe('platform staff', () => {
     expect(claims.sub).toBe(a.userId);
     expect(claims.act).toEqual({ sub: staff.userId });
     expect(claims.exp - claims.iat).toBeLessThanOrEqual(300);
-    expect(claims['https://hasura.io/jwt/claims']).toMatchObject({ 'x-hasura-user-id': a.userId, 'x-hasura-tenant-id': a.tenantId, 'x-hasura-default-role': 'owner' });
+    // Read-only in Hasura itself: the owner's read-only twin, and nothing else to switch to.
+    expect(claims['https://hasura.io/jwt/claims']).toEqual({
+      'x-hasura-user-id': a.userId,
+      'x-hasura-tenant-id': a.tenantId,
+      'x-hasura-default-role': 'owner_readonly',
+      'x-hasura-allowed-roles': ['owner_readonly'],
+    });
+    expect(answer.body).toMatchObject({ role: 'owner', readOnly: true });
     const { rows } = await h.admin.query('SELECT action, target_id, reason, tenant_id FROM audit_log WHERE actor_user_id = $1', [staff.userId]);
     expect(rows).toEqual([{ action: 'staff.impersonate', target_id: a.userId, reason, tenant_id: a.tenantId }]);
     // The impersonation token reads, but changes nothing on /auth and cannot switch tenant or act as staff.

@@ -4,6 +4,7 @@ import type { AuthDependencies } from './deps.js';
 import { fail } from './errors.js';
 import type { Role } from './permissions.js';
 import { hashToken, newOpaqueToken } from './secrets.js';
+import { memberTokenState } from './tokens.js';
 
 export interface UserTenant {
   tenant_id: string;
@@ -64,13 +65,39 @@ async function insertRefreshToken(
   return token;
 }
 
-function sessionOf(deps: AuthDependencies, userId: string, tenant: UserTenant | null, refreshToken: string): IssuedSession {
+/**
+ * An access token for the user, scoped to `tenant` with the role the member has now (read
+ * afresh, so a change since `tenant` was read counts), never older than the member's last
+ * change (TokenIssuer.signFresh). Null tenant: the member left meanwhile, or none was asked.
+ */
+export async function memberAccessToken(
+  deps: AuthDependencies,
+  userId: string,
+  tenant: { tenant_id: string } | null,
+  db: Pool | PoolClient = deps.pool,
+): Promise<{ accessToken: string; role: Role | null }> {
+  const { token, state } = await deps.tokens.signFresh(async () => {
+    const member = tenant ? await memberTokenState(db, tenant.tenant_id, userId) : null;
+    return { subject: { userId, tenant: member && tenant ? { id: tenant.tenant_id, role: member.role } : null }, validAfter: member?.validAfter ?? null };
+  });
+  return { accessToken: token, role: state.subject.tenant?.role ?? null };
+}
+
+/** The switch-tenant answer's token: like memberAccessToken, but a member who left meanwhile is refused. */
+export async function accessTokenFor(deps: AuthDependencies, userId: string, tenant: UserTenant): Promise<string> {
+  const issued = await memberAccessToken(deps, userId, tenant);
+  if (!issued.role) throw fail('not_a_member');
+  return issued.accessToken;
+}
+
+async function sessionOf(deps: AuthDependencies, userId: string, tenant: UserTenant | null, refreshToken: string, db?: PoolClient): Promise<IssuedSession> {
+  const issued = await memberAccessToken(deps, userId, tenant, db);
   return {
-    accessToken: deps.tokens.sign({ userId, tenant: tenant ? { id: tenant.tenant_id, role: tenant.role } : null }),
+    accessToken: issued.accessToken,
     tokenType: 'Bearer',
     expiresIn: deps.tokens.ttlSeconds,
     refreshToken,
-    tenant: tenant ? { id: tenant.tenant_id, slug: tenant.slug, role: tenant.role } : null,
+    tenant: tenant && issued.role ? { id: tenant.tenant_id, slug: tenant.slug, role: issued.role } : null,
   };
 }
 
@@ -131,8 +158,11 @@ export async function rotateSession(
       tenantId: tenant?.tenant_id ?? null,
       ...client,
     });
+    // Signed before COMMIT (on this connection: no second one from the pool while this one
+    // holds the row), so the presented token is spent only when its successor is handed out.
+    const session = await sessionOf(deps, row.user_id, tenant, refreshToken, db);
     await db.query('COMMIT');
-    return sessionOf(deps, row.user_id, tenant, refreshToken);
+    return session;
   } catch (error) {
     await db.query('ROLLBACK').catch(() => undefined);
     throw error;

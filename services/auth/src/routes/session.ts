@@ -7,7 +7,7 @@ import { sendVerificationMail } from '../email-tokens.js';
 import { fail, pgError } from '../errors.js';
 import { defineOperation, emailSchema, passwordSchema, type Context } from '../http.js';
 import { ROLES } from '../permissions.js';
-import { pickTenant, revokeFamily, rotateSession, startSession, userTenants, type ClientInfo, type UserTenant } from '../sessions.js';
+import { accessTokenFor, pickTenant, revokeFamily, rotateSession, startSession, userTenants, type ClientInfo, type UserTenant } from '../sessions.js';
 
 export const sessionSchema = z.object({
   accessToken: z.string(),
@@ -204,7 +204,7 @@ export const switchTenant = defineOperation({
     const tenant = (await pickTenant(deps.pool, p.userId, body.tenant))!;
     return {
       body: {
-        accessToken: deps.tokens.sign({ userId: p.userId, tenant: { id: tenant.tenant_id, role: tenant.role } }),
+        accessToken: await accessTokenFor(deps, p.userId, tenant),
         tokenType: 'Bearer',
         expiresIn: deps.tokens.ttlSeconds,
         tenant: { id: tenant.tenant_id, slug: tenant.slug, role: tenant.role },

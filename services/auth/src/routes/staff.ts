@@ -4,6 +4,7 @@ import type { AuthDependencies } from '../deps.js';
 import { fail, pgError } from '../errors.js';
 import { defineOperation, type Context } from '../http.js';
 import { ROLES, type Role } from '../permissions.js';
+import { memberTokenState } from '../tokens.js';
 
 /** Impersonation tokens live 5 minutes at most. */
 export const IMPERSONATION_TTL_SECONDS = 300;
@@ -15,7 +16,7 @@ export const IMPERSONATION_TTL_SECONDS = 300;
  */
 async function requireStaff(context: Context<unknown, unknown, unknown>): Promise<string> {
   const principal = context.principal!;
-  if (principal.apiKeyId || principal.actor) throw fail('forbidden', 'staff routes need a staff login token');
+  if (principal.apiKeyId || principal.actor || principal.readOnly) throw fail('forbidden', 'staff routes need a staff login token');
   const { rows } = await context.deps.pool.query<{ is_staff: boolean }>('SELECT is_staff FROM users WHERE id = $1 AND disabled_at IS NULL', [principal.userId]);
   if (!rows[0]?.is_staff) throw fail('forbidden', 'platform staff only');
   return principal.userId;
@@ -91,12 +92,16 @@ export const staffListMembers = defineOperation({
 export const staffImpersonate = defineOperation({
   method: 'post',
   path: '/auth/staff/impersonate',
-  summary: 'Platform staff: a 5-minute access token acting as a member of an active tenant, with an `act` claim naming the staff user; the reason is required and audited',
+  summary:
+    "Platform staff: a 5-minute, read-only access token acting as a member of an active tenant (the member's role's read-only Hasura role, which may select and never write), with an `act` claim naming the staff user; the reason is required and audited",
   tag: 'staff',
   auth: 'token',
   body: z.object({ tenantId: z.uuid(), userId: z.uuid(), reason: z.string().trim().min(10, 'must say why, in at least 10 characters').max(500) }),
   responses: {
-    200: { description: 'an impersonation token', schema: z.object({ accessToken: z.string(), tokenType: z.literal('Bearer'), expiresIn: z.number(), role: z.enum(ROLES) }) },
+    200: {
+      description: 'an impersonation token',
+      schema: z.object({ accessToken: z.string(), tokenType: z.literal('Bearer'), expiresIn: z.number(), role: z.enum(ROLES), readOnly: z.literal(true) }),
+    },
     403: { description: 'not platform staff, or the tenant is not active' },
     404: { description: 'no such member' },
   },
@@ -104,21 +109,23 @@ export const staffImpersonate = defineOperation({
     const staffId = await requireStaff(context);
     const { deps, body } = context;
     if (body.userId === staffId) throw fail('validation_failed', 'userId: impersonating yourself makes no sense');
-    const { rows } = await deps.pool.query<{ role: Role | null }>('SELECT app.member_role($1, $2) AS role', [body.tenantId, body.userId]);
-    const role = rows[0]?.role;
-    if (!role) throw fail('member_not_found');
+    if (!(await memberTokenState(deps.pool, body.tenantId, body.userId))) throw fail('member_not_found');
     const { rows: tenants } = await deps.pool.query<{ status: string }>('SELECT status FROM app.resolve_tenant_by_id($1)', [body.tenantId]);
     if (tenants[0]?.status !== 'active') throw fail('tenant_inactive');
     await audit(deps, staffId, body.tenantId, { action: 'staff.impersonate', targetType: 'user', targetId: body.userId, reason: body.reason, requestId: context.req.get('x-request-id') });
     context.log.warn({ staffId, tenantId: body.tenantId, userId: body.userId }, 'staff impersonation');
     const ttl = Math.min(IMPERSONATION_TTL_SECONDS, deps.tokens.ttlSeconds);
-    return {
-      body: {
-        accessToken: deps.tokens.sign({ userId: body.userId, tenant: { id: body.tenantId, role }, actor: staffId, ttlSeconds: ttl }),
-        tokenType: 'Bearer',
-        expiresIn: ttl,
-        role,
-      },
-    };
+    // Staff look and never change: the token's only Hasura role is the read-only twin of the
+    // member's, so GraphQL mutations fail in Hasura itself, not only on /auth.
+    const { token, state } = await deps.tokens.signFresh(async () => {
+      const member = await memberTokenState(deps.pool, body.tenantId, body.userId);
+      if (!member) throw fail('member_not_found');
+      return {
+        role: member.role,
+        subject: { userId: body.userId, tenant: { id: body.tenantId, role: member.role }, readOnly: true, actor: staffId, ttlSeconds: ttl },
+        validAfter: member.validAfter,
+      };
+    });
+    return { body: { accessToken: token, tokenType: 'Bearer', expiresIn: ttl, role: state.role, readOnly: true } };
   },
 });
