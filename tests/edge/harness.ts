@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { request, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,6 +59,91 @@ export function send(
     req.on('error', reject);
     if (options.body !== undefined) req.write(options.body);
     req.end();
+  });
+}
+
+/** Undoes chunked transfer coding (nginx chunks the bodies Lua writes); undefined until the last chunk is in. */
+function dechunk(body: Buffer): Buffer | undefined {
+  const parts: Buffer[] = [];
+  let offset = 0;
+  for (;;) {
+    const lineEnd = body.indexOf('\r\n', offset);
+    if (lineEnd < 0) return undefined;
+    const size = Number.parseInt(body.subarray(offset, lineEnd).toString(), 16);
+    if (Number.isNaN(size)) throw new Error(`malformed chunk size in ${JSON.stringify(body.toString().slice(0, 200))}`);
+    if (size === 0) return Buffer.concat(parts);
+    if (body.length < lineEnd + 2 + size + 2) return undefined;
+    parts.push(body.subarray(lineEnd + 2, lineEnd + 2 + size));
+    offset = lineEnd + 2 + size + 2;
+  }
+}
+
+/** The response in `raw` once it is complete, else undefined. `closed`: nothing more will come. */
+function parseResponse(raw: Buffer, closed: boolean): Response | undefined {
+  const headEnd = raw.indexOf('\r\n\r\n');
+  if (headEnd < 0) {
+    if (closed) throw new Error(`not an HTTP answer: ${JSON.stringify(raw.toString().slice(0, 200))}`);
+    return undefined;
+  }
+  const [statusLine = '', ...headerLines] = raw.subarray(0, headEnd).toString('latin1').split('\r\n');
+  const headers: IncomingHttpHeaders = {};
+  for (const line of headerLines) {
+    const colon = line.indexOf(':');
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  let body: Buffer | undefined = raw.subarray(headEnd + 4);
+  if (headers['transfer-encoding'] === 'chunked') {
+    body = dechunk(body);
+  } else if (headers['content-length'] !== undefined) {
+    const length = Number(headers['content-length']);
+    body = body.length >= length ? body.subarray(0, length) : undefined;
+  } else if (!closed) {
+    body = undefined;
+  }
+  if (body === undefined) {
+    if (closed) throw new Error(`truncated answer: ${JSON.stringify(raw.toString().slice(0, 200))}`);
+    return undefined;
+  }
+  const text = body.toString();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: Number(statusLine.split(' ')[1]), headers, text, json };
+}
+
+/**
+ * Bytes on a socket, for what HTTP clients refuse to send: absolute-form request lines,
+ * NUL bytes, dot segments, broken versions. Returns the first response as soon as it is
+ * complete: after refusing a request nginx holds the connection open a while (lingering close).
+ */
+export function sendRaw(baseUrl: string, bytes: string | Buffer, timeoutMs = 5_000): Promise<Response> {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    let received = Buffer.alloc(0);
+    // Written, not ended: nginx takes a half-closed connection for a client that went away.
+    const socket = connect(Number(port), hostname, () => socket.write(bytes));
+    const settle = (closed: boolean) => {
+      try {
+        const response = parseResponse(received, closed);
+        if (response) {
+          socket.destroy();
+          resolve(response);
+        }
+      } catch (error) {
+        socket.destroy();
+        reject(error as Error);
+      }
+    };
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no complete answer within ${timeoutMs} ms`)));
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      settle(false);
+    });
+    socket.on('error', reject);
+    socket.on('close', () => settle(true));
   });
 }
 

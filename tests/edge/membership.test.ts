@@ -19,6 +19,25 @@ async function memberOf(tenantId: string, role = 'member'): Promise<string> {
   return rows[0]!.id;
 }
 
+/** The second from which the member's tokens count, as the resolver tells the edge. */
+async function tokensValidAfter(tenantId: string, userId: string): Promise<number> {
+  const { rows } = await harness.admin.query<{ second: string }>(
+    'SELECT floor(extract(epoch FROM tokens_valid_after)) AS second FROM tenant_members WHERE tenant_id = $1 AND user_id = $2',
+    [tenantId, userId],
+  );
+  return Number(rows[0]!.second);
+}
+
+/**
+ * A token as the auth service issues it: in a later second than the member's last change
+ * (the edge refuses the change's own second, and the auth service waits it out).
+ */
+async function validToken(tenantId: string, userId: string, hasuraClaims: Record<string, unknown> = {}): Promise<string> {
+  return tokenFor(tenantId, { userId, issuedAt: (await tokensValidAfter(tenantId, userId)) + 1, hasuraClaims });
+}
+
+const purge = (tenantId: string) => send(harness.edge.url, '/_edge/purge', { method: 'POST', body: JSON.stringify({ tenant_id: tenantId }) });
+
 const call = (slug: string, token: string) =>
   send(harness.edge.url, '/storage/x', { headers: { 'X-Tenant-Slug': slug, Authorization: `Bearer ${token}` } });
 
@@ -36,7 +55,7 @@ describe("tokens follow the member's fate at the edge", () => {
   test("a member's token passes; a stranger's token, or one issued before the membership, does not", async () => {
     const tenant = await harness.createTenant();
     const member = await memberOf(tenant.id);
-    expect((await call(tenant.slug, tokenFor(tenant.id, { userId: member }))).status).toBe(200);
+    expect((await call(tenant.slug, await validToken(tenant.id, member))).status).toBe(200);
     expect((await call(tenant.slug, tokenFor(tenant.id, { userId: member, issuedAt: now() - 60 }))).status).toBe(401);
     const stranger = await call(tenant.slug, tokenFor(tenant.id, { userId: await memberOf((await harness.createTenant()).id) }));
     expect([stranger.status, stranger.json.error.code]).toEqual([401, 'token_revoked']);
@@ -45,7 +64,7 @@ describe("tokens follow the member's fate at the edge", () => {
   test('a removed member is refused within 5 seconds', async () => {
     const tenant = await harness.createTenant();
     const member = await memberOf(tenant.id);
-    const token = tokenFor(tenant.id, { userId: member });
+    const token = await validToken(tenant.id, member);
     expect((await call(tenant.slug, token)).status).toBe(200);
     await harness.admin.query('DELETE FROM tenant_members WHERE tenant_id = $1 AND user_id = $2', [tenant.id, member]);
     expect(await until(401, () => call(tenant.slug, token), 5_000)).toBeLessThanOrEqual(5_000);
@@ -54,9 +73,9 @@ describe("tokens follow the member's fate at the edge", () => {
   test("after a role change, tokens issued before it are refused within 5 seconds; new ones pass", async () => {
     const tenant = await harness.createTenant();
     const member = await memberOf(tenant.id, 'admin');
-    const before = tokenFor(tenant.id, { userId: member });
+    const before = await validToken(tenant.id, member);
     expect((await call(tenant.slug, before)).status).toBe(200);
-    // iat has whole seconds: a change within the token's own second is not told apart.
+    // The token counts from the second after the join; the demotion must not come before that second.
     await sleep(1_100);
     await harness.admin.query("UPDATE tenant_members SET role = 'guest' WHERE tenant_id = $1 AND user_id = $2", [tenant.id, member]);
     expect(await until(401, () => call(tenant.slug, before), 5_000)).toBeLessThanOrEqual(5_000);
@@ -68,20 +87,48 @@ describe("tokens follow the member's fate at the edge", () => {
   test('a purge of the tenant applies membership changes at once', async () => {
     const tenant = await harness.createTenant();
     const member = await memberOf(tenant.id);
-    const token = tokenFor(tenant.id, { userId: member });
+    const token = await validToken(tenant.id, member);
     expect((await call(tenant.slug, token)).status).toBe(200);
     await harness.admin.query('DELETE FROM tenant_members WHERE tenant_id = $1 AND user_id = $2', [tenant.id, member]);
-    await send(harness.edge.url, '/_edge/purge', { method: 'POST', body: JSON.stringify({ tenant_id: tenant.id }) });
+    await purge(tenant.id);
     expect((await call(tenant.slug, token)).status).toBe(401);
   });
 
   test("tokens without a user are not membership-checked; API-key tokens are, as their creator's; a malformed user claim is refused", async () => {
     const tenant = await harness.createTenant();
     expect((await call(tenant.slug, tokenFor(tenant.id))).status).toBe(200);
-    const apiKeyToken = (userId: string) => tokenFor(tenant.id, { userId, hasuraClaims: { 'x-hasura-api-key-id': 'key' } });
-    expect((await call(tenant.slug, apiKeyToken(await memberOf(tenant.id)))).status).toBe(200);
-    expect((await call(tenant.slug, apiKeyToken(await memberOf((await harness.createTenant()).id)))).status).toBe(401);
+    const apiKeyClaims = { 'x-hasura-api-key-id': 'key' };
+    expect((await call(tenant.slug, await validToken(tenant.id, await memberOf(tenant.id), apiKeyClaims))).status).toBe(200);
+    const stranger = await memberOf((await harness.createTenant()).id);
+    expect((await call(tenant.slug, tokenFor(tenant.id, { userId: stranger, hasuraClaims: apiKeyClaims }))).status).toBe(401);
     const malformed = await call(tenant.slug, tokenFor(tenant.id, { userId: 'not-a-uuid' }));
     expect([malformed.status, malformed.json.error.code]).toEqual([401, 'invalid_token']);
+  });
+
+  test('a token issued in the same second as a role change, before it, is refused; one issued the next second passes', async () => {
+    const tenant = await harness.createTenant();
+    const member = await memberOf(tenant.id, 'admin');
+    // Start early in a second (later than the join's), so the token and the demotion share it.
+    await sleep(1_000 - (Date.now() % 1_000) + 20);
+    const issuedAt = now();
+    const sameSecond = tokenFor(tenant.id, { userId: member, issuedAt });
+    expect((await call(tenant.slug, sameSecond)).status, 'valid before the change (and now cached)').toBe(200);
+    await harness.admin.query("UPDATE tenant_members SET role = 'guest' WHERE tenant_id = $1 AND user_id = $2", [tenant.id, member]);
+    const changedAt = await tokensValidAfter(tenant.id, member);
+    expect(changedAt, 'the demotion landed in the token\'s second').toBe(issuedAt);
+    // The edge's membership answers are cached for a few seconds: drop them, as a role change's purge does.
+    await purge(tenant.id);
+    const refused = await call(tenant.slug, sameSecond);
+    expect([refused.status, refused.json.error.code]).toEqual([401, 'token_revoked']);
+    expect((await call(tenant.slug, tokenFor(tenant.id, { userId: member, issuedAt: changedAt + 1 }))).status).toBe(200);
+  });
+
+  test("the same second also counts for a member's own join: a token stamped with it is refused", async () => {
+    const tenant = await harness.createTenant();
+    const member = await memberOf(tenant.id);
+    const joined = await tokensValidAfter(tenant.id, member);
+    const refused = await call(tenant.slug, tokenFor(tenant.id, { userId: member, issuedAt: joined }));
+    expect([refused.status, refused.json.error.code]).toEqual([401, 'token_revoked']);
+    expect((await call(tenant.slug, tokenFor(tenant.id, { userId: member, issuedAt: joined + 1 }))).status).toBe(200);
   });
 });

@@ -4,6 +4,7 @@ local cache = require "tenantry.cache"
 local host = require "tenantry.host"
 local patterns = require "tenantry.patterns"
 local ratelimit = require "tenantry.ratelimit"
+local request_path = require "tenantry.request_path"
 local respond = require "tenantry.respond"
 local token = require "tenantry.token"
 
@@ -65,7 +66,9 @@ local function tenant_reference(headers, token_tenant, graphql)
     return "slug", slug
   end
 
-  local kind, name = host.classify(host.normalise(ngx.var.http_host or ngx.var.host))
+  -- $host, not the Host header: an absolute-form request line (`GET http://b.example/…`)
+  -- names the host nginx uses and nginx.conf forwards, whatever the Host header says.
+  local kind, name = host.classify(host.normalise(ngx.var.host))
   if kind == "domain" then
     -- Any host can point at the edge; only a verified domain names a tenant.
     local tenant, lookup_err = cache.lookup("domain", name)
@@ -99,7 +102,9 @@ local function check_membership(graphql, tenant_id, claims)
   if not member then
     return respond.refuse(graphql, 401, "token_revoked", "the token's user is no longer a member of this tenant")
   end
-  if not claims.issued_at or claims.issued_at < member.tokens_valid_after then
+  -- Both are whole seconds: a token issued in the very second of the change may predate
+  -- it, so that second is refused too (the auth service waits it out before issuing).
+  if not claims.issued_at or claims.issued_at <= member.tokens_valid_after then
     return respond.refuse(graphql, 401, "token_revoked", "the member's role changed after this token was issued; get a new one")
   end
 end
@@ -107,6 +112,10 @@ end
 -- options.tenant: "required", "optional" or "none"; options.graphql: answer in GraphQL's shape.
 function _M.run(options)
   local graphql = options.graphql
+  local path_problem = request_path.problem(ngx.var.request_uri)
+  if path_problem then
+    return respond.refuse(graphql, 400, "bad_request", path_problem)
+  end
   local headers, err = ngx.req.get_headers(0)
   if err then
     return respond.refuse(graphql, 400, "bad_request", "cannot read the request headers")
