@@ -1,6 +1,12 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { lintTenantIsolation, unwrappedHelperCalls, type IsolationProblem } from '../../services/shared/src/db/isolation-lint.js';
+import {
+  lintFunctionPrivileges,
+  lintTenantIsolation,
+  searchPathSchemas,
+  unwrappedHelperCalls,
+  type IsolationProblem,
+} from '../../services/shared/src/db/isolation-lint.js';
 import { createScratchDatabase, services, type ScratchDatabase } from '../helpers/database.js';
 
 const rulesFor = (problems: IsolationProblem[], table: string) => [...new Set(problems.filter((p) => p.table === table).map((p) => p.rule))].sort();
@@ -13,6 +19,25 @@ test('the migrated schema passes the isolation lint', async () => {
   } finally {
     await client.end();
   }
+});
+
+test('the migrated schema has no definer without pg_temp last and no function executable by PUBLIC', async () => {
+  const client = new pg.Client({ connectionString: services().urls.tenantry_owner });
+  await client.connect();
+  try {
+    expect(await lintFunctionPrivileges(client)).toEqual([]);
+  } finally {
+    await client.end();
+  }
+});
+
+test('a search_path splits into schemas as Postgres reads it', () => {
+  expect(searchPathSchemas('pg_catalog, public, pg_temp')).toEqual(['pg_catalog', 'public', 'pg_temp']);
+  expect(searchPathSchemas('pg_catalog, "pg_temp"')).toEqual(['pg_catalog', 'pg_temp']);
+  // One quoted name, commas and all: what SET search_path = 'a, b' stores.
+  expect(searchPathSchemas('"pg_catalog, public, pg_temp"')).toEqual(['pg_catalog, public, pg_temp']);
+  expect(searchPathSchemas('"$user", "we""ird", pg_temp')).toEqual(['$user', 'we"ird', 'pg_temp']);
+  expect(searchPathSchemas('')).toEqual([]);
 });
 
 test('helper calls count as wrapped only inside a (SELECT …)', () => {
@@ -48,6 +73,7 @@ describe('the lint catches each way a tenant table can leak', () => {
     await client.query('BEGIN');
     try {
       await client.query(ddl);
+      // The whole lint, as `npm run db:lint` runs it: function problems must show there too.
       return await lintTenantIsolation(client);
     } finally {
       await client.query('ROLLBACK');
@@ -133,5 +159,94 @@ describe('the lint catches each way a tenant table can leak', () => {
     expect(problems).toEqual([
       { table: '*', rule: 'role-can-bypass', message: 'role hasura_app is a member of lint_probe_bypass, which is BYPASSRLS' },
     ]);
+  });
+});
+
+describe('the lint catches definers a temporary table can shadow and functions anyone may call', () => {
+  let scratch: ScratchDatabase;
+  let owner: pg.Client;
+  let superuser: pg.Client;
+
+  beforeAll(async () => {
+    scratch = await createScratchDatabase({ migrated: true });
+    owner = new pg.Client({ connectionString: scratch.url('tenantry_owner') });
+    await owner.connect();
+    const adminUrl = new URL(services().endpoints.postgresAdminUrl);
+    adminUrl.pathname = `/${scratch.name}`;
+    superuser = new pg.Client({ connectionString: adminUrl.toString() });
+    await superuser.connect();
+  });
+  afterAll(async () => {
+    await owner.end();
+    await superuser.end();
+    await scratch.drop();
+  });
+
+  /** DDL, then the lint as db:lint runs it, in a transaction that is rolled back. */
+  async function lintAfter(client: pg.Client, ddl: string): Promise<IsolationProblem[]> {
+    await client.query('BEGIN');
+    try {
+      await client.query(ddl);
+      return await lintTenantIsolation(client);
+    } finally {
+      await client.query('ROLLBACK');
+    }
+  }
+
+  const definer = (name: string, searchPath: string) => `
+    CREATE FUNCTION ${name}() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER ${searchPath}
+    AS $$ SELECT count(*) FROM public.tenant_members $$;
+    REVOKE EXECUTE ON FUNCTION ${name}() FROM PUBLIC;`;
+
+  test('a definer with pg_temp last, EXECUTE for one role, passes', async () => {
+    const problems = await lintAfter(
+      owner,
+      `${definer('app.lint_probe', 'SET search_path = pg_catalog, public, pg_temp')}
+       ALTER FUNCTION app.lint_probe() OWNER TO app_definer;
+       GRANT EXECUTE ON FUNCTION app.lint_probe() TO app_service;`,
+    );
+    expect(problems).toEqual([]);
+  });
+
+  test('definers whose search_path lets pg_temp come first, in any schema', async () => {
+    const problems = await lintAfter(
+      owner,
+      `CREATE SCHEMA lint_probe;
+       ${definer('lint_probe.implicit_temp', 'SET search_path = pg_catalog, public')}
+       ${definer('lint_probe.temp_first', 'SET search_path = pg_temp, pg_catalog, public')}
+       ${definer('lint_probe.no_search_path', '')}
+       ${definer('lint_probe.one_quoted_name', "SET search_path = 'pg_catalog, public, pg_temp'")}
+       ${definer('lint_probe.fine', 'SET search_path = pg_catalog, public, pg_temp')}`,
+    );
+    expect(problems.map(({ table, rule }) => ({ table, rule }))).toEqual([
+      { table: 'lint_probe.implicit_temp()', rule: 'definer-search-path' },
+      { table: 'lint_probe.no_search_path()', rule: 'definer-search-path' },
+      { table: 'lint_probe.one_quoted_name()', rule: 'definer-search-path' },
+      { table: 'lint_probe.temp_first()', rule: 'definer-search-path' },
+    ]);
+    expect(problems[0]!.message).toBe(
+      'lint_probe.implicit_temp(): SECURITY DEFINER with search_path = pg_catalog, public, which does not end with pg_temp, so a temporary table shadows its tables',
+    );
+  });
+
+  test('a function of ours starts private; granting EXECUTE to PUBLIC is reported', async () => {
+    const fresh = 'CREATE FUNCTION app.lint_probe() RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 1 $$;';
+    expect(await lintAfter(owner, fresh)).toEqual([]);
+    const problems = await lintAfter(owner, `${fresh} GRANT EXECUTE ON FUNCTION app.lint_probe() TO PUBLIC;`);
+    expect(problems).toEqual([
+      {
+        table: 'app.lint_probe()',
+        rule: 'function-public-execute',
+        message: 'app.lint_probe(): EXECUTE is granted to PUBLIC; revoke it and grant it to the roles that call it',
+      },
+    ]);
+  });
+
+  test('a function with the default ACL (NULL: EXECUTE for PUBLIC) is reported', async () => {
+    // The superuser has no default privileges of ours, so its function keeps PostgreSQL's.
+    const problems = await lintAfter(superuser, 'CREATE FUNCTION public.lint_probe(integer) RETURNS int LANGUAGE sql AS $$ SELECT $1 $$;');
+    const acl = await superuser.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'lint_probe'");
+    expect(acl.rows).toEqual([{ n: 0 }]);
+    expect(problems.map(({ table, rule }) => ({ table, rule }))).toEqual([{ table: 'lint_probe(integer)', rule: 'function-public-execute' }]);
   });
 });
