@@ -64,16 +64,22 @@ describe('the auth process', () => {
     for (const variable of ['DATABASE_URL', 'REDIS_URL', 'SMTP_URL', 'PUBLIC_URL', 'AUTH_SIGNING_KEYS', 'AUTH_ACCESS_TOKEN_TTL_SECONDS']) expect(stderr).toContain(variable);
   });
 
-  test('a database failure is a 500 without details or stack', async () => {
+  test('an unreachable database is a 503 unavailable, a database error a 500, both without details or stack', async () => {
     const h = await startHarness();
-    const broken = new pg.Pool({ connectionString: 'postgresql://nobody:wrong@127.0.0.1:1/none', connectionTimeoutMillis: 300 });
+    const unreachable = new pg.Pool({ connectionString: 'postgresql://nobody:wrong@127.0.0.1:1/none', connectionTimeoutMillis: 300 });
+    // A role without rights on users: the login's query fails inside Postgres, not on the way there.
+    const refused = new pg.Pool({ connectionString: services().urls.hasura_app, max: 1 });
     try {
-      const app = buildAuthApp({ ...h.deps, pool: broken, logger: pino({ level: 'silent' }) });
-      const answer = await request(app).post('/auth/login').send({ email: 'a@example.test', password: 'whatever password' }).expect(500);
-      expect(answer.body).toEqual({ error: { code: 'internal', message: 'internal error' } });
-      expect((await request(app).get('/healthz').expect(503)).body.error.code).toBe('unavailable');
+      const away = buildAuthApp({ ...h.deps, pool: unreachable, logger: pino({ level: 'silent' }) });
+      const answer = await request(away).post('/auth/login').send({ email: 'a@example.test', password: 'whatever password' }).expect(503);
+      expect(answer.body).toEqual({ error: { code: 'unavailable', message: 'a dependency is unavailable; retry shortly' } });
+      expect((await request(away).get('/healthz').expect(503)).body.error.code).toBe('unavailable');
+
+      const broken = buildAuthApp({ ...h.deps, pool: refused, logger: pino({ level: 'silent' }) });
+      const failed = await request(broken).post('/auth/login').send({ email: 'a@example.test', password: 'whatever password' }).expect(500);
+      expect(failed.body).toEqual({ error: { code: 'internal', message: 'internal error' } });
     } finally {
-      await broken.end();
+      await Promise.all([unreachable.end(), refused.end()]);
       await h.close();
     }
   });
