@@ -136,10 +136,14 @@ export async function verifyDomain(tenantRef: string, input: string): Promise<Ve
       `UPDATE tenant_domains SET verified_at = now() WHERE tenant_id = $1 AND domain = $2 RETURNING ${DOMAIN_COLUMNS}`,
       [tenant.id, domain],
     );
-    return rows[0]!;
+    return rows[0];
   }).catch((error: unknown) => {
     throw explainDatabaseError(error, { tenant: tenantRef, domain });
   });
+  if (!verified) {
+    // Another tenant verified it meanwhile, and that removed this tenant's claim.
+    throw new CliError(`domain '${domain}' was verified by another tenant meanwhile — the first tenant to verify a domain keeps it`);
+  }
   // An edge may remember the domain as unknown (negative cache).
   await purgeEdges({ domain });
   return { domain: verified, already_verified: false };

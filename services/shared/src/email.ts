@@ -1,9 +1,11 @@
-import { normaliseDomain } from './tenancy.js';
+import { domainToASCII } from 'node:url';
 
 /** The longest address the database stores (users_email_format). */
 export const MAX_EMAIL_LENGTH = 320;
 
 const LOCAL_PART = /^[^@\s\p{Cc}]+$/u;
+/** The database's app.is_normalised_domain, which the users_email_normalised CHECK applies. */
+const HOST_NAME = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /**
  * An email address in the one form Tenantry stores and compares: trimmed, Unicode NFC,
@@ -24,10 +26,9 @@ export function normaliseEmail(input: string): string | null {
   if (at <= 0) return null;
   const rawLocal = trimmed.slice(0, at);
   const rawDomain = trimmed.slice(at + 1);
-  // A port or an address literal is no mail domain; normaliseDomain would drop a port.
-  if (rawDomain.includes(':') || rawDomain.includes('[')) return null;
-  const domain = normaliseDomain(rawDomain);
-  if (!domain) return null;
+  // domainToASCII lower-cases and maps an IDN to punycode (UTS 46); '' when it cannot.
+  const domain = domainToASCII(rawDomain);
+  if (domain.length > 253 || !HOST_NAME.test(domain)) return null;
   const local = foldLocalPart(rawLocal);
   if (!local || !LOCAL_PART.test(local)) return null;
   const email = `${local}@${domain}`;

@@ -8,4 +8,3 @@ DROP INDEX users_email_key;
 CREATE UNIQUE INDEX users_email_key ON users (lower(email));
 
 DROP FUNCTION app.is_normalised_email(text);
-DROP FUNCTION app.fold_email(text);

@@ -8,8 +8,9 @@
 -- the unique indexes fold exactly as the application does, and a CHECK makes every
 -- writer (the auth service, the CLI; Hasura cannot write users) store that form.
 
--- The folded form of an address whose domain is already ASCII. The domain's IDN mapping to
--- punycode (UTS 46) has no SQL equivalent: that part stays the application's.
+-- The folded form of an address whose domain is already ASCII, for the rows below only
+-- (dropped at the end). The domain's IDN mapping to punycode (UTS 46) has no SQL
+-- equivalent: that part is the application's.
 CREATE FUNCTION app.fold_email(email text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT normalize(lower(normalize(btrim(email), NFC) COLLATE "und-x-icu"), NFC) $$;
@@ -23,6 +24,9 @@ AS $$
 $$;
 COMMENT ON FUNCTION app.is_normalised_email(text) IS
   'True when an address is stored as services/shared/src/email.ts normalises it: NFC, lower case (ICU root), ASCII host-name domain.';
+-- A CHECK's function runs with the writer's rights: every role that may write users or
+-- tenant_invitations (and app_definer, whose functions write for callers).
+GRANT EXECUTE ON FUNCTION app.is_normalised_email(text) TO hasura_app, app_service, platform_admin, app_definer;
 
 -- Existing rows. SQL can fold case and compose (NFC); it cannot do two things, and the
 -- migration stops naming the rows rather than guess:
@@ -77,3 +81,5 @@ ALTER TABLE users ADD CONSTRAINT users_email_normalised CHECK (app.is_normalised
 DROP INDEX tenant_invitations_one_pending;
 CREATE UNIQUE INDEX tenant_invitations_one_pending ON tenant_invitations (tenant_id, lower(email COLLATE "und-x-icu")) WHERE status = 'pending';
 ALTER TABLE tenant_invitations ADD CONSTRAINT tenant_invitations_email_normalised CHECK (app.is_normalised_email(email));
+
+DROP FUNCTION app.fold_email(text);
