@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BASE_DOMAIN, sendRaw, startEdgeHarness, tokenFor, type Echo, type EdgeHarness, type Response } from './harness.js';
 
@@ -150,10 +151,12 @@ describe('bad request paths are refused with 400 or 404 in the shared shape, nev
     }
   });
 
-  test('ordinary encoded characters still pass', async () => {
-    const response = await raw('GET /storage/caf%C3%A9%20menu.json?q=%2e%2e HTTP/1.1', [host()]);
+  test('ordinary encoded characters, dot files and anything in the query string still pass', async () => {
+    const response = await raw('GET /storage/caf%C3%A9%20menu.json?q=%2e%2e%2f%00 HTTP/1.1', [host()]);
     expect(response.status, response.text).toBe(200);
-    expect(echoed(response).url).toBe('/storage/caf%C3%A9%20menu.json?q=%2e%2e');
+    expect(echoed(response).url).toBe('/storage/caf%C3%A9%20menu.json?q=%2e%2e%2f%00');
+    const wellKnown = await raw('GET /auth/.well-known/jwks.json HTTP/1.1', [host()]);
+    expect([wellKnown.status, echoed(wellKnown).url]).toEqual([200, '/auth/.well-known/jwks.json']);
   });
 });
 
@@ -190,4 +193,9 @@ describe('hostile request lines and headers never get a 5xx', () => {
     expect(fromUpstream(response), label).toBe(false);
     expect(response.json, label).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });
   });
+});
+
+test('nginx logged no [error] for all of the above (a failed redirect to an error page would)', async () => {
+  const log = await readFile(harness.edge.errorLog, 'utf8');
+  expect(log.split('\n').filter((line) => line.includes('[error]') || line.includes('[crit]') || line.includes('[alert]'))).toEqual([]);
 });

@@ -45,7 +45,11 @@ export interface MemberTokenState {
   id: string;
   user_id: string;
   role: string;
-  /** Tokens issued (iat, whole seconds) before this are no longer accepted. */
+  /**
+   * The second of the member's last role or permission change (or join), floored: the edge
+   * accepts only tokens issued (iat, whole seconds) in a later second, since a token of the
+   * same second may predate the change.
+   */
   tokens_valid_after: number;
 }
 
