@@ -79,7 +79,13 @@ describe('the metadata lint against the migrated database', () => {
     mutate(new Map(tables.map((table) => [table.table.name, table])));
     return tables;
   };
-  const lintWith = async (mutate: (tables: Map<string, TableMetadata>) => void) => lintMetadata(client, mutated(mutate));
+  /**
+   * The lint of a mutated copy. The mutations here change base roles only, so their read-only
+   * twins keep the generated permission and differ from them: that rule has its own tests
+   * (tests/hasura/readonly-roles.test.ts) and is left out of these.
+   */
+  const lintWith = async (mutate: (tables: Map<string, TableMetadata>) => void) =>
+    (await lintMetadata(client, mutated(mutate))).filter((problem) => problem.rule !== 'read-only-select-differs');
   const permission = <K extends 'select_permissions' | 'insert_permissions' | 'update_permissions' | 'delete_permissions'>(
     table: TableMetadata,
     kind: K,
