@@ -160,6 +160,26 @@ describe('bad request paths are refused with 400 or 404 in the shared shape, nev
   });
 });
 
+describe("nginx's own refusals after a route is chosen keep that route's shape", () => {
+  test('a declared body over the limit: 413 in each shape', async () => {
+    for (const [path, graphql] of [['/v1/graphql', true], ['/storage/x', false]] as const) {
+      const response = await raw(`POST ${path} HTTP/1.1`, [`Host: ${hostOf(tenantA)}`, 'Content-Length: 99999999999']);
+      expectRefusal(response, path, { graphql, statuses: [413] });
+      expect(graphql ? response.json.errors[0].extensions.code : response.json.error.code).toBe('payload_too_large');
+    }
+  });
+
+  test('a broken chunked body: 400 in each shape', async () => {
+    for (const [path, graphql] of [['/v1/graphql', true], ['/storage/x', false]] as const) {
+      const response = await sendRaw(
+        harness.edge.url,
+        `POST ${path} HTTP/1.1\r\nHost: ${hostOf(tenantA)}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nnot a chunk\r\n`,
+      );
+      expectRefusal(response, path, { graphql, statuses: [400] });
+    }
+  });
+});
+
 describe('hostile request lines and headers never get a 5xx', () => {
   const long = 'a'.repeat(20_000);
   const cases: Array<[string, string]> = [

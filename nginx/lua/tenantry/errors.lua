@@ -25,11 +25,15 @@ local function targets_graphql()
   return target:sub(1, 11) == "/v1/graphql"
 end
 
--- name: a key of REFUSALS; graphql: the GraphQL route's own error pages say so, the
--- server's leave it to the request target.
-function _M.send(name, graphql)
+-- name: a key of REFUSALS; graphql_route: called from the GraphQL route's own error pages.
+-- The server's error pages leave the shape to the request target.
+function _M.send(name, graphql_route)
   local refusal = REFUSALS[name]
-  if graphql == nil then
+  local graphql = graphql_route
+  if graphql_route then
+    -- The redirect here ran the server's `set`s again; the access log keeps the route.
+    ngx.var.edge_route = "graphql"
+  else
     graphql = targets_graphql()
   end
   return respond.refuse(graphql, refusal[1], refusal[2], refusal[3])
