@@ -124,7 +124,7 @@ describe('the auth and resolver processes survive the database going away', () =
     expect(auth.alive(), auth.output()).toBe(true);
     expect(resolver.alive(), resolver.output()).toBe(true);
     expect(unexpected(answers), auth.output()).toEqual([]);
-    expect(answers.filter((answer) => answer.status === 200).length).toBeGreaterThan(20);
+    expect(answers.filter((answer) => answer.status === 200).length).toBeGreaterThan(5);
     // And they serve at once afterwards.
     expect((await login()).status).toBe(200);
     expect((await resolve()).status).toBe(200);
