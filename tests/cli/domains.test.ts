@@ -1,6 +1,8 @@
 import dns2 from 'dns2';
 import type { Redis } from 'ioredis';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { explainDatabaseError } from '../../services/cli/src/errors.js';
 import { uniqueSlug } from '../fixtures/seed.js';
 import { cli, cliEnv, purgesSince, redisClient, streamTail, PURGE_STREAM } from './helpers.js';
 
@@ -43,7 +45,8 @@ interface DomainJson {
 }
 
 describe.concurrent('domains', () => {
-  test('add prints the TXT record; verify looks it up through DNS; set-primary needs a verified domain', async () => {
+  // About thirty CLI processes, each a Node start-up: on a loaded machine that outlasts the default.
+  test('add prints the TXT record; verify looks it up through DNS; set-primary needs a verified domain', { timeout: 120_000 }, async () => {
     const slug = uniqueSlug('dom');
     expect((await cli(['tenant', 'create', 'Domains', '--slug', slug], { env })).code).toBe(0);
     const domain = `App.${slug}.Example.TEST.`;
@@ -76,10 +79,15 @@ describe.concurrent('domains', () => {
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(/is not a valid domain name — give a host name such as app\.example\.com/);
     }
-    // One tenant per domain.
-    const taken = await cli(['domain', 'add', other.json<{ slug: string }>().slug, normalised], { env });
-    expect(taken.code).toBe(1);
-    expect(taken.stderr).toContain(`domain '${normalised}' already belongs to a tenant`);
+    // An unverified domain blocks nobody: another tenant may claim it too (issue 13, point 7)…
+    const otherSlug = other.json<{ slug: string }>().slug;
+    const claimed = await cli(['domain', 'add', otherSlug, normalised, '--json'], { env });
+    expect(claimed.code, claimed.stderr).toBe(0);
+    expect(claimed.json<DomainJson>()).toMatchObject({ domain: normalised, verified: false });
+    // …but only once.
+    const twice = await cli(['domain', 'add', otherSlug, normalised], { env });
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toContain(`domain '${normalised}' is already a domain of tenant '${otherSlug}'`);
 
     // A wrong value is not enough.
     records.set(`_tenantry-challenge.${normalised}`, ['something-else']);
@@ -95,6 +103,16 @@ describe.concurrent('domains', () => {
     expect(await purgesSince(redis, tail)).toContainEqual({ domain: normalised });
     const again = await cli(['domain', 'verify', slug, normalised], { env });
     expect(again.stdout).toBe(`${normalised} was already verified\n`);
+
+    // The first to verify keeps it: the other tenant's claim is gone, and it cannot claim
+    // the domain again through the CLI while it is verified here.
+    const otherList = await cli(['domain', 'list', otherSlug, '--json'], { env });
+    expect(otherList.json<DomainJson[]>().map((row) => row.domain)).not.toContain(normalised);
+    const late = await cli(['domain', 'add', otherSlug, normalised], { env });
+    expect(late.code).toBe(1);
+    expect(late.stderr).toBe(
+      `tenantry: domain '${normalised}' is verified by tenant '${slug}' — remove it there first (\`tenantry domain remove ${slug} ${normalised}\`)\n`,
+    );
 
     const primary = await cli(['domain', 'set-primary', slug, normalised, '--json'], { env });
     expect(primary.code, primary.stderr).toBe(0);
@@ -118,5 +136,58 @@ describe.concurrent('domains', () => {
     const missing = await cli(['domain', 'remove', slug, normalised], { env });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`domain '${normalised}' is not a domain of tenant '${slug}' — see \`tenantry domain list ${slug}\``);
+  });
+});
+
+describe('a domain another tenant verified first', () => {
+  const admin = new pg.Pool({ connectionString: cliEnv().PLATFORM_ADMIN_DATABASE_URL, max: 2 });
+  afterAll(() => admin.end());
+
+  async function tenantWithClaim(label: string, domain: string): Promise<{ slug: string; token: string }> {
+    const created = await cli(['tenant', 'create', label, '--slug', uniqueSlug(label), '--json'], { env });
+    const slug = created.json<{ slug: string }>().slug;
+    const added = await cli(['domain', 'add', slug, domain, '--json'], { env });
+    expect(added.code, added.stderr).toBe(0);
+    return { slug, token: added.json<DomainJson>().txt_record.value };
+  }
+
+  test('a claim made before the other tenant verified cannot be verified: a clear error, no change', async () => {
+    const domain = `contested-${uniqueSlug('d')}.example.test`;
+    const first = await tenantWithClaim('First', domain);
+    const second = await tenantWithClaim('Second', domain);
+    records.set(`_tenantry-challenge.${domain}`, [first.token, second.token]);
+    expect((await cli(['domain', 'verify', first.slug, domain], { env })).code).toBe(0);
+    // The second tenant's claim went with the first verification; a claim made since (as a
+    // tenant admin may, through GraphQL) is refused at verification.
+    await admin.query('INSERT INTO tenant_domains (tenant_id, domain) SELECT id, $2 FROM tenants WHERE slug = $1', [second.slug, domain]);
+    const refused = await cli(['domain', 'verify', second.slug, domain], { env });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`domain '${domain}' is verified by tenant '${first.slug}' — remove it there first`);
+    const { rows } = await admin.query<{ slug: string; verified: boolean }>(
+      `SELECT t.slug, d.verified_at IS NOT NULL AS verified FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id
+        WHERE d.domain = $1 ORDER BY verified DESC`,
+      [domain],
+    );
+    expect(rows).toEqual([
+      { slug: first.slug, verified: true },
+      { slug: second.slug, verified: false },
+    ]);
+  });
+
+  test("the database's refusal of a second verification reads as a sentence", async () => {
+    const domain = `second-${uniqueSlug('d')}.example.test`;
+    const first = await tenantWithClaim('Winner', domain);
+    const second = await tenantWithClaim('Loser', domain);
+    const verify = (slug: string) =>
+      admin.query('UPDATE tenant_domains SET verified_at = now() WHERE domain = $2 AND tenant_id = (SELECT id FROM tenants WHERE slug = $1)', [slug, domain]);
+    await verify(first.slug);
+    await admin.query('INSERT INTO tenant_domains (tenant_id, domain) SELECT id, $2 FROM tenants WHERE slug = $1', [second.slug, domain]);
+    const error = await verify(second.slug).then(
+      () => undefined,
+      (refusal: unknown) => refusal,
+    );
+    expect(explainDatabaseError(error, { domain }).message).toBe(
+      `domain '${domain}' is already verified by another tenant — the first tenant to verify a domain keeps it; remove it there first`,
+    );
   });
 });
