@@ -79,6 +79,13 @@ describe('invitations', () => {
     await h.admin.query("INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'member')", [owner.tenantId, member.userId]);
     const memberToken = (await request(h.app).post('/auth/switch-tenant').set(bearer(member.accessToken)).send({ tenant: owner.slug }).expect(200)).body.accessToken as string;
     expectError((await request(h.app).post('/auth/invitations').set(bearer(memberToken)).send({ email: uniqueEmail('z') }).expect(403)).body, 'forbidden');
+    // users:write lets a member invite, never above her own role; an admin invites no owner.
+    await h.admin.query("UPDATE tenant_members SET permissions = '{users:write}' WHERE tenant_id = $1 AND user_id = $2", [owner.tenantId, member.userId]);
+    const aboveOwn = await request(h.app).post('/auth/invitations').set(bearer(memberToken)).send({ email: uniqueEmail('z'), role: 'admin' }).expect(403);
+    expect(aboveOwn.body.error.message).toMatch(/above your own role/);
+    await request(h.app).post('/auth/invitations').set(bearer(memberToken)).send({ email: uniqueEmail('z'), role: 'guest' }).expect(201);
+    await h.admin.query("UPDATE tenant_members SET role = 'admin', permissions = '{}' WHERE tenant_id = $1 AND user_id = $2", [owner.tenantId, member.userId]);
+    expectError((await request(h.app).post('/auth/invitations').set(bearer(memberToken)).send({ email: uniqueEmail('z'), role: 'owner' }).expect(403)).body, 'forbidden');
     expectError((await request(h.app).post('/auth/invitations').set(bearer(owner.accessToken)).send({ email: member.email }).expect(409)).body, 'already_member');
     const foreign = await invite(other.accessToken, uniqueEmail('f'));
     expectError((await request(h.app).delete(`/auth/invitations/${foreign.id}`).set(bearer(owner.accessToken)).expect(404)).body, 'invitation_not_found');

@@ -51,11 +51,30 @@ export function pgError(error: unknown): { code?: string; constraint?: string } 
   return { code: typeof code === 'string' ? code : undefined, constraint: typeof constraint === 'string' ? constraint : undefined };
 }
 
-/** Maps the membership rules the database enforces (user limit at insert, last owner at COMMIT). */
+/** The database's refusals of a membership or invitation write: constraint → [SQLSTATE, code]. */
+const MEMBERSHIP_REFUSALS = new Map<string, readonly [sqlState: string, code: ErrorCode]>(Object.entries({
+  // The grant bounds (hasura/migrations/default/1795900310000_member_grant_bounds).
+  tenant_members_grant_bounds: ['42501', 'forbidden'],
+  tenant_invitations_grant_bounds: ['42501', 'forbidden'],
+  // Preconditions app.accept_invitation and app.create_tenant_with_owner check themselves.
+  tenant_invitations_token: ['P0002', 'invitation_not_found'],
+  tenant_invitations_pending: ['23514', 'invitation_not_pending'],
+  tenant_invitations_email: ['42501', 'email_mismatch'],
+  tenants_active: ['42501', 'tenant_inactive'],
+  users_active: ['42501', 'user_disabled'],
+  // The user limit at insert, the last owner at COMMIT.
+  tenant_members_user_limit: ['23514', 'user_limit_reached'],
+  tenant_members_last_owner: ['23514', 'last_owner'],
+  tenant_members_pkey: ['23505', 'already_member'],
+} satisfies Record<string, readonly [string, ErrorCode]>));
+
+/**
+ * Maps the membership rules the database enforces. A grant-bounds refusal keeps the
+ * database's message, which names the rule ("you cannot raise your own role").
+ */
 export function mapMembershipError(error: unknown): never {
   const { code, constraint } = pgError(error);
-  if (code === '23514' && constraint === 'tenant_members_user_limit') throw fail('user_limit_reached');
-  if (code === '23514' && constraint === 'tenant_members_last_owner') throw fail('last_owner');
-  if (code === '23505' && constraint === 'tenant_members_pkey') throw fail('already_member');
+  const refusal = constraint === undefined ? undefined : MEMBERSHIP_REFUSALS.get(constraint);
+  if (refusal && refusal[0] === code) throw fail(refusal[1], refusal[1] === 'forbidden' ? (error as Error).message : undefined);
   throw error;
 }

@@ -6,10 +6,10 @@ import { link, sendMail } from '../email-tokens.js';
 import type { AuthDependencies } from '../deps.js';
 import { fail, mapMembershipError, pgError } from '../errors.js';
 import { defineOperation, emailSchema, passwordSchema } from '../http.js';
-import { ROLES, type Role } from '../permissions.js';
+import { ROLE_RANK, ROLES, type Role } from '../permissions.js';
 import { hashToken, newOpaqueToken } from '../secrets.js';
 import { pickTenant, startSession } from '../sessions.js';
-import { actingMember, authorize, inTenant } from '../tenant-access.js';
+import { actingMember, authorize, inTenant, type Acting } from '../tenant-access.js';
 import { sessionSchema } from './session.js';
 
 interface InvitationRow {
@@ -22,7 +22,7 @@ interface InvitationRow {
   created_at: Date;
 }
 
-const invitationSchema = z.object({
+export const invitationSchema = z.object({
   id: z.uuid(),
   email: z.string(),
   role: z.enum(ROLES),
@@ -55,39 +55,52 @@ async function mailInvitation(deps: AuthDependencies, name: string, email: strin
 
 const idParams = z.object({ id: z.uuid() });
 
+/**
+ * Invites `email` into the acting member's tenant with `role` and mails the link: the one
+ * way in for an address without a verified account (POST /auth/invitations, and POST
+ * /auth/members for such an address). The role is at most the inviter's own; the database
+ * holds every writer to the same (tenant_invitations_grant_bounds).
+ */
+export async function inviteByEmail(deps: AuthDependencies, acting: Acting, email: string, role: Role): Promise<z.infer<typeof invitationSchema>> {
+  authorize(acting, 'users:write');
+  if (ROLE_RANK[role] > ROLE_RANK[acting.member.role]) throw fail('forbidden', `you cannot invite as ${role}: it is above your own role (${acting.member.role})`);
+  const token = newOpaqueToken();
+  const row = await inTenant(deps, acting, async (client) => {
+    const member = await client.query('SELECT 1 FROM tenant_members m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 AND lower(u.email) = lower($2)', [acting.tenantId, email]);
+    if (member.rowCount) throw fail('already_member');
+    await client.query(
+      "UPDATE tenant_invitations SET status = 'expired' WHERE tenant_id = $1 AND lower(email) = lower($2) AND status = 'pending' AND expires_at <= now()",
+      [acting.tenantId, email],
+    );
+    const { rows } = await client.query<InvitationRow>(
+      `INSERT INTO tenant_invitations (tenant_id, email, role, token_hash, invited_by) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
+      [acting.tenantId, email, role, hashToken(token), acting.userId],
+    );
+    return { row: rows[0]!, name: await tenantName(client, acting.tenantId) };
+  }).catch((error: unknown) => {
+    const { code, constraint } = pgError(error);
+    if (code === '23505' && constraint === 'tenant_invitations_one_pending') throw fail('invitation_pending');
+    return mapMembershipError(error);
+  });
+  await mailInvitation(deps, row.name, email, token);
+  return view(row.row);
+}
+
 export const createInvitation = defineOperation({
   method: 'post',
   path: '/auth/invitations',
-  summary: 'Invite someone by email with a role (users:write; owners only for owners); mails a single-use link valid for 7 days',
+  summary: 'Invite someone by email with a role at most your own (users:write); mails a single-use link valid for 7 days',
   tag: 'invitations',
   auth: 'token',
   body: z.object({ email: emailSchema, role: z.enum(ROLES).default('member') }),
-  responses: { 201: { description: 'invited and mailed', schema: invitationSchema }, 409: { description: 'a pending invitation exists, or already a member' } },
+  responses: {
+    201: { description: 'invited and mailed', schema: invitationSchema },
+    403: { description: 'missing users:write, or a role above your own' },
+    409: { description: 'a pending invitation exists, or already a member' },
+  },
   async handler(context) {
     const acting = await actingMember(context);
-    authorize(acting, 'users:write');
-    const { body, deps } = context;
-    if (body.role === 'owner') authorize(acting, 'owners:write');
-    const token = newOpaqueToken();
-    const row = await inTenant(deps, acting, async (client) => {
-      const member = await client.query('SELECT 1 FROM tenant_members m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 AND lower(u.email) = lower($2)', [acting.tenantId, body.email]);
-      if (member.rowCount) throw fail('already_member');
-      await client.query(
-        "UPDATE tenant_invitations SET status = 'expired' WHERE tenant_id = $1 AND lower(email) = lower($2) AND status = 'pending' AND expires_at <= now()",
-        [acting.tenantId, body.email],
-      );
-      const { rows } = await client.query<InvitationRow>(
-        `INSERT INTO tenant_invitations (tenant_id, email, role, token_hash, invited_by) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
-        [acting.tenantId, body.email, body.role, hashToken(token), acting.userId],
-      );
-      return { row: rows[0]!, name: await tenantName(client, acting.tenantId) };
-    }).catch((error: unknown) => {
-      const { code, constraint } = pgError(error);
-      if (code === '23505' && constraint === 'tenant_invitations_one_pending') throw fail('invitation_pending');
-      throw error;
-    });
-    await mailInvitation(deps, row.name, body.email, token);
-    return { status: 201, body: view(row.row) };
+    return { status: 201, body: await inviteByEmail(context.deps, acting, context.body.email, context.body.role) };
   },
 });
 
@@ -218,13 +231,10 @@ export const acceptInvitation = defineOperation({
           body.displayName ?? '',
         ]);
       }
-      const { rowCount } = await client.query(
-        "UPDATE tenant_invitations SET status = 'accepted', accepted_at = now(), accepted_by = $2 WHERE id = $1 AND status = 'pending' AND expires_at > now()",
-        [invitation.id, userId],
-      );
-      if (!rowCount) throw fail('invitation_not_pending');
-      const { rows: invited } = await client.query<{ invited_by: string | null }>('SELECT invited_by FROM tenant_invitations WHERE id = $1', [invitation.id]);
-      await client.query('INSERT INTO tenant_members (tenant_id, user_id, role, invited_by) VALUES ($1, $2, $3, $4)', [invitation.tenant_id, userId, invitation.role, invited[0]?.invited_by ?? null]);
+      // No member of the tenant acts here, so the grant bounds have no writer to hold to:
+      // the definer function checks the invitation itself (pending, unexpired, this
+      // address, an active tenant) and joins with exactly the role it names.
+      await client.query('SELECT * FROM app.accept_invitation($1, $2)', [hashToken(body.token), userId]);
     }).catch((error: unknown) => {
       const { code, constraint } = pgError(error);
       if (code === '23505' && constraint === 'users_email_key') throw fail('login_required');

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { fail, mapMembershipError } from '../errors.js';
 import { defineOperation, emailSchema, type Context } from '../http.js';
-import { can, ROLES, type Role } from '../permissions.js';
+import { can, ROLE_RANK, ROLES, type Role } from '../permissions.js';
 import { actingMember, authorize, inTenant, type Acting } from '../tenant-access.js';
+import { invitationSchema, inviteByEmail } from './invitations.js';
 
 export const permissionListSchema = z
   .array(z.string().regex(/^(\*|[a-z][a-z0-9_]*:(\*|[a-z][a-z0-9_]*))$/, 'must look like resource:action, resource:* or *'))
@@ -19,15 +20,36 @@ const memberSchema = z.object({
 
 const userIdParams = z.object({ userId: z.uuid() });
 
+/** A membership as it is before a change. */
+interface Current {
+  role: Role;
+  permissions: readonly string[];
+}
+
+/** Whose membership a change touches: an existing one, or (null) one being added. */
+type Target = { userId: string; current: Current } | null;
+
 /**
- * Rules every membership change obeys, all asked of can(): managing members needs
- * users:write; touching an owner (or making one) needs owners:write, which only owners
- * hold; nobody hands out an extra permission they do not hold themselves.
+ * The rules every membership change obeys, the same the database holds every writer to
+ * (tenant_members_grant_bounds), asked here first so the answer is a clear 403: nobody
+ * raises their own role or adds to their own permissions (stepping down and dropping
+ * extras are fine); changing someone else needs users:write (the caller checks it), a role
+ * at most your own before and after (owner > admin > member > guest), and only
+ * permissions you hold yourself.
  */
-function checkGrant(acting: Acting, role: Role | undefined, currentRole: Role | undefined, extras: readonly string[] | undefined): void {
-  if (role === 'owner' || currentRole === 'owner') authorize(acting, 'owners:write');
-  for (const permission of extras ?? []) {
-    if (!can(acting.member, permission)) throw fail('forbidden', `you cannot grant ${permission}`);
+function checkChange(acting: Acting, target: Target, role: Role | undefined, permissions: readonly string[] | undefined): void {
+  const current = target?.current;
+  const added = (permissions ?? []).filter((permission) => !current?.permissions.includes(permission));
+  if (target?.userId === acting.userId && current) {
+    if (role && ROLE_RANK[role] > ROLE_RANK[current.role]) throw fail('forbidden', `you cannot raise your own role (${current.role} to ${role})`);
+    if (added.length > 0) throw fail('forbidden', 'you cannot add to your own permissions');
+    return;
+  }
+  const own = acting.member.role;
+  if (current && ROLE_RANK[current.role] > ROLE_RANK[own]) throw fail('forbidden', `you cannot change a member whose role (${current.role}) is above your own (${own})`);
+  if (role && ROLE_RANK[role] > ROLE_RANK[own]) throw fail('forbidden', `you cannot give the role ${role}: it is above your own (${own})`);
+  for (const permission of added) {
+    if (!can(acting.member, permission)) throw fail('forbidden', `you cannot grant ${permission}: you do not hold it`);
   }
 }
 
@@ -52,13 +74,13 @@ const view = (row: MemberRow) => ({
 const SELECT_MEMBER = `SELECT m.user_id, u.email, u.display_name, m.role, m.permissions, m.joined_at
   FROM tenant_members m JOIN users u ON u.id = m.user_id`;
 
-async function targetRole(context: Context<unknown, unknown, unknown>, acting: Acting, userId: string): Promise<Role> {
-  const role = await inTenant(context.deps, acting, async (client) => {
-    const { rows } = await client.query<{ role: Role }>('SELECT role FROM tenant_members WHERE tenant_id = $1 AND user_id = $2', [acting.tenantId, userId]);
-    return rows[0]?.role;
+async function existingMember(context: Context<unknown, unknown, unknown>, acting: Acting, userId: string): Promise<NonNullable<Target>> {
+  const current = await inTenant(context.deps, acting, async (client) => {
+    const { rows } = await client.query<Current>('SELECT role, permissions FROM tenant_members WHERE tenant_id = $1 AND user_id = $2', [acting.tenantId, userId]);
+    return rows[0];
   });
-  if (!role) throw fail('member_not_found');
-  return role;
+  if (!current) throw fail('member_not_found');
+  return { userId, current };
 }
 
 export const listMembers = defineOperation({
@@ -79,24 +101,34 @@ export const listMembers = defineOperation({
 export const addMember = defineOperation({
   method: 'post',
   path: '/auth/members',
-  summary: 'Add an existing user by email (users:write; owners only for owners); the plan’s user limit applies, race-free',
+  summary:
+    'Add a member by email (users:write; a role at most your own, only permissions you hold): an account with a verified address joins now; any other address gets an invitation',
   tag: 'members',
   auth: 'token',
   body: z.object({ email: emailSchema, role: z.enum(ROLES).default('member'), permissions: permissionListSchema.default([]) }),
   responses: {
-    201: { description: 'added', schema: memberSchema },
-    404: { description: 'no user with that email' },
-    409: { description: 'already a member, or the user limit is reached' },
+    201: { description: 'added: the address belongs to a verified account', schema: memberSchema },
+    202: { description: 'no verified account has the address: invited and mailed instead', schema: invitationSchema },
+    403: { description: 'missing users:write, a role above your own, or a permission you do not hold' },
+    409: { description: 'already a member, a pending invitation exists, or the user limit is reached' },
+    422: { description: 'extra permissions for an address that can only be invited' },
   },
   async handler(context) {
     const acting = await actingMember(context);
     authorize(acting, 'users:write');
-    const { body } = context;
-    checkGrant(acting, body.role, undefined, body.permissions);
-    const row = await inTenant(context.deps, acting, async (client) => {
-      const { rows: users } = await client.query<{ id: string }>('SELECT id FROM users WHERE lower(email) = lower($1)', [body.email]);
-      const user = users[0];
-      if (!user) throw fail('user_not_found');
+    const { body, deps } = context;
+    checkChange(acting, null, body.role, body.permissions);
+    // Only a verified address proves its account belongs to the mailbox's owner: an
+    // account someone registered for another person's address must not become a member.
+    const { rows: users } = await deps.pool.query<{ id: string }>('SELECT id FROM users WHERE lower(email) = lower($1) AND email_verified_at IS NOT NULL', [body.email]);
+    const user = users[0];
+    if (!user) {
+      if (body.permissions.length > 0) {
+        throw fail('validation_failed', 'permissions: no verified account has this address, so it is invited; grant permissions once they have joined');
+      }
+      return { status: 202, body: await inviteByEmail(deps, acting, body.email, body.role) };
+    }
+    const row = await inTenant(deps, acting, async (client) => {
       await client.query('INSERT INTO tenant_members (tenant_id, user_id, role, permissions, invited_by) VALUES ($1, $2, $3, $4, $5)', [
         acting.tenantId,
         user.id,
@@ -113,18 +145,22 @@ export const addMember = defineOperation({
 export const updateMember = defineOperation({
   method: 'patch',
   path: '/auth/members/:userId',
-  summary: "Change a member's role or extra permissions (users:write; owners only for owners; the last owner stays)",
+  summary: "Change a member's role or extra permissions (users:write; roles at most your own; never raising your own; the last owner stays)",
   tag: 'members',
   auth: 'token',
   params: userIdParams,
   body: z.object({ role: z.enum(ROLES).optional(), permissions: permissionListSchema.optional() }).refine((body) => body.role !== undefined || body.permissions !== undefined, 'give role or permissions'),
-  responses: { 200: { description: 'changed', schema: memberSchema }, 404: { description: 'no such member' }, 409: { description: 'would leave no owner' } },
+  responses: {
+    200: { description: 'changed', schema: memberSchema },
+    403: { description: 'missing users:write, a role above your own, a permission you do not hold, or raising yourself' },
+    404: { description: 'no such member' },
+    409: { description: 'would leave no owner' },
+  },
   async handler(context) {
     const acting = await actingMember(context);
     authorize(acting, 'users:write');
     const { body, params } = context;
-    const current = await targetRole(context, acting, params.userId);
-    checkGrant(acting, body.role, current, body.permissions);
+    checkChange(acting, await existingMember(context, acting, params.userId), body.role, body.permissions);
     const row = await inTenant(context.deps, acting, async (client) => {
       await client.query('UPDATE tenant_members SET role = coalesce($3, role), permissions = coalesce($4, permissions) WHERE tenant_id = $1 AND user_id = $2', [
         acting.tenantId,
@@ -142,7 +178,7 @@ export const updateMember = defineOperation({
 export const removeMember = defineOperation({
   method: 'delete',
   path: '/auth/members/:userId',
-  summary: 'Remove a member, or leave (your own id); users:write for others; owners only for owners; the last owner cannot leave',
+  summary: 'Remove a member, or leave (your own id); users:write and a role at most your own for others; the last owner cannot leave',
   tag: 'members',
   auth: 'token',
   params: userIdParams,
@@ -152,7 +188,7 @@ export const removeMember = defineOperation({
     const { params } = context;
     if (params.userId !== acting.userId) {
       authorize(acting, 'users:write');
-      checkGrant(acting, undefined, await targetRole(context, acting, params.userId), undefined);
+      checkChange(acting, await existingMember(context, acting, params.userId), undefined, undefined);
     }
     const removed = await inTenant(context.deps, acting, async (client) => {
       const { rowCount } = await client.query('DELETE FROM tenant_members WHERE tenant_id = $1 AND user_id = $2', [acting.tenantId, params.userId]);

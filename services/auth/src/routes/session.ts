@@ -45,8 +45,9 @@ export const signup = defineOperation({
         // One transaction: the account, its tenant and its ownership exist together or not at all.
         await withTenant(deps.pool, { tenantId, userId, role: 'owner' }, async (client) => {
           await insertUser(client);
-          await client.query('INSERT INTO tenants (id, slug, name, owner_user_id) VALUES ($1, $2, $3, $4)', [tenantId, tenant.slug, tenant.name, userId]);
-          await client.query("INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'owner')", [tenantId, userId]);
+          // Nobody is a member of a tenant that does not exist yet: a definer function makes
+          // the new tenant and its first owner (the grant bounds hold every other writer).
+          await client.query('SELECT app.create_tenant_with_owner($1, $2, $3, $4)', [tenantId, tenant.slug, tenant.name, userId]);
         });
       } else {
         await insertUser(deps.pool);
