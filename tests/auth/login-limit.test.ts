@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { PasswordHasher } from '../../services/auth/src/passwords.js';
-import { LoginLimiter, loginKeys } from '../../services/auth/src/rate-limit.js';
+import { LoginLimiter, loginKeys, sourceOf } from '../../services/auth/src/rate-limit.js';
 import { expectError, PASSWORD, signUp, startHarness, uniqueEmail, type Harness } from './harness.js';
 
 const PER_ADDRESS = 30;
@@ -68,17 +68,38 @@ describe('login throttle per (email, source address)', () => {
     await login(neighbour.email, PASSWORD, ip).expect(200);
   });
 
+  test('ATTACK: a burst of parallel guesses gets no more judged attempts than one at a time', async () => {
+    const user = await signUp(h.app, 'burst');
+    const ip = freshIp();
+    const answers = await Promise.all(Array.from({ length: 30 }, () => login(user.email, WRONG, ip)));
+    const statuses = answers.map((answer) => answer.status).sort();
+    expect(statuses.filter((status) => status === 401)).toHaveLength(5);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(25);
+  });
+
+  test('ATTACK: hopping between addresses of one IPv6 /64 is one source address', async () => {
+    const user = await signUp(h.app, 'ipv6');
+    const prefix = `2001:db8:${randomBytes(2).toString('hex')}:${randomBytes(2).toString('hex')}`;
+    const hop = () => `${prefix}:${randomBytes(2).toString('hex')}:${randomBytes(2).toString('hex')}:${randomBytes(2).toString('hex')}:1`;
+    for (let i = 0; i < 5; i++) await login(user.email, WRONG, hop()).expect(401);
+    await login(user.email, WRONG, hop()).expect(429);
+    expect(sourceOf('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(sourceOf('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    // The owner from another network is not affected.
+    await login(user.email, PASSWORD, `2001:db8:ffff:${randomBytes(2).toString('hex')}::1`).expect(200);
+  });
+
   test('the delay doubles up to 15 minutes and no further', async () => {
     const limiter = new LoginLimiter(h.redis, { maxFailuresPerIp: 1_000, windowSeconds: 60, lockoutSeconds: 30 });
     const email = uniqueEmail('cap');
     const ip = freshIp();
     const keys = loginKeys(email, ip);
     await h.redis.set(keys.pairFailures, '40', 'EX', 600);
-    await limiter.recordFailure(email, ip);
+    expect(await limiter.beginAttempt(email, ip)).toBe(0);
     const delay = await h.redis.pttl(keys.pairDelay);
     expect(delay).toBeGreaterThan(899_000);
     expect(delay).toBeLessThanOrEqual(900_000);
-    expect(await limiter.lockedFor(email, ip)).toBe(900);
+    expect(await limiter.beginAttempt(email, ip)).toBe(900);
   });
 
   test('a success clears the pair: four failures, success, four failures never wait', async () => {
@@ -108,6 +129,13 @@ describe('login throttle per (email, source address)', () => {
     expectError(locked.body, 'too_many_attempts');
     expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
     await login(user.email, PASSWORD, freshIp()).expect(200);
+  });
+
+  test('successful logins never count toward the per-address limit (many users behind one NAT)', async () => {
+    const user = await signUp(h.app, 'office');
+    const ip = freshIp();
+    for (let i = 0; i < PER_ADDRESS + 5; i++) await login(user.email, PASSWORD, ip).expect(200);
+    await login(user.email, WRONG, ip).expect(401);
   });
 
   test('keys live under the platform namespace and never name the email', async () => {

@@ -67,6 +67,48 @@ export function loginKeys(email: string, ip: string) {
 }
 
 /**
+ * One login attempt, atomically (a Lua script runs alone in Redis): refused with the
+ * milliseconds left while the pair waits or the address is locked; otherwise counted as
+ * a failure BEFORE the password is checked, the pair's wait and the address's lock set
+ * when this attempt reaches them. Counting first is what makes a burst of parallel
+ * guesses no better than one at a time: the 6th of 30 simultaneous attempts already
+ * finds the wait the 5th set. A success takes its count back (recordSuccess).
+ * KEYS: pairFailures, pairDelay, ipFailures, ipLock.
+ * ARGV: delayFromFailure, firstDelayMs, maxDelayMs, pairMemorySeconds, maxFailuresPerIp, windowSeconds, lockoutSeconds.
+ */
+const BEGIN_ATTEMPT = `
+local wait = math.max(redis.call('PTTL', KEYS[2]), redis.call('PTTL', KEYS[4]), 0)
+if wait > 0 then return wait end
+local pair = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+local ip = redis.call('INCR', KEYS[3])
+if ip == 1 then redis.call('EXPIRE', KEYS[3], ARGV[6]) end
+local from = tonumber(ARGV[1])
+if pair >= from then
+  local delay = math.min(tonumber(ARGV[2]) * 2 ^ math.min(pair - from, 30), tonumber(ARGV[3]))
+  redis.call('SET', KEYS[2], '1', 'PX', string.format('%d', delay))
+end
+if ip >= tonumber(ARGV[5]) then
+  redis.call('SET', KEYS[4], '1', 'EX', ARGV[7])
+  redis.call('DEL', KEYS[3])
+end
+return 0
+`;
+
+/** A success clears its pair and takes back the failure its attempt was counted as. KEYS as above. */
+const RECORD_SUCCESS = `
+redis.call('DEL', KEYS[1], KEYS[2])
+local ip = tonumber(redis.call('GET', KEYS[3]) or '0')
+if ip > 0 then redis.call('DECR', KEYS[3]) end
+return 0
+`;
+
+type ThrottledRedis = Redis & {
+  loginBeginAttempt(...keysAndArgs: (string | number)[]): Promise<number>;
+  loginRecordSuccess(...keys: string[]): Promise<number>;
+};
+
+/**
  * Login throttling, in Redis:
  * - per (email, source address): from the 5th consecutive failure the pair waits, 1 s
  *   doubling up to 15 minutes; a success clears it. There is no lockout per email alone:
@@ -80,67 +122,53 @@ export function loginKeys(email: string, ip: string) {
  */
 export class LoginLimiter {
   private readonly limits: Required<LoginLimits>;
+  private readonly redis: ThrottledRedis;
 
-  constructor(
-    private readonly redis: Redis,
-    limits: LoginLimits,
-  ) {
+  constructor(redis: Redis, limits: LoginLimits) {
     this.limits = { ...PAIR_THROTTLE_DEFAULTS, ...limits };
+    // defineCommand sends EVALSHA, and the script itself only when Redis does not know it yet.
+    redis.defineCommand('loginBeginAttempt', { numberOfKeys: 4, lua: BEGIN_ATTEMPT });
+    redis.defineCommand('loginRecordSuccess', { numberOfKeys: 4, lua: RECORD_SUCCESS });
+    this.redis = redis as ThrottledRedis;
   }
 
-  /** The wait after `failures` consecutive failures of a pair, in milliseconds (0: none). */
-  delayAfter(failures: number): number {
-    const { delayFromFailure, firstDelaySeconds, maxDelaySeconds } = this.limits;
-    if (failures < delayFromFailure) return 0;
-    const doublings = Math.min(failures - delayFromFailure, 30);
-    return Math.min(firstDelaySeconds * 2 ** doublings, maxDelaySeconds) * 1000;
-  }
-
-  /** Seconds until this attempt may be judged, or 0 when it may proceed now. */
-  async lockedFor(email: string, ip: string): Promise<number> {
+  /**
+   * Call before checking the password. Returns the seconds to wait when the attempt is
+   * refused (429), or 0 when it may proceed: it is then counted as a failure until
+   * recordSuccess takes it back.
+   */
+  async beginAttempt(email: string, ip: string): Promise<number> {
     const keys = loginKeys(email, ip);
-    const results = await this.guard(this.redis.multi().pttl(keys.pairDelay).pttl(keys.ipLock).exec());
-    const waits = results.map(([, milliseconds]) => Number(milliseconds));
-    return Math.ceil(Math.max(0, ...waits) / 1000);
-  }
-
-  async recordFailure(email: string, ip: string): Promise<void> {
-    const keys = loginKeys(email, ip);
-    const { windowSeconds, lockoutSeconds, maxFailuresPerIp, pairMemorySeconds } = this.limits;
-    const results = await this.guard(
-      this.redis
-        .multi()
-        .incr(keys.pairFailures)
-        .expire(keys.pairFailures, pairMemorySeconds)
-        .incr(keys.ipFailures)
-        .expire(keys.ipFailures, windowSeconds, 'NX')
-        .exec(),
+    const { delayFromFailure, firstDelaySeconds, maxDelaySeconds, pairMemorySeconds, maxFailuresPerIp, windowSeconds, lockoutSeconds } = this.limits;
+    const waitMs = await this.guard(
+      this.redis.loginBeginAttempt(
+        keys.pairFailures,
+        keys.pairDelay,
+        keys.ipFailures,
+        keys.ipLock,
+        delayFromFailure,
+        firstDelaySeconds * 1000,
+        maxDelaySeconds * 1000,
+        pairMemorySeconds,
+        maxFailuresPerIp,
+        windowSeconds,
+        lockoutSeconds,
+      ),
     );
-    const pairCount = Number(results[0]?.[1] ?? 0);
-    const ipCount = Number(results[2]?.[1] ?? 0);
-    const delay = this.delayAfter(pairCount);
-    if (delay === 0 && ipCount < maxFailuresPerIp) return;
-    const locks = this.redis.multi();
-    if (delay > 0) locks.set(keys.pairDelay, '1', 'PX', delay);
-    if (ipCount >= maxFailuresPerIp) locks.set(keys.ipLock, '1', 'EX', lockoutSeconds).del(keys.ipFailures);
-    await this.guard(locks.exec());
+    return Math.ceil(Number(waitMs) / 1000);
   }
 
   async recordSuccess(email: string, ip: string): Promise<void> {
     const keys = loginKeys(email, ip);
-    await this.guard(this.redis.multi().del(keys.pairFailures, keys.pairDelay).exec());
+    await this.guard(this.redis.loginRecordSuccess(keys.pairFailures, keys.pairDelay, keys.ipFailures, keys.ipLock));
   }
 
-  /** A MULTI's results, or 503 `unavailable` when Redis did not answer in time or refused. */
-  private async guard(pending: Promise<[error: Error | null, result: unknown][] | null>): Promise<[error: Error | null, result: unknown][]> {
-    let results: [error: Error | null, result: unknown][] | null;
+  /** The answer, or 503 `unavailable` when Redis did not answer in time or refused. */
+  private async guard<T>(pending: Promise<T>): Promise<T> {
     try {
-      results = await pending;
+      return await pending;
     } catch (error) {
       throw throttleUnavailable(error);
     }
-    const failed = results?.find(([error]) => error);
-    if (!results || failed) throw throttleUnavailable(failed?.[0]);
-    return results;
   }
 }

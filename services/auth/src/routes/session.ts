@@ -83,7 +83,8 @@ export const login = defineOperation({
     // The client's address as the edge saw it: Express reads X-Forwarded-For only from the
     // hops AUTH_TRUST_PROXY names, and the edge replaces any client-sent X-Forwarded-For.
     const ip = req.ip ?? 'unknown';
-    const wait = await deps.limiter.lockedFor(body.email, ip);
+    // Counted as a failure before the password is checked (see LoginLimiter.beginAttempt).
+    const wait = await deps.limiter.beginAttempt(body.email, ip);
     if (wait > 0) return { status: 429, headers: { 'Retry-After': String(wait) }, body: { error: { code: 'too_many_attempts', message: 'too many attempts; try again later' } } };
     const { rows } = await deps.pool.query<{ id: string; password_hash: string | null; disabled_at: Date | null }>(
       'SELECT id, password_hash, disabled_at FROM users WHERE lower(email) = lower($1)',
@@ -91,10 +92,7 @@ export const login = defineOperation({
     );
     const user = rows[0];
     const ok = await deps.passwords.verify(user?.password_hash ?? null, body.password);
-    if (!user || !ok) {
-      await deps.limiter.recordFailure(body.email, ip);
-      throw fail('invalid_credentials');
-    }
+    if (!user || !ok) throw fail('invalid_credentials');
     await deps.limiter.recordSuccess(body.email, ip);
     if (user.disabled_at) throw fail('user_disabled');
     await deps.pool.query('UPDATE users SET last_login_at = now() WHERE id = $1', [user.id]);
