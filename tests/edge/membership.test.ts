@@ -116,7 +116,7 @@ describe("tokens follow the member's fate at the edge", () => {
     await harness.admin.query("UPDATE tenant_members SET role = 'guest' WHERE tenant_id = $1 AND user_id = $2", [tenant.id, member]);
     const changedAt = await tokensValidAfter(tenant.id, member);
     expect(changedAt, 'the demotion landed in the token\'s second').toBe(issuedAt);
-    // The edge's membership answers are cached for a few seconds: drop them, as a role change's purge does.
+    // The edge caches membership answers for a few seconds: drop them, as the purge test above does.
     await purge(tenant.id);
     const refused = await call(tenant.slug, sameSecond);
     expect([refused.status, refused.json.error.code]).toEqual([401, 'token_revoked']);
