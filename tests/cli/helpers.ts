@@ -119,3 +119,51 @@ export function cliInTerminal(
     child.on('close', (code) => resolve({ code, output }));
   });
 }
+
+/** One entry of a hand-made tar archive: any name, type and declared size, as a hostile archive has them. */
+export interface TarEntrySpec {
+  path: string;
+  body?: string | Buffer;
+  type?: 'File' | 'Directory' | 'SymbolicLink' | 'Link' | 'FIFO' | 'CharacterDevice';
+  linkpath?: string;
+  /** The size the header declares, when it should differ from the body's. */
+  size?: number;
+}
+
+/**
+ * A gzipped tar built entry by entry with tar's own header encoder: unlike tar.c it writes
+ * what it is told (`../x`, absolute paths, links, sizes the body lacks).
+ */
+export async function handMadeTarball(entries: TarEntrySpec[]): Promise<Buffer> {
+  const { Header } = await import('tar');
+  const { gzipSync } = await import('node:zlib');
+  const blocks: Buffer[] = [];
+  for (const entry of entries) {
+    const body = Buffer.from(entry.body ?? '');
+    const header = Buffer.alloc(512);
+    new Header({
+      path: entry.path,
+      type: entry.type ?? 'File',
+      linkpath: entry.linkpath,
+      size: entry.size ?? body.length,
+      mode: entry.type === 'Directory' ? 0o755 : 0o644,
+      mtime: new Date(),
+      uid: 0,
+      gid: 0,
+    }).encode(header, 0);
+    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return gzipSync(Buffer.concat(blocks));
+}
+
+/** A private TMPDIR for one CLI run, to see what the run leaves behind there. */
+export async function privateTempDir(parent: string): Promise<{ env: NodeJS.ProcessEnv; leftovers(): Promise<string[]> }> {
+  const { mkdtemp, readdir } = await import('node:fs/promises');
+  const dir = await mkdtemp(path.join(parent, 'tmpdir-'));
+  return {
+    env: cliEnv({ TMPDIR: dir }),
+    // tsx keeps its compile cache in TMPDIR too: only the CLI's own directories count.
+    leftovers: async () => (await readdir(dir)).filter((name) => name.startsWith('tenantry-')),
+  };
+}

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,9 +7,9 @@ import type pg from 'pg';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { listTenantTables } from '../../services/shared/src/db/isolation-lint.js';
-import { SEEDED_TABLES, seedTenant, uniqueSlug } from '../fixtures/seed.js';
+import { SEEDED_TABLES, hex, seedTenant, uniqueSlug } from '../fixtures/seed.js';
 import { poolAs } from '../helpers/database.js';
-import { cli, objectNames, s3Client } from './helpers.js';
+import { cli, handMadeTarball, objectNames, privateTempDir, s3Client, type TarEntrySpec } from './helpers.js';
 
 let admin: pg.Pool;
 let s3: S3Client;
@@ -69,8 +70,65 @@ async function comparable(tenantId: string): Promise<Record<string, string[]>> {
   }
 }
 
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** An existing account, verified or not, to name as --owner or to match by email. */
+async function createUser(label: string, verified = true): Promise<{ id: string; email: string }> {
+  const email = `${label}-${hex(5)}@example.test`;
+  const { rows } = await admin.query<{ id: string }>(
+    `INSERT INTO users (email, display_name, email_verified_at) VALUES ($1, $2, CASE WHEN $3 THEN now() END) RETURNING id`,
+    [email, label, verified],
+  );
+  return { id: rows[0]!.id, email };
+}
+
+const jsonLines = (rows: unknown[]) => rows.map((row) => `${JSON.stringify(row)}\n`).join('');
+
+/** The entries of a small, valid archive written by hand: one tenant row, one project, no users. */
+function smallArchive(name: string, tenant: Record<string, unknown> = {}): { entries: TarEntrySpec[]; manifest: Record<string, unknown> } {
+  const sourceId = '00000000-0000-4000-8000-00000000a11e';
+  const tables = {
+    tenants: [{ id: sourceId, slug: 'small-src', name, ...tenant }],
+    projects: [{ id: '00000000-0000-4000-8000-0000000000b1', tenant_id: sourceId, name: 'Kept' }],
+  };
+  const manifest = {
+    format: 'tenantry-tenant-export',
+    format_version: 1,
+    created_at: new Date().toISOString(),
+    source: { tenant_id: sourceId, slug: 'small-src', name },
+    tables: Object.entries(tables).map(([table, rows]) => ({ name: table, file: `tables/${table}.jsonl`, rows: rows.length })),
+    users: { file: 'users.jsonl', rows: 0 },
+    objects: [],
+  };
+  return {
+    manifest,
+    entries: [
+      { path: 'manifest.json', body: JSON.stringify(manifest) },
+      { path: 'users.jsonl', body: '' },
+      { path: 'tables/', type: 'Directory' },
+      ...Object.entries(tables).map(([table, rows]) => ({ path: `tables/${table}.jsonl`, body: jsonLines(rows) })),
+    ],
+  };
+}
+
+async function writeArchive(name: string, entries: TarEntrySpec[]): Promise<string> {
+  const file = path.join(work, `${name}-${hex(4)}.tar.gz`);
+  await writeFile(file, await handMadeTarball(entries));
+  return file;
+}
+
+/** Invitation lines of the human output: `  email  role  token-or-link`. */
+function printedInvitations(stdout: string): Map<string, { role: string; token: string }> {
+  const found = new Map<string, { role: string; token: string }>();
+  for (const match of stdout.matchAll(/^ {2}(\S+@\S+) {2}(owner|admin|member|guest) {2}(\S+)$/gm)) {
+    found.set(match[1]!.toLowerCase(), { role: match[2]!, token: match[3]! });
+  }
+  return found;
+}
+
 describe.concurrent('tenant export and import', () => {
-  test('round trip: the same data under new ids, users matched by email or created, objects copied', async () => {
+  test('round trip: the same data under new ids; members invited, domains unverified, keys and billing left behind', async () => {
     const source = await seedTenant(admin, 'exported');
     const bucket = `tenant-${source.tenantId}`;
     await s3.makeBucket(bucket);
@@ -111,13 +169,6 @@ describe.concurrent('tenant export and import', () => {
     expect(usersFile).not.toContain('password_hash');
     expect(manifest.objects.map((object: { key: string }) => object.key).sort()).toEqual(['avatars/owner.png', 'docs/read me.txt']);
 
-    // While the source still exists its unique values (domain, key prefix …) clash: refused, nothing left behind.
-    const clashSlug = uniqueSlug('clash');
-    const clash = await cli(['tenant', 'import', file, '--slug', clashSlug]);
-    expect(clash.code).toBe(1);
-    expect(clash.stderr).toMatch(/^tenantry: \w+ rows clash with data already here .* — is the source tenant still in this database\? Purge it first or edit the export\n$/);
-    expect((await admin.query(`SELECT 1 FROM tenants WHERE slug = $1`, [clashSlug])).rowCount).toBe(0);
-
     // The export is on the source's record.
     const { rows: exportAudit } = await admin.query(
       `SELECT actor, after FROM audit_log WHERE tenant_id = $1 AND action = 'tenants.export'`,
@@ -128,38 +179,63 @@ describe.concurrent('tenant export and import', () => {
     expect(exportAudit[0].after).toMatchObject({ file: path.basename(file), users: 2, objects: 2, rows: { projects: 3 } });
 
     // A reserved slug and an existing slug are refused.
-    const reserved = await cli(['tenant', 'import', file, '--slug', 'www']);
+    const reserved = await cli(['tenant', 'import', file, '--slug', 'www', '--owner', source.ownerEmail]);
     expect(reserved.code).toBe(1);
     expect(reserved.stderr).toContain("slug 'www' is not allowed");
-    const taken = await cli(['tenant', 'import', file]);
+    const taken = await cli(['tenant', 'import', file, '--owner', source.ownerEmail]);
     expect(taken.code).toBe(1);
     expect(taken.stderr).toBe(`tenantry: slug '${source.slug}' is already taken — choose another with --slug\n`);
 
-    // Move the tenant: purge the source, drop one of its users so the import creates it again.
+    // Move the tenant: purge the source, drop its member's account (they get an invitation all the same).
     expect((await cli(['tenant', 'delete', source.slug, '--purge-data', '--yes'])).code).toBe(0);
     await admin.query(`DELETE FROM users WHERE id = $1`, [source.memberUserId]);
 
     const slug = uniqueSlug('imported');
-    const imported = await cli(['tenant', 'import', file, '--slug', slug, '--json']);
+    const imported = await cli(['tenant', 'import', file, '--slug', slug, '--owner', source.ownerEmail, '--plan', 'pro', '--json']);
     expect(imported.code, imported.stderr).toBe(0);
-    const result = imported.json<{ tenant_id: string; slug: string; rows: Record<string, number>; users_created: number; users_matched: number; objects: number }>();
-    expect(result).toMatchObject({ slug, users_created: 1, users_matched: 1, objects: 2, source: { tenant_id: source.tenantId, slug: source.slug } });
+    const result = imported.json<{
+      tenant_id: string;
+      invitations: Array<{ email: string; role: string; token: string; link: string | null }>;
+    }>();
+    expect(result).toMatchObject({
+      slug,
+      plan_id: 'pro',
+      owner: { user_id: source.ownerUserId, email: source.ownerEmail },
+      domains_unverified: [source.domain],
+      not_imported: { api_keys: 1, tenant_subscriptions: 1 },
+      objects: 2,
+      source: { tenant_id: source.tenantId, slug: source.slug },
+    });
     expect(result.tenant_id).not.toBe(source.tenantId);
+    expect(result.invitations.map(({ email, role }) => ({ email, role })).sort((a, b) => a.email.localeCompare(b.email))).toEqual([
+      { email: `invitee-${source.slug}@example.test`, role: 'member' },
+      { email: source.memberEmail, role: 'member' },
+    ]);
 
+    // The data comes over as it was; what grants access does not.
     const after = await comparable(result.tenant_id);
-    expect(after).toEqual(before);
+    const reissued = new Set(['tenant_members', 'tenant_domains', 'tenant_invitations', 'api_keys', 'tenant_subscriptions']);
+    // The member's account is gone: history keeps the id it had, which names nobody here.
+    const forgotten = (lines: string[]) => lines.map((line) => line.replaceAll(`"user:${source.memberEmail}"`, '"<id>"')).sort();
+    for (const table of Object.keys(before).filter((name) => !reissued.has(name))) {
+      expect(after[table], table).toEqual(forgotten(before[table]!));
+    }
+    expect(after.api_keys).toEqual([]);
+    expect(after.tenant_subscriptions).toEqual([]);
+    const { rows: members } = await admin.query(`SELECT user_id, role FROM tenant_members WHERE tenant_id = $1`, [result.tenant_id]);
+    expect(members).toEqual([{ user_id: source.ownerUserId, role: 'owner' }]);
+    const { rows: invitations } = await admin.query<{ email: string; role: string; status: string; token_hash: string }>(
+      `SELECT email, role, status, token_hash FROM tenant_invitations WHERE tenant_id = $1 ORDER BY email`,
+      [result.tenant_id],
+    );
+    expect(invitations).toEqual(
+      result.invitations
+        .map((invitation) => ({ email: invitation.email, role: invitation.role, status: 'pending', token_hash: sha256(invitation.token) }))
+        .sort((a, b) => a.email.localeCompare(b.email)),
+    );
     // New ids: no exported primary key survives.
     const { rows: projects } = await admin.query<{ id: string }>(`SELECT id FROM projects WHERE tenant_id = $1`, [result.tenant_id]);
     expect(projects.map((row) => row.id).filter((id) => source.projectIds.includes(id))).toEqual([]);
-    const { rows: member } = await admin.query<{ id: string; password_hash: string | null }>(
-      `SELECT u.id, u.password_hash FROM users u JOIN tenant_members m ON m.user_id = u.id WHERE m.tenant_id = $1 AND lower(u.email) = lower($2)`,
-      [result.tenant_id, source.memberEmail],
-    );
-    expect(member).toHaveLength(1);
-    expect(member[0]!.id).not.toBe(source.memberUserId);
-    expect(member[0]!.password_hash).toBeNull();
-    const created = await admin.query(`SELECT tenant_id, after FROM audit_log WHERE action = 'users.insert' AND target_id = $1`, [member[0]!.id]);
-    expect(created.rows).toEqual([{ tenant_id: null, after: { email: source.memberEmail } }]);
 
     const newBucket = `tenant-${result.tenant_id}`;
     expect(await objectNames(s3, newBucket)).toEqual(['avatars/owner.png', 'docs/read me.txt']);
@@ -168,14 +244,15 @@ describe.concurrent('tenant export and import', () => {
     expect(Buffer.concat(chunks).toString()).toBe('hello');
 
     const show = await cli(['tenant', 'show', slug, '--json']);
-    expect(show.json()).toMatchObject({ slug, member_count: 2, domains: [{ domain: source.domain, verified: true, is_primary: true }] });
+    expect(show.json()).toMatchObject({ slug, member_count: 1, plan_id: 'pro', domains: [{ domain: source.domain, verified: false, is_primary: false }] });
 
     const cleanup = await cli(['tenant', 'delete', slug, '--purge-data', '--yes']);
     expect(cleanup.code, cleanup.stderr).toBe(0);
-  });
+  }, 240_000);
 
   test('an import writes only its own tenant, whatever tenant ids the file names', async () => {
     const neighbour = await seedTenant(admin, 'neighbour');
+    const operator = await createUser('operator');
     const before = await comparable(neighbour.tenantId);
     const forged = path.join(work, 'forged');
     await mkdir(path.join(forged, 'tables'), { recursive: true });
@@ -186,9 +263,7 @@ describe.concurrent('tenant export and import', () => {
       'tables/tenant_settings.jsonl': [{ tenant_id: neighbour.tenantId, key: 'branding.primary_color', value: '#000000' }],
       'users.jsonl': [],
     };
-    for (const [file, rows] of Object.entries(files)) {
-      await writeFile(path.join(forged, file), rows.map((row) => `${JSON.stringify(row)}\n`).join(''));
-    }
+    for (const [file, rows] of Object.entries(files)) await writeFile(path.join(forged, file), jsonLines(rows));
     const manifest = {
       format: 'tenantry-tenant-export',
       format_version: 1,
@@ -205,7 +280,7 @@ describe.concurrent('tenant export and import', () => {
     await tar.c({ gzip: true, file, cwd: forged }, ['manifest.json', 'users.jsonl', 'tables']);
 
     const slug = uniqueSlug('forged');
-    const imported = await cli(['tenant', 'import', file, '--slug', slug, '--json']);
+    const imported = await cli(['tenant', 'import', file, '--slug', slug, '--owner', operator.email, '--json']);
     expect(imported.code, imported.stderr).toBe(0);
     const tenantId = imported.json<{ tenant_id: string }>().tenant_id;
     // Columns the file lacks take their defaults.
@@ -221,21 +296,225 @@ describe.concurrent('tenant export and import', () => {
     await writeFile(path.join(forged, 'manifest.json'), JSON.stringify({ ...manifest, users: { file: '../../../etc/passwd', rows: 1 } }));
     const escaping = path.join(work, 'escaping.tar.gz');
     await tar.c({ gzip: true, file: escaping, cwd: forged }, ['manifest.json', 'users.jsonl', 'tables']);
-    const refused = await cli(['tenant', 'import', escaping, '--slug', uniqueSlug('escaping')]);
+    const refused = await cli(['tenant', 'import', escaping, '--slug', uniqueSlug('escaping'), '--owner', operator.email]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('the export names a file outside itself (../../../etc/passwd)');
-  });
+  }, 120_000);
 
   test('import refuses a file that is not an export', async () => {
+    const operator = await createUser('operator');
     const bogus = path.join(work, 'bogus.tar.gz');
     await writeFile(bogus, 'not a tarball');
     const [garbage, missing] = await Promise.all([
-      cli(['tenant', 'import', bogus, '--slug', uniqueSlug('bogus')]),
-      cli(['tenant', 'import', path.join(work, 'missing.tar.gz')]),
+      cli(['tenant', 'import', bogus, '--slug', uniqueSlug('bogus'), '--owner', operator.email]),
+      cli(['tenant', 'import', path.join(work, 'missing.tar.gz'), '--owner', operator.email]),
     ]);
     expect(garbage.code).toBe(1);
     expect(garbage.stderr).toMatch(/is not a (version 1 )?tenant export/);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('cannot read');
-  });
+  }, 120_000);
+});
+
+describe.concurrent('attacks: an archive is untrusted input', () => {
+  test('an edited export claiming enterprise, verified domains, a live invitation token and an existing user as owner gets none of it', async () => {
+    const source = await seedTenant(admin, 'edited');
+    const operator = await createUser('operator');
+    const victim = await createUser('victim');
+    const file = path.join(work, `${source.slug}.tar.gz`);
+    expect((await cli(['tenant', 'export', source.slug, '--output', file])).code).toBe(0);
+
+    // The author of the archive edits it.
+    const edited = path.join(work, `edited-${source.slug}`);
+    await mkdir(edited);
+    await tar.x({ file, cwd: edited });
+    const read = async (name: string) => (await readFile(path.join(edited, name), 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line));
+    const write = (name: string, rows: unknown[]) => writeFile(path.join(edited, name), jsonLines(rows));
+    const [tenant] = await read('tables/tenants.jsonl');
+    await write('tables/tenants.jsonl', [{ ...tenant, plan_id: 'enterprise', max_users: 100000, max_api_requests_month: 1e12 }]);
+    const squatted = `squatted-${hex(4)}.example.test`;
+    const [domain] = await read('tables/tenant_domains.jsonl');
+    await write('tables/tenant_domains.jsonl', [{ ...domain, domain: squatted, verified_at: new Date().toISOString(), verification_token: 'known' }]);
+    const planted = '00000000-0000-4000-8000-0000000000aa';
+    await write('users.jsonl', [...(await read('users.jsonl')), { id: planted, email: victim.email.toUpperCase(), display_name: 'Victim' }]);
+    await write('tables/tenant_members.jsonl', [
+      ...(await read('tables/tenant_members.jsonl')),
+      { tenant_id: source.tenantId, user_id: planted, role: 'owner', permissions: ['*'] },
+    ]);
+    const [invitation] = await read('tables/tenant_invitations.jsonl');
+    await write('tables/tenant_invitations.jsonl', [{ ...invitation, role: 'admin', token_hash: sha256('the-author-knows-this-token') }]);
+    const manifest = JSON.parse(await readFile(path.join(edited, 'manifest.json'), 'utf8'));
+    manifest.users.rows += 1;
+    manifest.tables.find((entry: { name: string }) => entry.name === 'tenant_members').rows += 1;
+    await writeFile(path.join(edited, 'manifest.json'), JSON.stringify(manifest));
+    const editedFile = path.join(work, `edited-${source.slug}.tar.gz`);
+    await tar.c({ gzip: true, file: editedFile, cwd: edited }, ['manifest.json', 'users.jsonl', 'tables']);
+
+    // The source stays: nothing the import takes clashes with it.
+    const slug = uniqueSlug('edited-import');
+    const imported = await cli(['tenant', 'import', editedFile, '--slug', slug, '--owner', operator.email]);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stdout).toContain(`on plan free`);
+    expect(imported.stdout).toContain(`owner: ${operator.email} (--owner), the only member`);
+    expect(imported.stdout).toContain("limits: the plan's; the archive's per-tenant overrides were ignored");
+    expect(imported.stdout).toContain(`domains, unverified until checked again: ${squatted}`);
+    expect(imported.stdout).toContain('not imported: 1 API key(s): create new ones; 1 billing subscription(s)');
+    expect(imported.stdout).toContain('The CLI sends no mail');
+
+    const { rows: tenants } = await admin.query(
+      `SELECT id, plan_id, max_users, max_api_requests_month, owner_user_id, status FROM tenants WHERE slug = $1`,
+      [slug],
+    );
+    expect(tenants).toEqual([{ id: expect.any(String), plan_id: 'free', max_users: null, max_api_requests_month: null, owner_user_id: operator.id, status: 'active' }]);
+    const tenantId = tenants[0].id as string;
+    const { rows: domains } = await admin.query(`SELECT domain, verified_at, is_primary, verification_token FROM tenant_domains WHERE tenant_id = $1`, [tenantId]);
+    expect(domains).toEqual([{ domain: squatted, verified_at: null, is_primary: false, verification_token: expect.stringMatching(/^[0-9a-f]{32}$/) }]);
+
+    // Only the operator's owner joined; the victim, the archived owner and member are invited, nobody added.
+    const { rows: members } = await admin.query(`SELECT user_id, role FROM tenant_members WHERE tenant_id = $1`, [tenantId]);
+    expect(members).toEqual([{ user_id: operator.id, role: 'owner' }]);
+    const printed = printedInvitations(imported.stdout);
+    const { rows: invitations } = await admin.query<{ email: string; role: string; status: string; token_hash: string }>(
+      `SELECT lower(email) AS email, role, status, token_hash FROM tenant_invitations WHERE tenant_id = $1 ORDER BY 1`,
+      [tenantId],
+    );
+    expect(invitations.map(({ email, role, status }) => ({ email, role, status }))).toEqual(
+      [
+        { email: victim.email, role: 'owner', status: 'pending' },
+        { email: source.ownerEmail, role: 'owner', status: 'pending' },
+        { email: source.memberEmail, role: 'member', status: 'pending' },
+        { email: `invitee-${source.slug}@example.test`, role: 'admin', status: 'pending' },
+      ].sort((a, b) => a.email.localeCompare(b.email)),
+    );
+    // Each invitation's token was printed once; the one the author knew opens nothing.
+    for (const row of invitations) expect(row.token_hash, row.email).toBe(sha256(printed.get(row.email)!.token));
+    expect(invitations.map((row) => row.token_hash)).not.toContain(sha256('the-author-knows-this-token'));
+    expect((await admin.query(`SELECT 1 FROM api_keys WHERE tenant_id = $1`, [tenantId])).rowCount).toBe(0);
+    expect((await admin.query(`SELECT 1 FROM tenant_subscriptions WHERE tenant_id = $1`, [tenantId])).rowCount).toBe(0);
+    // And the victim's account is untouched: no membership anywhere new.
+    expect((await admin.query(`SELECT tenant_id FROM tenant_members WHERE user_id = $1`, [victim.id])).rows).toEqual([]);
+
+    for (const tenantSlug of [slug, source.slug]) expect((await cli(['tenant', 'delete', tenantSlug, '--purge-data', '--yes'])).code).toBe(0);
+  }, 240_000);
+
+  test('the plan and the limits are the operator\'s (--plan, --keep-limits); an unknown plan or an unfit owner is refused before anything is written', async () => {
+    const operator = await createUser('operator');
+    const unverified = await createUser('unverified', false);
+    const name = `Limits ${hex(4)}`;
+    const file = await writeArchive('limits', smallArchive(name, { plan_id: 'enterprise', max_users: 500, max_storage_bytes: 1e12 }).entries);
+
+    const onPro = await cli(['tenant', 'import', file, '--slug', uniqueSlug('on-pro'), '--owner', operator.email, '--plan', 'pro', '--json']);
+    expect(onPro.code, onPro.stderr).toBe(0);
+    expect(onPro.json()).toMatchObject({ plan_id: 'pro', archived_limits_ignored: true, limits_from_archive: false });
+    const kept = await cli(['tenant', 'import', file, '--slug', uniqueSlug('kept'), '--owner', operator.id, '--plan', 'starter', '--keep-limits', '--json']);
+    expect(kept.code, kept.stderr).toBe(0);
+    expect(kept.json()).toMatchObject({ plan_id: 'starter', limits_from_archive: true });
+    const { rows } = await admin.query(`SELECT plan_id, max_users, max_storage_bytes::float8 AS max_storage_bytes FROM tenants WHERE name = $1 ORDER BY plan_id`, [name]);
+    expect(rows).toEqual([
+      { plan_id: 'pro', max_users: null, max_storage_bytes: null },
+      { plan_id: 'starter', max_users: 500, max_storage_bytes: 1e12 },
+    ]);
+
+    // One private TMPDIR for these runs (tsx keeps its compile cache there too: a fresh one per run is slow).
+    const temp = await privateTempDir(work);
+    const refusals = await Promise.all(
+      [
+        [['--plan', 'platinum', '--owner', operator.email], /^tenantry: plan 'platinum' does not exist — use one of free, starter, pro, enterprise/],
+        [['--owner', unverified.email], new RegExp(`^tenantry: user '${unverified.email}' has not verified their email address`)],
+        [['--owner', `nobody-${hex(4)}@example.test`], /^tenantry: user 'nobody-[0-9a-f]+@example.test' not found/],
+      ].map(async ([args, message]) => {
+        const slug = uniqueSlug('refused');
+        const run = await cli(['tenant', 'import', file, '--slug', slug, ...(args as string[])], { env: temp.env });
+        return { run, message: message as RegExp, slug };
+      }),
+    );
+    for (const { run, message, slug } of refusals) {
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(message);
+      expect((await admin.query(`SELECT 1 FROM tenants WHERE slug = $1`, [slug])).rowCount).toBe(0);
+    }
+    expect(await temp.leftovers()).toEqual([]);
+    const missingOwner = await cli(['tenant', 'import', file]);
+    expect(missingOwner.code).toBe(2);
+    expect(missingOwner.stderr).toContain("required option '--owner <user>' not specified");
+
+    for (const row of await admin.query<{ slug: string }>(`SELECT slug FROM tenants WHERE name = $1`, [name]).then((result) => result.rows)) {
+      expect((await cli(['tenant', 'delete', row.slug, '--purge-data', '--yes'])).code).toBe(0);
+    }
+  }, 240_000);
+
+  test('hostile archives are refused naming their cause: nothing written, exit 1, no temporary directory left behind', async () => {
+    const operator = await createUser('operator');
+    type Case = { label: string; build: (name: string) => TarEntrySpec[]; cause: RegExp };
+    const base = (name: string) => smallArchive(name);
+    const replace = (entries: TarEntrySpec[], entryPath: string, replacement: TarEntrySpec | TarEntrySpec[]) =>
+      entries.flatMap((entry) => (entry.path === entryPath ? replacement : [entry]));
+    const withManifest = (name: string, edit: (manifest: Record<string, unknown>) => void) => {
+      const archive = base(name);
+      edit(archive.manifest);
+      return replace(archive.entries, 'manifest.json', { path: 'manifest.json', body: JSON.stringify(archive.manifest) });
+    };
+    const withTenantRow = (name: string, row: unknown) =>
+      replace(base(name).entries, 'tables/tenants.jsonl', { path: 'tables/tenants.jsonl', body: jsonLines([row]) });
+    const filler = Array.from({ length: 150 }, (_, index) => ({ path: `objects/${String(index + 1).padStart(6, '0')}`, body: hex(20_000) }));
+    const cases: Case[] = [
+      { label: 'symbolic link', build: (name) => replace(base(name).entries, 'users.jsonl', { path: 'users.jsonl', type: 'SymbolicLink', linkpath: '/etc/passwd' }), cause: /entry "users.jsonl" is a symbolic link/ },
+      { label: 'hard link', build: (name) => replace(base(name).entries, 'users.jsonl', { path: 'users.jsonl', type: 'Link', linkpath: 'manifest.json' }), cause: /entry "users.jsonl" is a hard link/ },
+      { label: 'path traversal', build: (name) => [...base(name).entries, { path: '../escaped.jsonl', body: 'x' }], cause: /entry "..\/escaped.jsonl" climbs out of the archive/ },
+      { label: 'traversal inside a name', build: (name) => [...base(name).entries, { path: 'tables/../../escaped', body: 'x' }], cause: /climbs out of the archive/ },
+      { label: 'absolute path', build: (name) => [...base(name).entries, { path: '/tmp/tenantry-planted', body: 'x' }], cause: /entry "\/tmp\/tenantry-planted" is an absolute path/ },
+      { label: 'a file no export has', build: (name) => [...base(name).entries, { path: 'run.sh', body: 'x' }], cause: /entry "run.sh" is not a file an export has/ },
+      { label: 'device', build: (name) => [...base(name).entries, { path: 'objects/000001', type: 'CharacterDevice' }], cause: /is a CharacterDevice — an export holds regular files only/ },
+      { label: 'huge entry', build: (name) => [...base(name).entries, { path: 'tables/tenant_usage.jsonl', size: 300 * 1024 * 1024 }], cause: /entry tables\/tenant_usage.jsonl is 300.0 MiB, more than the 256.0 MiB such a file may have/ },
+      { label: 'entry twice', build: (name) => [...base(name).entries, { path: 'manifest.json', body: '{}' }], cause: /entry manifest.json appears twice/ },
+      // tar's strict mode used to reject here while it was still writing the 150 files after it: ENOTEMPTY.
+      { label: 'refused early, many files after', build: (name) => [base(name).entries[0]!, { path: '../early', body: 'x' }, ...filler], cause: /entry "..\/early" climbs out of the archive/ },
+      { label: 'wrong type in a row', build: (name) => withTenantRow(name, { id: '00000000-0000-4000-8000-00000000a11e', name: 42 }), cause: /tables\/tenants.jsonl line 1: name .*expected string/ },
+      { label: 'a row that is no object', build: (name) => withTenantRow(name, [name]), cause: /tables\/tenants.jsonl line 1: .*expected (object|record)/ },
+      { label: 'a role that does not exist', build: (name) => {
+          const archive = base(name);
+          archive.manifest.users = { file: 'users.jsonl', rows: 1 };
+          (archive.manifest.tables as unknown[]).push({ name: 'tenant_members', file: 'tables/tenant_members.jsonl', rows: 1 });
+          const userId = '00000000-0000-4000-8000-0000000000c1';
+          return [
+            ...replace(archive.entries, 'manifest.json', { path: 'manifest.json', body: JSON.stringify(archive.manifest) }).filter((entry) => entry.path !== 'users.jsonl'),
+            { path: 'users.jsonl', body: jsonLines([{ id: userId, email: `x-${hex(3)}@example.test` }]) },
+            { path: 'tables/tenant_members.jsonl', body: jsonLines([{ user_id: userId, role: 'superuser' }]) },
+          ];
+        }, cause: /tables\/tenant_members.jsonl line 1: role / },
+      { label: 'wrong type in the manifest', build: (name) => withManifest(name, (manifest) => ((manifest.tables as Array<{ rows: unknown }>)[0]!.rows = '1')), cause: /manifest.json: tables.0.rows .*expected number/ },
+      { label: 'unknown table', build: (name) => {
+          const archive = base(name);
+          (archive.manifest.tables as unknown[]).push({ name: 'evil_table', file: 'tables/evil_table.jsonl', rows: 0 });
+          return [...replace(archive.entries, 'manifest.json', { path: 'manifest.json', body: JSON.stringify(archive.manifest) }), { path: 'tables/evil_table.jsonl', body: '' }];
+        }, cause: /this database has no tenant table evil_table/ },
+      { label: 'rows the manifest does not count', build: (name) => withManifest(name, (manifest) => ((manifest.tables as Array<{ rows: number }>)[1]!.rows = 2)), cause: /tables\/projects.jsonl has 1 rows where the manifest says 2/ },
+      { label: 'a value the database refuses', build: (name) => replace(base(name).entries, 'tables/projects.jsonl', { path: 'tables/projects.jsonl', body: jsonLines([{ id: 'not-a-uuid', name: 'Broken' }]) }), cause: /projects rows of the export are not valid here: invalid input syntax for type uuid/ },
+    ];
+
+    const temp = await privateTempDir(work);
+    const results = [];
+    // Four at a time: each run is a node process, on a small machine.
+    for (let start = 0; start < cases.length; start += 4) {
+      results.push(
+        ...(await Promise.all(
+          cases.slice(start, start + 4).map(async (attack) => {
+            const name = `Hostile ${hex(5)}`;
+            const file = await writeArchive('hostile', attack.build(name));
+            const run = await cli(['tenant', 'import', file, '--owner', operator.email, '--slug', uniqueSlug('hostile')], { env: temp.env });
+            return { attack, name, run };
+          }),
+        )),
+      );
+    }
+    // Every refused run removed its unpacked archive.
+    expect(await temp.leftovers()).toEqual([]);
+    for (const { attack, name, run } of results) {
+      expect(run.code, `${attack.label}: ${run.stderr}`).toBe(1);
+      expect(run.stderr, attack.label).toMatch(attack.cause);
+      expect(run.stderr, attack.label).not.toContain('ENOTEMPTY');
+      expect(run.stderr.trim().split('\n'), attack.label).toHaveLength(1);
+      expect((await admin.query(`SELECT 1 FROM tenants WHERE name = $1`, [name])).rowCount, attack.label).toBe(0);
+    }
+  }, 400_000);
 });

@@ -3,6 +3,7 @@ import { lstat, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
+import { normaliseEmail } from '../../shared/src/email.js';
 import { CliError } from './errors.js';
 
 /**
@@ -197,33 +198,39 @@ export async function readManifest(work: string, file: string): Promise<Manifest
 
 export type Row = Record<string, z.core.util.JSONType>;
 
-const EMAIL = /^[^@\s]+@[^@\s]+$/;
-const email = z.string().max(320).regex(EMAIL, 'is not an email address');
+/** Addresses come in the one form Tenantry stores and compares (services/shared/src/email.ts). */
+const email = z.string().transform((value, context) => {
+  const normalised = normaliseEmail(value);
+  if (normalised === null) {
+    context.addIssue({ code: 'custom', message: 'is not an email address Tenantry can store', input: value });
+    return z.NEVER;
+  }
+  return normalised;
+});
 export const ROLES = ['owner', 'admin', 'member', 'guest'] as const;
 const role = z.enum(ROLES);
 
 /** A row as a JSON object of column names; what the columns hold the database's types check. */
 const genericRow = z.record(z.string().regex(TABLE_NAME, 'is not a column name'), z.json());
 
+/** A row whose named columns are checked (and emails normalised); the others stay JSON for the database to check. */
+const rowWith = (shape: z.ZodRawShape) => z.object(shape).catchall(z.json());
+
 /** The columns an import reads for its decisions, checked before they are used. */
 export const rowSchemas = {
-  users: genericRow.and(z.object({ id: z.uuid(), email, display_name: z.string().max(200).optional() })),
-  tenants: genericRow.and(
-    z.object({
-      id: z.uuid(),
-      name: z.string().trim().min(1).max(200),
-      settings: z.record(z.string(), z.json()).optional(),
-      metadata: z.record(z.string(), z.json()).optional(),
-      max_users: z.number().int().positive().nullable().optional(),
-      max_storage_bytes: z.number().int().positive().nullable().optional(),
-      max_api_requests_month: z.number().int().positive().nullable().optional(),
-    }),
-  ),
-  tenant_members: genericRow.and(z.object({ user_id: z.uuid(), role })),
-  tenant_domains: genericRow.and(z.object({ domain: z.string().min(1).max(253) })),
-  tenant_invitations: genericRow.and(
-    z.object({ email, role, status: z.enum(['pending', 'accepted', 'revoked', 'expired']), expires_at: z.string().optional() }),
-  ),
+  users: rowWith({ id: z.uuid(), email, display_name: z.string().max(200).optional() }),
+  tenants: rowWith({
+    id: z.uuid(),
+    name: z.string().trim().min(1).max(200),
+    settings: z.record(z.string(), z.json()).optional(),
+    metadata: z.record(z.string(), z.json()).optional(),
+    max_users: z.number().int().positive().nullable().optional(),
+    max_storage_bytes: z.number().int().positive().nullable().optional(),
+    max_api_requests_month: z.number().int().positive().nullable().optional(),
+  }),
+  tenant_members: rowWith({ user_id: z.uuid(), role }),
+  tenant_domains: rowWith({ domain: z.string().min(1).max(253) }),
+  tenant_invitations: rowWith({ email, role, status: z.enum(['pending', 'accepted', 'revoked', 'expired']), expires_at: z.string().optional() }),
 } as const;
 
 /** Reads a JSON-lines file of the archive, every line checked by `schema`; the count must be the manifest's. */

@@ -399,7 +399,8 @@ export async function importTenant(file: string, options: ImportOptions): Promis
         // without an account here is attributed to nobody. No account is created or joined.
         const archivedUsers = new Map<string, { email: string; existing: string | undefined }>();
         for (const user of archive.users) {
-          const found = await client.query<{ id: string }>(`SELECT id FROM users WHERE lower(email) = lower($1)`, [user.email]);
+          // users.jsonl addresses are normalised on reading, as the unique index compares them.
+          const found = await client.query<{ id: string }>(`SELECT id FROM users WHERE lower(email COLLATE "und-x-icu") = $1`, [user.email]);
           const existing = found.rows[0]?.id;
           archivedUsers.set(String(user.id).toLowerCase(), { email: String(user.email), existing });
           if (existing) ids.set(String(user.id).toLowerCase(), existing);
@@ -498,15 +499,13 @@ export async function importTenant(file: string, options: ImportOptions): Promis
         const invitees = new Map<string, { email: string; role: Role }>();
         for (const member of archive.tables.get('tenant_members') ?? []) {
           const user = archivedUsers.get(String(member.user_id).toLowerCase())!;
-          invitees.set(user.email.toLowerCase(), { email: user.email, role: member.role as Role });
+          invitees.set(user.email, { email: user.email, role: member.role as Role });
         }
         for (const invitation of archive.tables.get('tenant_invitations') ?? []) {
           const address = String(invitation.email);
-          if (isLivePending(invitation) && !invitees.has(address.toLowerCase())) {
-            invitees.set(address.toLowerCase(), { email: address, role: invitation.role as Role });
-          }
+          if (isLivePending(invitation) && !invitees.has(address)) invitees.set(address, { email: address, role: invitation.role as Role });
         }
-        invitees.delete(owner.email.toLowerCase());
+        invitees.delete(owner.email);
         const invitations: ImportedInvitation[] = [];
         for (const invitee of invitees.values()) {
           const token = newOpaqueToken();
