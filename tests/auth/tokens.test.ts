@@ -58,6 +58,33 @@ describe('access tokens, JWKS and the Hasura contract', () => {
     }
   });
 
+  test("a read-only key's token reaches Hasura as the read-only role only, with no scopes it would ignore", async () => {
+    const owner = await signUp(h.app, 'hasuraro');
+    const key = await request(h.app).post('/auth/api-keys').set(bearer(owner.accessToken)).send({ name: 'ro', role: 'admin', readOnly: true }).expect(201);
+    const token = (await request(h.app).post('/auth/token').send({ apiKey: key.body.key }).expect(200)).body.accessToken as string;
+    const { server, base } = await listen(h.app);
+    try {
+      const config = JSON.parse(
+        HASURA_GRAPHQL_JWT_SECRET.replace('http://auth:4002', base).replace('${AUTH_ISSUER}', ISSUER).replace('${AUTH_AUDIENCE}', AUDIENCE),
+      ) as { jwk_url: string; issuer: string; audience: string; claims_namespace: string };
+      expect(await hasuraSession(config, token)).toEqual({
+        'x-hasura-user-id': owner.userId,
+        'x-hasura-tenant-id': owner.tenantId,
+        'x-hasura-default-role': 'tenant_admin_readonly',
+        'x-hasura-allowed-roles': ['tenant_admin_readonly'],
+      });
+      expect(Object.keys(decode(token)['https://hasura.io/jwt/claims'] as object).sort()).toEqual([
+        'x-hasura-allowed-roles',
+        'x-hasura-api-key-id',
+        'x-hasura-default-role',
+        'x-hasura-tenant-id',
+        'x-hasura-user-id',
+      ]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   test('every access token has kid, RS256, iat, exp ≤ 15 min, sub = x-hasura-user-id', async () => {
     const owner = await signUp(h.app, 'claims');
     const { header } = jwt.decode(owner.accessToken, { complete: true })!;
