@@ -41,8 +41,8 @@ const document = buildOpenApiDocument(ALL);
 export function buildAuthApp(deps: AuthDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
-  // Behind the edge: the client address (the per-IP login limit) comes from X-Forwarded-For,
-  // believed only from these hops.
+  // Behind the edge: the client address (the login throttle's source address) comes from
+  // X-Forwarded-For, believed only from these hops; the edge replaces whatever a client sent.
   app.set('trust proxy', deps.trustProxy ?? 'loopback, uniquelocal');
   app.use(express.json({ limit: '64kb' }));
 
