@@ -215,10 +215,15 @@ describe.concurrent('tenant export and import', () => {
     // The data comes over as it was; what grants access does not.
     const after = await comparable(result.tenant_id);
     const reissued = new Set(['tenant_members', 'tenant_domains', 'tenant_invitations', 'api_keys', 'tenant_subscriptions']);
-    // The member's account is gone: history keeps the id it had, which names nobody here.
-    const forgotten = (lines: string[]) => lines.map((line) => line.replaceAll(`"user:${source.memberEmail}"`, '"<id>"')).sort();
+    // The member's account is gone: history keeps the id it had, which names nobody here. Archived
+    // audit entries say where they come from.
+    const asImported = (table: string, lines: string[]) =>
+      lines
+        .map((line) => line.replaceAll(`"user:${source.memberEmail}"`, '"<id>"'))
+        .map((line) => (table === 'audit_log' ? JSON.stringify({ ...JSON.parse(line), actor: `archive:${JSON.parse(line).actor}` }) : line))
+        .sort();
     for (const table of Object.keys(before).filter((name) => !reissued.has(name))) {
-      expect(after[table], table).toEqual(forgotten(before[table]!));
+      expect(after[table], table).toEqual(asImported(table, before[table]!));
     }
     expect(after.api_keys).toEqual([]);
     expect(after.tenant_subscriptions).toEqual([]);
@@ -343,9 +348,12 @@ describe.concurrent('attacks: an archive is untrusted input', () => {
     ]);
     const [invitation] = await read('tables/tenant_invitations.jsonl');
     await write('tables/tenant_invitations.jsonl', [{ ...invitation, role: 'admin', token_hash: sha256('the-author-knows-this-token') }]);
+    const auditRows = await read('tables/audit_log.jsonl');
+    const forgedAudit = { ...auditRows[0], actor: 'cli:root', db_role: 'platform_admin', action: 'tenants.plan_changed', reason: 'approved by staff' };
+    await write('tables/audit_log.jsonl', [...auditRows, forgedAudit]);
     const manifest = JSON.parse(await readFile(path.join(edited, 'manifest.json'), 'utf8'));
     manifest.users.rows += 1;
-    manifest.tables.find((entry: { name: string }) => entry.name === 'tenant_members').rows += 1;
+    for (const table of ['tenant_members', 'audit_log']) manifest.tables.find((entry: { name: string }) => entry.name === table).rows += 1;
     await writeFile(path.join(edited, 'manifest.json'), JSON.stringify(manifest));
     const editedFile = path.join(work, `edited-${source.slug}.tar.gz`);
     await tar.c({ gzip: true, file: editedFile, cwd: edited }, ['manifest.json', 'users.jsonl', 'tables']);
@@ -391,6 +399,9 @@ describe.concurrent('attacks: an archive is untrusted input', () => {
     expect(invitations.map((row) => row.token_hash)).not.toContain(sha256('the-author-knows-this-token'));
     expect((await admin.query(`SELECT 1 FROM api_keys WHERE tenant_id = $1`, [tenantId])).rowCount).toBe(0);
     expect((await admin.query(`SELECT 1 FROM tenant_subscriptions WHERE tenant_id = $1`, [tenantId])).rowCount).toBe(0);
+    // An audit entry the author wrote comes in as what it is: something the archive says.
+    const { rows: audit } = await admin.query(`SELECT actor FROM audit_log WHERE tenant_id = $1 AND action = 'tenants.plan_changed'`, [tenantId]);
+    expect(audit).toEqual([{ actor: 'archive:cli:root' }]);
     // And the victim's account is untouched: no membership anywhere new.
     expect((await admin.query(`SELECT tenant_id FROM tenant_members WHERE user_id = $1`, [victim.id])).rows).toEqual([]);
 

@@ -275,6 +275,7 @@ What does not:
                 email exists or not: nobody joins without accepting it
   API keys      not imported: create new ones
   billing       the subscription is not imported: set billing up again
+  audit log     kept as history, each entry's actor marked archive:… (the file could say anything)
 The CLI sends no mail: each invitation token is printed once (stdout), hand it to its invitee.
 A refused import writes nothing and removes its temporary files.`,
     )
