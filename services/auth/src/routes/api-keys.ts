@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { withTenant } from '../../../shared/src/db/tenant-context.js';
-import { fail } from '../errors.js';
+import { fail, pgError } from '../errors.js';
 import { defineOperation } from '../http.js';
 import { ROLE_RANK, ROLES, type Role } from '../permissions.js';
 import { hashToken, sameSecret } from '../secrets.js';
@@ -86,6 +86,12 @@ export const createApiKey = defineOperation({
         [acting.tenantId, body.name, prefix, hashToken(key), body.role, body.readOnly, acting.userId, body.expiresAt ?? null],
       );
       return rows[0]!;
+    }).catch((error: unknown) => {
+      // The database holds the same rule for every writer; it speaks when the role changed
+      // between the check above and the insert.
+      const { code, constraint } = pgError(error);
+      if (code === '23514' && constraint === 'api_keys_role_within_creator') throw fail('forbidden', 'a key cannot have a role above yours');
+      throw error;
     });
     return { status: 201, body: { ...view(row), key } };
   },
