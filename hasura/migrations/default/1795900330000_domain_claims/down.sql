@@ -7,6 +7,8 @@ REVOKE DELETE ON tenant_domains FROM app_definer;
 
 -- One tenant per domain again: of the claims sharing a domain keep the verified one, else
 -- the oldest; the others' unverified claims go (they could not exist before this migration).
+-- Row-level security is forced on the owner too, and no policy names the migration's role.
+ALTER TABLE tenant_domains NO FORCE ROW LEVEL SECURITY;
 DELETE FROM tenant_domains d
 WHERE d.verified_at IS NULL
   AND EXISTS (
@@ -14,6 +16,7 @@ WHERE d.verified_at IS NULL
     WHERE keep.domain = d.domain AND keep.id <> d.id
       AND (keep.verified_at IS NOT NULL OR (keep.created_at, keep.id) < (d.created_at, d.id))
   );
+ALTER TABLE tenant_domains FORCE ROW LEVEL SECURITY;
 
 DROP INDEX tenant_domains_verified_domain_key;
 CREATE INDEX tenant_domains_tenant_id_idx ON tenant_domains (tenant_id);

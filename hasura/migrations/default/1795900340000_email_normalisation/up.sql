@@ -36,6 +36,11 @@ GRANT EXECUTE ON FUNCTION app.is_normalised_email(text) TO hasura_app, app_servi
 --     sets of memberships: merging them is a decision for the operator, not for SQL.
 -- Pending invitations that fold to one address in one tenant are safe to reduce to the
 -- newest: the older ones are revoked.
+--
+-- tenant_invitations forces row-level security on its owner too, and no policy names the
+-- migration's role: without this it would see no rows, while the unique index below sees all.
+ALTER TABLE tenant_invitations NO FORCE ROW LEVEL SECURITY;
+
 DO $$
 DECLARE
   offenders text;
@@ -73,6 +78,7 @@ WHERE older.status = 'pending'
 
 UPDATE users SET email = app.fold_email(email) WHERE email <> app.fold_email(email) COLLATE "C";
 UPDATE tenant_invitations SET email = app.fold_email(email) WHERE email <> app.fold_email(email) COLLATE "C";
+ALTER TABLE tenant_invitations FORCE ROW LEVEL SECURITY;
 
 DROP INDEX users_email_key;
 CREATE UNIQUE INDEX users_email_key ON users (lower(email COLLATE "und-x-icu"));
