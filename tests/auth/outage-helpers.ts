@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -70,7 +70,29 @@ export class DedicatedPostgres {
     this.instance = undefined;
   }
 
+  /**
+   * Hung: the postmaster and every backend stopped (SIGSTOP). Connections stay open and
+   * new ones are accepted by the kernel, but nothing answers: a frozen host, a partition.
+   */
+  freeze(): void {
+    for (const pid of this.processIds()) process.kill(pid, 'SIGSTOP');
+  }
+
+  thaw(): void {
+    for (const pid of this.processIds()) process.kill(pid, 'SIGCONT');
+  }
+
+  private processIds(): number[] {
+    const postmaster = this.instance!.pid;
+    const children = spawnSync('ps', ['-o', 'pid=', '--ppid', String(postmaster)], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .map((line) => Number(line.trim()))
+      .filter((pid) => Number.isInteger(pid) && pid > 0);
+    return [postmaster, ...children];
+  }
+
   async remove(): Promise<void> {
+    if (this.instance) this.thaw();
     await this.down();
     await this.directory.remove();
   }

@@ -56,8 +56,9 @@ afterAll(async () => {
 
 /** Each request from its own client address, so the login limits of the shared Redis never interfere. */
 const fromSomewhere = () => ({ 'X-Forwarded-For': `10.${randomBytes(1)[0]}.${randomBytes(1)[0]}.${randomBytes(1)[0]}` });
-const login = () => call(`${auth.base}/auth/login`, { method: 'POST', headers: fromSomewhere(), json: { email: owner.email, password: PASSWORD } });
-const resolve = () => call(`${resolver.base}/internal/resolve?by=slug&value=${owner.slug}`, { headers: { 'x-resolver-secret': RESOLVER_SECRET } });
+/** Bounded at 15 s, past the services' own timeouts: an answer that takes longer is a hang. */
+const login = () => call(`${auth.base}/auth/login`, { method: 'POST', headers: fromSomewhere(), json: { email: owner.email, password: PASSWORD } }, 15_000);
+const resolve = () => call(`${resolver.base}/internal/resolve?by=slug&value=${owner.slug}`, { headers: { 'x-resolver-secret': RESOLVER_SECRET } }, 15_000);
 
 interface Session {
   accessToken: string;
@@ -129,6 +130,32 @@ describe('the auth and resolver processes survive the database going away', () =
     expect((await login()).status).toBe(200);
     expect((await resolve()).status).toBe(200);
   });
+
+  test('ATTACK: the database hangs (every Postgres process stopped): answers 503 within the query timeout, never waits forever; back within 5 s', async () => {
+    // Connections in the pool first, so that requests meet a hung connection, not only a hung connect.
+    expect((await login()).status).toBe(200);
+    expect((await resolve()).status).toBe(200);
+    database.freeze();
+    try {
+      const answers = await Promise.all([login(), login(), resolve(), call(`${auth.base}/healthz`, {}, 15_000)]);
+      for (const answer of answers) {
+        expect(answer.status, JSON.stringify(answer.body)).toBe(503);
+        // The services' query timeout is 10 s, their connect timeout 2 s.
+        expect(answer.ms).toBeLessThan(12_000);
+      }
+    } finally {
+      database.thaw();
+    }
+    const back = Date.now();
+    let answer = await login();
+    while (answer.status !== 200 && Date.now() - back < 10_000) {
+      await sleep(100);
+      answer = await login();
+    }
+    expect(Date.now() - back).toBeLessThan(5_000);
+    expect(auth.alive(), auth.output()).toBe(true);
+    expect(resolver.alive(), resolver.output()).toBe(true);
+  }, 40_000);
 
   test('ATTACK: the database stops: 503 unavailable within seconds, never a hang; back within 5 s of its return, by themselves', async () => {
     await database.down();

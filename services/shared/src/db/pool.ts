@@ -12,6 +12,13 @@ export interface ServicePoolOptions {
    * is away or every connection is stuck.
    */
   connectionTimeoutMillis?: number;
+  /**
+   * How long a statement may go unanswered before it fails (node-postgres's query_timeout):
+   * a database that hangs (a frozen host, a network partition) keeps its TCP connections
+   * open, and without this a request would wait on it forever. The failed client is
+   * destroyed, not reused (pool.query and inTransaction release it with the error).
+   */
+  queryTimeoutMillis?: number;
 }
 
 /**
@@ -26,12 +33,20 @@ export interface ServicePoolOptions {
  * it is released (pg-pool drops clients that are no longer queryable). The next checkout
  * opens a fresh connection, so the service serves again as soon as the database answers.
  */
-export function createServicePool({ connectionString, applicationName, logger, max = 10, connectionTimeoutMillis = 2_000 }: ServicePoolOptions): pg.Pool {
+export function createServicePool({
+  connectionString,
+  applicationName,
+  logger,
+  max = 10,
+  connectionTimeoutMillis = 2_000,
+  queryTimeoutMillis = 10_000,
+}: ServicePoolOptions): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
     application_name: applicationName,
     max,
     connectionTimeoutMillis,
+    query_timeout: queryTimeoutMillis,
     idleTimeoutMillis: 30_000,
     // Detects a peer that vanished without closing (a dead host), so the connection errors
     // instead of hanging until the kernel's default keepalive hours later.

@@ -1,4 +1,5 @@
 import type { ClientBase, Pool, PoolClient } from 'pg';
+import { isDependencyUnavailable } from '../http/errors.js';
 
 export type TransactionSettings = Record<string, string | undefined>;
 
@@ -43,6 +44,9 @@ export async function inTransaction<T>(pool: Pool, settings: TransactionSettings
     await client.query('COMMIT');
     return result;
   } catch (error) {
+    // The connection itself failed (lost, or a statement unanswered past query_timeout): a
+    // ROLLBACK would only wait on it again, and destroying the connection rolls back anyway.
+    if (!broken && isDependencyUnavailable(error)) broken = error as Error;
     if (!broken) {
       // A ROLLBACK that fails leaves the session in an unknown state: never reuse it.
       await client.query('ROLLBACK').catch((rollbackError: Error) => {

@@ -38,7 +38,7 @@ const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
 /**
  * What node-postgres and ioredis say when the server is gone, carry no code: a connection
  * that ended under a query, pg-pool's acquire timeout (connectionTimeoutMillis), a client
- * that already lost its connection; ioredis's commandTimeout, a closed connection, and a
+ * that already lost its connection, a statement unanswered past query_timeout; ioredis's commandTimeout, a closed connection, and a
  * command refused while disconnected.
  */
 const UNAVAILABLE_MESSAGES = [
@@ -46,6 +46,7 @@ const UNAVAILABLE_MESSAGES = [
   /^timeout exceeded when trying to connect/,
   /^Client has encountered a connection error and is not queryable/,
   /^Client was closed and is not queryable/,
+  /^Query read timeout/,
   /^Command timed out/,
   /^Connection is closed\./,
   /^Stream isn't writeable/,
