@@ -161,7 +161,7 @@ function describeIssues(error: z.ZodError): string {
 }
 
 /** A path named by the manifest, refused when it would leave the unpacked archive or is not a regular file. */
-async function archivedFile(root: string, relative: string): Promise<string> {
+export async function archivedFile(root: string, relative: string): Promise<string> {
   const resolved = path.resolve(root, relative);
   if (!resolved.startsWith(`${root}${path.sep}`)) {
     throw new CliError(`the export names a file outside itself (${relative}) — use a file written by \`tenantry tenant export\``);
@@ -208,6 +208,7 @@ const email = z.string().transform((value, context) => {
   return normalised;
 });
 export const ROLES = ['owner', 'admin', 'member', 'guest'] as const;
+export type Role = (typeof ROLES)[number];
 const role = z.enum(ROLES);
 
 /** A row as a JSON object of column names; what the columns hold the database's types check. */
@@ -262,4 +263,3 @@ export async function readRows(work: string, entry: { file: string; rows: number
   return rows;
 }
 
-export { TABLE_NAME };

@@ -6,11 +6,12 @@ import path from 'node:path';
 import type pg from 'pg';
 import { hashToken, newOpaqueToken } from '../../auth/src/secrets.js';
 import { listTenantTables, type TenantTable } from '../../shared/src/db/isolation-lint.js';
-import { adminPool, bucketOf, inTransaction, s3Client } from './context.js';
+import { adminPool, bucketOf, inTransaction, s3Client, type Queryable } from './context.js';
 import { CliError, explainDatabaseError, isPgError } from './errors.js';
 import { progress } from './progress.js';
 import { findTenant } from './tenants.js';
 import {
+  archivedFile,
   EXPORT_FORMAT,
   EXPORT_FORMAT_VERSION,
   readManifest,
@@ -18,6 +19,7 @@ import {
   rowSchemas,
   unpackArchive,
   type Manifest,
+  type Role,
   type Row as ArchivedRow,
 } from './transfer-archive.js';
 import { findUser } from './users.js';
@@ -221,8 +223,6 @@ async function insertRows(client: pg.ClientBase, table: { schema: string; table:
   }
 }
 
-type Role = (typeof import('./transfer-archive.js').ROLES)[number];
-
 /**
  * Tenant tables an archive brings no rows into, whatever it holds: what they grant is not
  * the file's to say. An API key's hash lets whoever holds the key in, so the tenant makes
@@ -292,8 +292,8 @@ async function checkPlan(planId: string): Promise<void> {
 }
 
 /** The owner an operator names: an existing account whose address is proven and that may log in. */
-async function checkOwner(reference: string, db: pg.ClientBase | pg.Pool = adminPool()) {
-  const user = await findUser(reference, db as pg.Pool);
+async function checkOwner(reference: string, db: Queryable = adminPool()) {
+  const user = await findUser(reference, db);
   if (!user.email_verified_at) {
     throw new CliError(`user '${user.email}' has not verified their email address — the owner of an imported tenant must be a verified user`);
   }
@@ -337,6 +337,7 @@ async function readArchive(work: string, file: string): Promise<ValidatedArchive
   if (tenantRows.length !== 1) {
     throw new CliError(`the export has ${tenantRows.length} tenants rows where it needs exactly one — use a file written by \`tenantry tenant export\``);
   }
+  for (const object of manifest.objects) await archivedFile(work, object.file);
   const userIds = new Set(users.map((user) => String(user.id).toLowerCase()));
   for (const member of tables.get('tenant_members') ?? []) {
     if (!userIds.has(String(member.user_id).toLowerCase())) {
@@ -488,15 +489,18 @@ export async function importTenant(file: string, options: ImportOptions): Promis
                 `${table.table} rows clash with data already here (${error.constraint ?? error.detail}) — is the source tenant still in this database? Purge it first or edit the export`,
               );
             }
-            if (isPgError(error) && !error.constraint && /^(22|23)/.test(error.code ?? '')) {
-              throw new CliError(`${table.table} rows of the export are not valid here: ${error.message} — use a file written by \`tenantry tenant export\``);
+            // The tenants row is the operator's (slug, plan, owner): its errors are explained as theirs, below.
+            if (isPgError(error) && /^(22|23)/.test(error.code ?? '') && table.table !== 'tenants') {
+              throw new CliError(
+                `${table.table} rows of the export are not valid here: ${error.message}${error.constraint ? ` (${error.constraint})` : ''} — use a file written by \`tenantry tenant export\``,
+              );
             }
             throw error;
           }
           if (table.table === 'tenants') {
             await client.query(`INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'owner')`, [newTenantId, owner.id]);
           }
-          if (rows.length > 0) counts[table.table] = rows.length;
+          if (archive.tables.has(table.table)) counts[table.table] = rows.length;
           bar.increment();
         }
 
@@ -532,7 +536,7 @@ export async function importTenant(file: string, options: ImportOptions): Promis
           bucketCreated = bucket;
           bar.start(manifest.objects.length, `importing ${newSlug}: objects`);
           for (const object of manifest.objects) {
-            await s3.fPutObject(bucket, object.key, path.resolve(work, object.file));
+            await s3.fPutObject(bucket, object.key, await archivedFile(work, object.file));
             objects += 1;
             bar.increment();
           }
