@@ -89,6 +89,14 @@ describe('login throttle per (email, source address)', () => {
     await login(user.email, PASSWORD, `2001:db8:ffff:${randomBytes(2).toString('hex')}::1`).expect(200);
   });
 
+  test('ATTACK: spelling the email differently (case, Unicode form, IDN) is the same pair', async () => {
+    const ip = freshIp();
+    const local = `wanda-${randomBytes(3).toString('hex')}`;
+    const spellings = [`${local}@bücher.test`, `${local.toUpperCase()}@BÜCHER.test`, `${local}@bu\u0308cher.test`, `${local}@xn--bcher-kva.test`, ` ${local}@Bücher.Test `];
+    for (const spelling of spellings) await login(spelling, WRONG, ip).expect(401);
+    for (const spelling of spellings) await login(spelling, WRONG, ip).expect(429);
+  });
+
   test('the delay doubles up to 15 minutes and no further', async () => {
     const limiter = new LoginLimiter(h.redis, { maxFailuresPerIp: 1_000, windowSeconds: 60, lockoutSeconds: 30 });
     const email = uniqueEmail('cap');
