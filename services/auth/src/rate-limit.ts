@@ -52,9 +52,9 @@ function throttleUnavailable(cause: unknown): Error {
 
 /**
  * The Redis keys of a login attempt, in the platform's namespace (apart from every
- * tenant's `tenant:{<id>}:…`). They share the `{login}` hash tag so one script may touch them all on a
- * cluster. The email is hashed (with the address, for the pair): the key space never
- * lists addresses, and an unknown email is counted exactly like a known one.
+ * tenant's `tenant:{<id>}:…`). They share the `{login}` hash tag so that one script may
+ * touch them all on a cluster. The email is hashed (with the address, for the pair): the
+ * key space never lists addresses, and an unknown email is counted exactly like a known one.
  */
 export function loginKeys(email: string, ip: string) {
   const source = sourceOf(ip);
