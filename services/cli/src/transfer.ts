@@ -229,9 +229,9 @@ async function insertRows(client: pg.ClientBase, table: { schema: string; table:
  * new keys; a subscription ties the tenant to someone's Stripe customer, so billing is
  * set up again.
  */
-const NOT_IMPORTED = { api_keys: 'API keys', tenant_subscriptions: 'billing subscriptions' } as const;
-type NotImported = keyof typeof NOT_IMPORTED;
-const isNotImported = (table: string): table is NotImported => Object.hasOwn(NOT_IMPORTED, table);
+const NOT_IMPORTED = ['api_keys', 'tenant_subscriptions'] as const;
+type NotImported = (typeof NOT_IMPORTED)[number];
+const isNotImported = (table: string): table is NotImported => (NOT_IMPORTED as readonly string[]).includes(table);
 
 /** The tenant columns an import takes from the archive; status, plan and owner are the operator's. */
 const TENANT_COLUMNS_TAKEN = ['name', 'settings', 'metadata', 'created_at', 'updated_at'] as const;
