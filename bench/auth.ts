@@ -121,7 +121,7 @@ async function main(): Promise<void> {
     passwords: new PasswordHasher(ARGON2),
     mailer,
     // Benchmark logins all fail nowhere and come from one address: no lockout in the way.
-    limiter: new LoginLimiter(redis, { maxFailuresPerEmail: 1_000_000, maxFailuresPerIp: 1_000_000, windowSeconds: 60, lockoutSeconds: 1 }),
+    limiter: new LoginLimiter(redis, { maxFailuresPerIp: 1_000_000, windowSeconds: 60, lockoutSeconds: 1, delayFromFailure: 1_000_000 }),
     refreshTtlSeconds: 3600,
     publicUrl: 'https://bench.invalid',
   });

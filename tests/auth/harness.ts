@@ -88,7 +88,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export const TEST_LIMITS: LoginLimits = { maxFailuresPerEmail: 5, maxFailuresPerIp: 1000, windowSeconds: 60, lockoutSeconds: 60 };
+export const TEST_LIMITS: LoginLimits = { maxFailuresPerIp: 1000, windowSeconds: 60, lockoutSeconds: 60 };
 
 /** The auth app wired to the shared test Postgres and Redis and a real SMTP sink. Cheap argon2: tests only. */
 export async function startHarness(options: { keys?: KeyRing; ttlSeconds?: number; limits?: LoginLimits } = {}): Promise<Harness> {
