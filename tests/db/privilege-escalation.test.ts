@@ -235,6 +235,21 @@ describe('invitation attacks (app_service: Hasura may not insert invitations)', 
     expect(rows).toEqual([{ role: 'member' }]);
   });
 
+  test("an admin redirects the owner's pending owner invitation to their own address: refused", async () => {
+    const t = await team('pe-inv-redirect');
+    const { rows } = await admin.query<{ id: string }>(
+      "INSERT INTO tenant_invitations (tenant_id, email, role, token_hash, invited_by) VALUES ($1, $2, 'owner', $3, $4) RETURNING id",
+      [t.tenantId, `co-owner-${hex()}@example.test`, `tok-${hex(12)}`, t.ownerUserId],
+    );
+    const redirected = `admin-alias-${hex()}@example.test`;
+    expectRefused(
+      await write('app_service', { tenantId: t.tenantId, userId: t.adminUserId, role: 'admin' }, 'UPDATE tenant_invitations SET email = $2 WHERE id = $1', [rows[0]!.id, redirected]),
+      'tenant_invitations_grant_bounds',
+    );
+    const after = await admin.query('SELECT email FROM tenant_invitations WHERE id = $1', [rows[0]!.id]);
+    expect(after.rows).not.toEqual([{ email: redirected }]);
+  });
+
   test('an admin invites a member, and a member holding users:write a guest', async () => {
     const t = await team('pe-inv-ok');
     expectAccepted(await invite(t, t.adminUserId, 'admin', 'member'));

@@ -13,7 +13,8 @@
 --   * changing, adding or removing someone else needs users:write, and both the old and
 --     the new role must be at most the writer's own (owner > admin > member > guest);
 --     every permission added must be covered by the writer's own grants;
---   * an invitation needs users:write and a role at most the inviter's.
+--   * an invitation (made, or its role or address changed) needs users:write and a role,
+--     before and after, at most the writer's own.
 -- platform_admin (the audited CLI), app_definer (the vetted definer functions below) and
 -- the tables' owner (migrations, fixtures, cascades of foreign keys) are not bounded.
 -- The two paths where no writer is a member yet are definer functions that check their own
@@ -187,7 +188,8 @@ $$;
 
 CREATE TRIGGER tenant_members_grant_bounds BEFORE INSERT OR UPDATE OR DELETE ON tenant_members
   FOR EACH ROW EXECUTE FUNCTION app.enforce_grant_bounds();
-CREATE TRIGGER tenant_invitations_grant_bounds BEFORE INSERT OR UPDATE OF role ON tenant_invitations
+-- Changing an invitation's address re-issues it to someone else: the same bounds as its role.
+CREATE TRIGGER tenant_invitations_grant_bounds BEFORE INSERT OR UPDATE OF role, email ON tenant_invitations
   FOR EACH ROW EXECUTE FUNCTION app.enforce_grant_bounds();
 
 -- ---------------------------------------------------------------------------
