@@ -41,7 +41,10 @@ async function openTenantTransaction(tenantId: string, userId?: string): Promise
 
 describe('user limit', () => {
   let tenantId: string;
+  let ownerId: string;
   let users: string[];
+  // The owner who adds everyone counts towards the limit too.
+  const maxUsers = LIMIT + 1;
 
   beforeAll(async () => {
     const { rows } = await admin.query<{ id: string }>(
@@ -49,14 +52,17 @@ describe('user limit', () => {
       [uniqueSlug('ml-limit')],
     );
     tenantId = rows[0]!.id;
-    await admin.query('UPDATE tenants SET max_users = $2 WHERE id = $1', [tenantId, LIMIT]);
+    await admin.query('UPDATE tenants SET max_users = $2 WHERE id = $1', [tenantId, maxUsers]);
+    // Only a member with users:write may add members: the joins below run as this owner.
+    [ownerId] = await createUsers(admin, 'ml-owner', 1) as [string];
+    await admin.query(`INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'owner')`, [tenantId, ownerId]);
     users = await createUsers(admin, 'ml-user', PARALLEL);
   });
 
   test(`${PARALLEL} concurrent joins on ${PARALLEL} connections: exactly ${LIMIT} succeed`, async () => {
-    expect(await memberCount(tenantId)).toBe(0);
+    expect(await memberCount(tenantId)).toBe(1);
     const limits = await admin.query<{ max_users: number }>('SELECT max_users FROM app.tenant_limits($1)', [tenantId]);
-    expect(limits.rows[0]!.max_users).toBe(LIMIT);
+    expect(limits.rows[0]!.max_users).toBe(maxUsers);
 
     // Every transaction is open, with its context set, before any of them inserts.
     let arrived = 0;
@@ -66,7 +72,7 @@ describe('user limit', () => {
 
     const results = await Promise.allSettled(
       users.map((userId) =>
-        withTenant(service, { tenantId, userId, role: 'owner' }, async (client) => {
+        withTenant(service, { tenantId, userId: ownerId, role: 'owner' }, async (client) => {
           const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
           backends.add(rows[0]!.pid);
           if (++arrived === PARALLEL) release();
@@ -89,11 +95,11 @@ describe('user limit', () => {
         constraint: 'tenant_members_user_limit',
       });
     }
-    expect(await memberCount(tenantId)).toBe(LIMIT);
+    expect(await memberCount(tenantId)).toBe(maxUsers);
   });
 
   test('a tenant at its limit refuses one more member; raising the limit lets it in', async () => {
-    expect(await memberCount(tenantId)).toBe(LIMIT);
+    expect(await memberCount(tenantId)).toBe(maxUsers);
     const { rows } = await admin.query<{ user_id: string }>(
       `SELECT id AS user_id FROM users WHERE id = ANY($2::uuid[])
           AND id NOT IN (SELECT user_id FROM tenant_members WHERE tenant_id = $1) LIMIT 1`,
@@ -103,13 +109,13 @@ describe('user limit', () => {
     const insert = (client: pg.PoolClient) =>
       client.query(`INSERT INTO tenant_members (tenant_id, user_id) VALUES ($1, $2)`, [tenantId, outsider]);
 
-    const refused = await dbError(withTenant(service, { tenantId }, insert));
+    const refused = await dbError(withTenant(service, { tenantId, userId: ownerId }, insert));
     expect(refused?.code).toBe('23514');
     expect(refused?.constraint).toBe('tenant_members_user_limit');
 
-    await admin.query('UPDATE tenants SET max_users = $2 WHERE id = $1', [tenantId, LIMIT + 1]);
-    await withTenant(service, { tenantId }, insert);
-    expect(await memberCount(tenantId)).toBe(LIMIT + 1);
+    await admin.query('UPDATE tenants SET max_users = $2 WHERE id = $1', [tenantId, maxUsers + 1]);
+    await withTenant(service, { tenantId, userId: ownerId }, insert);
+    expect(await memberCount(tenantId)).toBe(maxUsers + 1);
   });
 });
 
@@ -133,20 +139,49 @@ describe('last owner', () => {
     expect(await ownersOf(tenant.tenantId)).toEqual([tenant.ownerUserId]);
   });
 
-  // The check is deferred to COMMIT, so the order of the two changes does not matter.
-  test.each([
-    ['promote another, then demote the old owner', 'promote'],
-    ['demote the old owner, then promote another', 'demote'],
-  ])('ownership is transferred in one transaction: %s', async (_order, first) => {
-    const tenant = await seedTenant(admin, 'ml-transfer');
+  // The check is deferred to COMMIT, so the order of the two changes does not matter. An owner
+  // who has stepped down can no longer give the owner role (grant bounds), so the
+  // demote-first order runs as platform_admin: what it proves is the deferred last-owner check.
+  const transfer = (tenant: { tenantId: string; ownerUserId: string; memberUserId: string }, first: 'promote' | 'demote') => {
     const promote = ['owner', tenant.memberUserId];
     const demote = ['admin', tenant.ownerUserId];
-    await withTenant(service, { tenantId: tenant.tenantId, userId: tenant.ownerUserId }, async (client) => {
+    return async (client: pg.PoolClient) => {
       for (const [role, userId] of first === 'promote' ? [promote, demote] : [demote, promote]) {
         await client.query('UPDATE tenant_members SET role = $1 WHERE tenant_id = $2 AND user_id = $3', [role, tenant.tenantId, userId]);
       }
-    });
+    };
+  };
+
+  test('ownership is transferred in one transaction: promote another, then demote the old owner (the owner does it)', async () => {
+    const tenant = await seedTenant(admin, 'ml-transfer');
+    await withTenant(service, { tenantId: tenant.tenantId, userId: tenant.ownerUserId }, transfer(tenant, 'promote'));
     expect(await ownersOf(tenant.tenantId)).toEqual([tenant.memberUserId]);
+  });
+
+  test('ownership is transferred in one transaction: demote the old owner, then promote another (platform_admin)', async () => {
+    const tenant = await seedTenant(admin, 'ml-transfer');
+    const client = await admin.connect();
+    try {
+      await client.query('BEGIN');
+      await transfer(tenant, 'demote')(client);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK');
+      throw error;
+    } finally {
+      client.release();
+    }
+    expect(await ownersOf(tenant.tenantId)).toEqual([tenant.memberUserId]);
+  });
+
+  test('an owner who has stepped down can no longer give the owner role in the same transaction', async () => {
+    const tenant = await seedTenant(admin, 'ml-transfer');
+    const error = await dbError(withTenant(service, { tenantId: tenant.tenantId, userId: tenant.ownerUserId }, transfer(tenant, 'demote')));
+    expect({ code: error?.code, constraint: error?.constraint }, error?.message).toEqual({
+      code: '42501',
+      constraint: 'tenant_members_grant_bounds',
+    });
+    expect(await ownersOf(tenant.tenantId)).toEqual([tenant.ownerUserId]);
   });
 
   test('two concurrent demotions of the only two owners: exactly one commits', async () => {
@@ -214,7 +249,8 @@ describe('the limit and the owner rule stay inside the tenant and do not deadloc
   test('two transactions that each add a project and then a member both commit', async () => {
     const tenant = await seedTenant(admin, 'ml-deadlock');
     const newcomers = await createUsers(admin, 'ml-deadlock-u', 2);
-    const clients = await Promise.all(newcomers.map((userId) => openTenantTransaction(tenant.tenantId, userId)));
+    // Both transactions act as the owner: only a member with users:write adds members.
+    const clients = await Promise.all(newcomers.map(() => openTenantTransaction(tenant.tenantId, tenant.ownerUserId)));
     try {
       await Promise.all(clients.map((client) => client.query(`INSERT INTO projects (name) VALUES ('concurrent')`)));
       const errors = await Promise.all(
