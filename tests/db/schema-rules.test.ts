@@ -87,19 +87,45 @@ describe('custom domains', () => {
   });
 
   test('xn--bcher-kva.de (punycode) is accepted', async () => {
-    expectAcceptedUnlessTaken(await insertDomain(T, 'xn--bcher-kva.de'), 'tenant_domains_domain_key');
+    expectAcceptedUnlessTaken(await insertDomain(T, 'xn--bcher-kva.de'), 'tenant_domains_tenant_id_domain_key');
     expect(await insertDomain(T, `xn--bcher-kva.${T.slug}.test`)).toBeUndefined();
   });
 
-  test('a domain belongs to one tenant', async () => {
+  // An unverified domain is a claim: any tenant may claim it, the first to verify owns it.
+  test('a domain belongs to one tenant: the one that verifies it', async () => {
     const domain = `shared-${hex()}.example.test`;
-    await withTenant(service, { tenantId: T.tenantId }, (client) =>
-      client.query('INSERT INTO tenant_domains (domain) VALUES ($1)', [domain]),
-    );
-    const error = await dbError(
-      withTenant(service, { tenantId: U.tenantId }, (client) => client.query('INSERT INTO tenant_domains (domain) VALUES ($1)', [domain])),
-    );
-    expectViolation(error, '23505', 'tenant_domains_domain_key');
+    const claim = (tenant: SeededTenant) =>
+      withTenant(service, { tenantId: tenant.tenantId }, (client) => client.query('INSERT INTO tenant_domains (domain) VALUES ($1)', [domain]));
+    const verify = (tenant: SeededTenant) =>
+      withTenant(service, { tenantId: tenant.tenantId }, (client) =>
+        client.query('UPDATE tenant_domains SET verified_at = now() WHERE domain = $1', [domain]),
+      );
+    const claimants = async () =>
+      (
+        await admin.query<{ tenant_id: string; verified: boolean }>(
+          'SELECT tenant_id, verified_at IS NOT NULL AS verified FROM tenant_domains WHERE domain = $1 ORDER BY verified_at NULLS LAST',
+          [domain],
+        )
+      ).rows;
+
+    await claim(T);
+    await claim(U);
+    expect(await claimants()).toHaveLength(2);
+    // A tenant claims a name once.
+    expectViolation(await dbError(claim(T)), '23505', 'tenant_domains_tenant_id_domain_key');
+
+    const verified = await verify(T);
+    expect(verified.rowCount).toBe(1);
+    // Verifying removed U's unverified claim.
+    expect(await claimants()).toEqual([{ tenant_id: T.tenantId, verified: true }]);
+
+    // U may claim it again, but never verify it while T holds it.
+    await claim(U);
+    expectViolation(await dbError(verify(U)), '23505', 'tenant_domains_verified_domain_key');
+    expect(await claimants()).toEqual([
+      { tenant_id: T.tenantId, verified: true },
+      { tenant_id: U.tenantId, verified: false },
+    ]);
     // Another name is fine for the second tenant.
     expect(await insertDomain(U, `other-${hex()}.example.test`)).toBeUndefined();
   });
@@ -186,10 +212,14 @@ describe('usage counters', () => {
 });
 
 describe('users', () => {
-  test('email uniqueness ignores case', async () => {
+  // Emails are stored normalised (lower case), so a mixed-case twin can never be stored.
+  test('email uniqueness ignores case: mixed case is refused, a second identical address too', async () => {
     const local = `Case-${hex()}`;
-    await admin.query('INSERT INTO users (email) VALUES ($1)', [`${local}@Example.test`]);
-    const error = await rolledBack(admin, 'INSERT INTO users (email) VALUES ($1)', [`${local.toLowerCase()}@example.test`]);
+    const mixedCase = await rolledBack(admin, 'INSERT INTO users (email) VALUES ($1)', [`${local}@Example.test`]);
+    expectViolation(mixedCase, '23514', 'users_email_normalised');
+    const email = `${local.toLowerCase()}@example.test`;
+    await admin.query('INSERT INTO users (email) VALUES ($1)', [email]);
+    const error = await rolledBack(admin, 'INSERT INTO users (email) VALUES ($1)', [email]);
     expectViolation(error, '23505', 'users_email_key');
     expect(await rolledBack(admin, 'INSERT INTO users (email) VALUES ($1)', [`${local.toLowerCase()}-2@example.test`])).toBeUndefined();
   });
@@ -328,7 +358,8 @@ describe('audit log', () => {
   // app.audit_row_change() runs as its owner; the entry must name the role that logged in.
   test('trigger-written entries record the database role that made the change', async () => {
     const [userId] = await createUsers(admin, 'rules-dbrole', 1);
-    await withTenant(service, { tenantId: T.tenantId }, (client) =>
+    // The owner adds the member: only a member with users:write may.
+    await withTenant(service, { tenantId: T.tenantId, userId: T.ownerUserId }, (client) =>
       client.query(`INSERT INTO tenant_members (tenant_id, user_id) VALUES ($1, $2)`, [T.tenantId, userId]),
     );
     const rows = await auditFor(T.tenantId, 'tenant_members.insert', userId!);
