@@ -32,7 +32,8 @@ describe.concurrent('user create and list', () => {
     const created = await cli(['user', 'create', email, '--name', 'Ops Person', '--password-stdin', '--json'], { stdin: 's3cret pass\n' });
     expect(created.code, created.stderr).toBe(0);
     const user = created.json<Record<string, unknown>>();
-    expect(user).toMatchObject({ email, display_name: 'Ops Person', has_password: true, is_staff: false });
+    // Stored normalised: the mixed-case address given comes back lower-case.
+    expect(user).toMatchObject({ email: email.toLowerCase(), display_name: 'Ops Person', has_password: true, is_staff: false });
     expect(Object.keys(user).sort()).toEqual(
       ['created_at', 'disabled_at', 'display_name', 'email', 'email_verified_at', 'has_password', 'id', 'is_staff'].sort(),
     );
@@ -49,7 +50,7 @@ describe.concurrent('user create and list', () => {
       cli(['user', 'create', `empty-${hex(4)}@example.test`, '--password-stdin']),
     ]);
     expect(list.json<Array<{ id: string }>>().map((row) => row.id)).toEqual([user.id]);
-    expect(human.stdout).toMatch(new RegExp(`${email}\\s+Ops Person\\s+yes`));
+    expect(human.stdout).toMatch(new RegExp(`${email.toLowerCase()}\\s+Ops Person\\s+yes`));
     expect(duplicate.code).toBe(1);
     expect(duplicate.stderr).toContain(`a user with email '${email.toLowerCase()}' already exists`);
     expect(malformed.code).toBe(1);
