@@ -25,7 +25,7 @@ interface Target {
   /** Whether the application roles may create temporary tables there. */
   temporaryTables: boolean;
   url(role: LoginRole): string;
-  prepare?(admin: pg.Pool): Promise<void>;
+  prepare?(): Promise<void>;
   dispose?(): Promise<void>;
 }
 
@@ -40,12 +40,13 @@ const temporaryGrantedBack: Target = {
   temporaryTables: true,
   url: (role) => scratch!.url(role),
   async prepare() {
+    scratch = await createScratchDatabase({ migrated: true });
     const adminUrl = new URL(services().endpoints.postgresAdminUrl);
-    adminUrl.pathname = `/${scratch!.name}`;
+    adminUrl.pathname = `/${scratch.name}`;
     const superuser = new pg.Client({ connectionString: adminUrl.toString() });
     await superuser.connect();
     try {
-      await superuser.query(`GRANT TEMPORARY ON DATABASE "${scratch!.name}" TO hasura_app, app_service, platform_admin`);
+      await superuser.query(`GRANT TEMPORARY ON DATABASE "${scratch.name}" TO ${APPLICATION_ROLES.join(', ')}`);
     } finally {
       await superuser.end();
     }
@@ -116,9 +117,8 @@ describe.each([deployed, temporaryGrantedBack])('definer attacks through tempora
   }
 
   beforeAll(async () => {
-    if (target === temporaryGrantedBack) scratch = await createScratchDatabase({ migrated: true });
+    await target.prepare?.();
     admin = new pg.Pool({ connectionString: target.url('platform_admin'), max: 3 });
-    await target.prepare?.(admin);
     attacker = await seedTenant(admin, 'definer-attacker');
     victim = await seedTenant(admin, 'definer-victim');
   });
