@@ -75,14 +75,14 @@ program
 
 program
   .command('lint')
-  .description('check that every tenant table is isolated by row-level security')
+  .description('check that every tenant table is isolated by row-level security, and every function is private and definer-safe')
   .action(async () => {
     const client = new pg.Client({ connectionString: config.DATABASE_URL });
     await client.connect();
     try {
       const problems = await lintTenantIsolation(client);
       for (const problem of problems) console.log(`${problem.rule.padEnd(22)} ${problem.message}`);
-      console.log(problems.length === 0 ? 'every tenant table is isolated' : `${problems.length} problem(s)`);
+      console.log(problems.length === 0 ? 'every tenant table is isolated; every function is private and definer-safe' : `${problems.length} problem(s)`);
       if (problems.length > 0) process.exitCode = 1;
     } finally {
       await client.end();
