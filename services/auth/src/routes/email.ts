@@ -47,7 +47,7 @@ export const requestPasswordReset = defineOperation({
   body: z.object({ email: emailSchema }),
   responses: { 202: { description: 'accepted (says nothing about the email)' } },
   async handler({ deps, body }) {
-    const { rows } = await deps.pool.query<{ id: string; email: string }>('SELECT id, email FROM users WHERE lower(email) = lower($1) AND disabled_at IS NULL', [body.email]);
+    const { rows } = await deps.pool.query<{ id: string; email: string }>('SELECT id, email FROM users WHERE lower(email COLLATE "und-x-icu") = $1 AND disabled_at IS NULL', [body.email]);
     const user = rows[0];
     if (user) {
       const token = await createEmailToken(deps.pool, user.id, 'password_reset');

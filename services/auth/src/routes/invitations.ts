@@ -66,10 +66,10 @@ export async function inviteByEmail(deps: AuthDependencies, acting: Acting, emai
   if (ROLE_RANK[role] > ROLE_RANK[acting.member.role]) throw fail('forbidden', `you cannot invite as ${role}: it is above your own role (${acting.member.role})`);
   const token = newOpaqueToken();
   const row = await inTenant(deps, acting, async (client) => {
-    const member = await client.query('SELECT 1 FROM tenant_members m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 AND lower(u.email) = lower($2)', [acting.tenantId, email]);
+    const member = await client.query('SELECT 1 FROM tenant_members m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 AND lower(u.email COLLATE "und-x-icu") = $2', [acting.tenantId, email]);
     if (member.rowCount) throw fail('already_member');
     await client.query(
-      "UPDATE tenant_invitations SET status = 'expired' WHERE tenant_id = $1 AND lower(email) = lower($2) AND status = 'pending' AND expires_at <= now()",
+      `UPDATE tenant_invitations SET status = 'expired' WHERE tenant_id = $1 AND lower(email COLLATE "und-x-icu") = $2 AND status = 'pending' AND expires_at <= now()`,
       [acting.tenantId, email],
     );
     const { rows } = await client.query<InvitationRow>(
@@ -214,7 +214,7 @@ export const acceptInvitation = defineOperation({
       if (users[0].email.toLowerCase() !== invitation.email.toLowerCase()) throw fail('email_mismatch');
       userId = principal.userId;
     } else {
-      const { rows: existing } = await deps.pool.query('SELECT 1 FROM users WHERE lower(email) = lower($1)', [invitation.email]);
+      const { rows: existing } = await deps.pool.query('SELECT 1 FROM users WHERE lower(email COLLATE "und-x-icu") = $1', [invitation.email]);
       if (existing.length) throw fail('login_required');
       if (!body.password) throw fail('validation_failed', 'password: required to create the account');
       newUser = { passwordHash: await deps.passwords.hash(body.password) };

@@ -120,7 +120,7 @@ export const addMember = defineOperation({
     checkChange(acting, null, body.role, body.permissions);
     // Only a verified address proves its account belongs to the mailbox's owner: an
     // account someone registered for another person's address must not become a member.
-    const { rows: users } = await deps.pool.query<{ id: string }>('SELECT id FROM users WHERE lower(email) = lower($1) AND email_verified_at IS NOT NULL', [body.email]);
+    const { rows: users } = await deps.pool.query<{ id: string }>('SELECT id FROM users WHERE lower(email COLLATE "und-x-icu") = $1 AND email_verified_at IS NOT NULL', [body.email]);
     const user = users[0];
     if (!user) {
       if (body.permissions.length > 0) {

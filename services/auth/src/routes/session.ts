@@ -86,8 +86,10 @@ export const login = defineOperation({
     // Counted as a failure before the password is checked (see LoginLimiter.beginAttempt).
     const wait = await deps.limiter.beginAttempt(body.email, ip);
     if (wait > 0) return { status: 429, headers: { 'Retry-After': String(wait) }, body: { error: { code: 'too_many_attempts', message: 'too many attempts; try again later' } } };
+    // users_email_key's own expression, so the lookup is an index scan; emailSchema has
+    // already normalised body.email to the stored form.
     const { rows } = await deps.pool.query<{ id: string; password_hash: string | null; disabled_at: Date | null }>(
-      'SELECT id, password_hash, disabled_at FROM users WHERE lower(email) = lower($1)',
+      'SELECT id, password_hash, disabled_at FROM users WHERE lower(email COLLATE "und-x-icu") = $1',
       [body.email],
     );
     const user = rows[0];
