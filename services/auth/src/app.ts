@@ -53,6 +53,9 @@ export function buildAuthApp(deps: AuthDependencies): Express {
       const principal = token && operation.auth !== 'none' ? deps.tokens.verify(token) : null;
       if (operation.auth === 'token' && !principal) throw fail('unauthenticated');
       if (operation.auth === 'optional' && token && !principal) throw fail('unauthenticated');
+      // One rule for every route, before its body is read: a read-only token (impersonation,
+      // read-only API key) changes nothing, even on a route that forgot its own check.
+      if (principal?.readOnly && operation.method !== 'get') throw fail('forbidden', 'read-only tokens change nothing');
       const body = parse(operation.body, req.body);
       const query = parse(operation.query, req.query);
       const params = parse(operation.params, req.params);
