@@ -5,7 +5,8 @@ export default defineConfig({
     include: ['tests/**/*.test.ts'],
     globalSetup: ['tests/setup/global-setup.ts'],
     reporters: ['default', './tests/setup/summary-reporter.ts'],
-    testTimeout: 30_000,
+    // The CLI suites spawn the CLI many times per test; on 2 busy cores one test can take 30 s.
+    testTimeout: 90_000,
     hookTimeout: 120_000,
   },
 });
