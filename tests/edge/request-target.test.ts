@@ -215,6 +215,117 @@ describe('hostile request lines and headers never get a 5xx', () => {
   });
 });
 
+describe('a path that is not well-formed UTF-8 once decoded is refused (RFC 3629)', () => {
+  const host = () => `Host: ${hostOf(tenantA)}`;
+
+  // Each decodes to bytes some server behind us may read as another character: an overlong
+  // "." or "/", a UTF-16 surrogate (CESU-8), a code point above U+10FFFF, or a broken sequence.
+  test.each([
+    ['overlong 3-byte "."', '/storage/%e0%80%ae'],
+    ['overlong 3-byte "/" between dots', '/storage/x/%e0%80%ae%e0%80%ae%e0%80%afauth/login'],
+    ['overlong 3-byte, highest', '/storage/%e0%9f%bf'],
+    ['CESU-8 high surrogate', '/storage/%ed%a0%80'],
+    ['CESU-8 low surrogate', '/storage/%ed%bf%bf'],
+    ['CESU-8 surrogate pair', '/storage/%ed%a0%bd%ed%b8%80'],
+    ['overlong 4-byte "."', '/storage/%f0%80%80%ae'],
+    ['overlong 4-byte, highest', '/storage/%f0%8f%bf%bf'],
+    ['above U+10FFFF', '/storage/%f4%90%80%80'],
+    ['5-byte lead', '/storage/%f8%88%80%80%80'],
+    ['overlong 2-byte "."', '/storage/%c0%ae'],
+    ['lone continuation byte', '/storage/%80'],
+    ['continuation byte after ASCII', '/storage/a%bfb'],
+    ['continuation after a complete character', '/storage/%c3%a9%a9'],
+    ['truncated 2-byte at the end', '/storage/caf%c3'],
+    ['truncated 2-byte before ASCII', '/storage/caf%c3x'],
+    ['truncated 3-byte', '/storage/%e6%bc'],
+    ['truncated 3-byte before a slash', '/storage/%e6%bc/x'],
+    ['truncated 4-byte', '/storage/%f0%9f%98'],
+    ['lead byte instead of a continuation', '/storage/%e6%c3%a9'],
+    ['valid character, then an invalid one', '/storage/caf%c3%a9/%ed%a0%80'],
+    ['control character after a valid character', '/storage/caf%c3%a9%01'],
+    ['on the GraphQL route', '/v1/graphql/%ed%a0%80'],
+  ])('%s: GET %s', async (label, path) => {
+    const response = await raw(`GET ${path} HTTP/1.1`, [host(), `X-Tenant-Slug: ${tenantA.slug}`]);
+    expectRefusal(response, label, { graphql: path.startsWith('/v1/graphql'), statuses: [400] });
+    expect(path.startsWith('/v1/graphql') ? response.json.errors[0].extensions.code : response.json.error.code).toBe('bad_request');
+  });
+
+  test('the same bytes sent raw, not percent-encoded, are refused too', async () => {
+    for (const bytes of [[0xe0, 0x80, 0xae], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xc3]]) {
+      const requestLine = Buffer.concat([Buffer.from('GET /storage/'), Buffer.from(bytes), Buffer.from(' HTTP/1.1')]);
+      const response = await sendRaw(harness.edge.url, Buffer.concat([requestLine, Buffer.from(`\r\n${host()}\r\nConnection: close\r\n\r\n`)]));
+      expectRefusal(response, Buffer.from(bytes).toString('hex'), { statuses: [400] });
+    }
+  });
+
+  test.each([
+    ['é', '/storage/caf%C3%A9'],
+    ['漢', '/storage/%E6%BC%A2'],
+    ['😀', '/storage/%F0%9F%98%80'],
+    ['all three, lower-case escapes', '/storage/caf%c3%a9/%e6%bc%a2/%f0%9f%98%80.png'],
+    ['U+0080 and U+07FF', '/storage/%C2%80%DF%BF'],
+    ['U+0800 and U+D7FF', '/storage/%E0%A0%80%ED%9F%BF'],
+    ['U+E000 and U+FFFF', '/storage/%EE%80%80%EF%BF%BF'],
+    ['U+10000 and U+10FFFF', '/storage/%F0%90%80%80%F4%8F%BF%BF'],
+    ['U+40000', '/storage/%F1%80%80%80'],
+  ])('valid %s passes: GET %s', async (label, path) => {
+    const response = await raw(`GET ${path} HTTP/1.1`, [host()]);
+    expect(response.status, `${label}: ${response.text}`).toBe(200);
+    expect(echoed(response).url).toBe(path);
+  });
+
+  test('UTF-8 sent raw, not percent-encoded, is refused in our shape: a request target is ASCII, and the services would refuse it in theirs', async () => {
+    const head = Buffer.concat([Buffer.from('GET '), Buffer.from('/storage/café/漢/😀'), Buffer.from(` HTTP/1.1\r\n${host()}\r\nConnection: close\r\n\r\n`)]);
+    const response = await sendRaw(harness.edge.url, head);
+    expectRefusal(response, 'raw UTF-8', { statuses: [400] });
+    expect(response.json.error.code).toBe('bad_request');
+  });
+});
+
+describe('methods: what is not proxied is refused by the edge in the shared shape, never HTML', () => {
+  const host = () => `Host: ${hostOf(tenantA)}`;
+  const LONG_METHOD = 'A'.repeat(40);
+
+  // [method, path, proxied]: proxied methods reach the echo upstream; every other gets a
+  // 4xx from the edge itself in the shared shape (GraphQL's on the GraphQL route).
+  test.each([
+    ['TRACE', '/auth/me', false],
+    ['TRACE', '/storage/x', false],
+    ['TRACE', '/v1/graphql', false],
+    ['TRACE', '/nowhere', false],
+    ['TRACK', '/auth/me', false],
+    ['TRACK', '/v1/graphql', false],
+    ['PROPFIND', '/storage/x', false],
+    ['PROPFIND', '/auth/me', false],
+    ['MKCOL', '/storage/x/', false],
+    [LONG_METHOD, '/auth/me', false],
+    [LONG_METHOD, '/v1/graphql', false],
+    ['get', '/auth/me', false],
+    ['get', '/v1/graphql', false],
+    ['GET', '/auth/me', true],
+    ['HEAD', '/storage/x', true],
+    ['POST', '/v1/graphql', true],
+    ['PUT', '/storage/x', true],
+    ['PATCH', '/auth/members/x', true],
+    ['DELETE', '/storage/x', true],
+    ['OPTIONS', '/auth/me', true],
+  ] as const)('%s %s', async (method, path, proxied) => {
+    const response = await raw(`${method} ${path} HTTP/1.1`, [host()]);
+    const label = `${method.slice(0, 12)} ${path}: ${response.status} ${response.text}`;
+    expect(response.status, label).toBeLessThan(500);
+    if (proxied) {
+      expect([response.status, fromUpstream(response)], label).toEqual([200, true]);
+      if (method !== 'HEAD') expect(echoed(response).method, label).toBe(method);
+      return;
+    }
+    expectRefusal(response, label, { graphql: path.startsWith('/v1/graphql'), statuses: [400, 405] });
+    if (method !== 'get') {
+      expect(response.status, label).toBe(405);
+      expect(response.headers.allow, label).toBe('GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
+    }
+  });
+});
+
 test('nginx logged no [error] for all of the above but its reports of the bodies it refused', async () => {
   // A failed redirect to an error page, or a Lua error in one, would show here.
   const clientFaults = /client intended to send too large body|client sent invalid chunked body/;
