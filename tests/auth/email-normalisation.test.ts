@@ -66,6 +66,23 @@ describe('signup and login', () => {
     expect(rows).toEqual([{ email: address.stored }]);
   });
 
+  test('ATTACK: look-alike accounts — fullwidth letters are the same mailbox (409), invisible characters are refused (422)', async () => {
+    const tag = randomBytes(4).toString('hex');
+    expect((await signup(`zwn-${tag}@example.test`)).status).toBe(201);
+    const fullwidth = await signup(`ｚwn-${tag}@example.test`);
+    expect(fullwidth.status).toBe(409);
+    expectError(fullwidth.body, 'email_in_use');
+    // A fullwidth @ is no address to the request schema: refused before normalisation.
+    expect((await signup(`zwn-${tag}＠example.test`)).status).toBe(422);
+    for (const invisible of ['\u00AD', '\u200D', '\u200B', '\uFEFF']) {
+      const answer = await signup(`zw${invisible}n-${tag}@example.test`);
+      expect(answer.status, JSON.stringify(invisible)).toBe(422);
+      expectError(answer.body, 'validation_failed');
+    }
+    const { rows } = await h.admin.query<{ n: number }>('SELECT count(*)::int AS n FROM users WHERE email LIKE $1', [`%wn-${tag}@%`]);
+    expect(rows[0]!.n).toBe(1);
+  });
+
   test('non-ASCII local parts fold too: ÖMER, İ and Σ', async () => {
     const tag = randomBytes(4).toString('hex');
     for (const [first, second] of [

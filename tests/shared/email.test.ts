@@ -26,6 +26,15 @@ describe('normaliseEmail', () => {
     ['ops@МОСКВА.рф', 'ops@xn--80adxhks.xn--p1ai'],
     ['ops@ＥＸＡＭＰＬＥ.test', 'ops@example.test'],
     ['first.last+tag@sub.example.test', 'first.last+tag@sub.example.test'],
+    // Look-alikes: compatibility forms become what they show; invisible characters are refused.
+    ['ｚwn@example.test', 'zwn@example.test'],
+    ['x＠example.test', 'x@example.test'],
+    ['\uFB01nance@example.test', 'finance@example.test'],
+    ['zw\u00ADn@example.test', null],
+    ['zw\u200Dn@example.test', null],
+    ['zw\u200Bn@example.test', null],
+    ['zw\uFEFFn@example.test', null],
+    ['zwn\u2060@example.test', null],
     ['a@b@example.test', null],
     ['plain', null],
     ['@example.test', null],
@@ -65,7 +74,7 @@ describe('the database folds as the application does', () => {
     const input = `${local}@example.test`;
     const normalised = normaliseEmail(input)!;
     const { rows } = await admin.query<{ icu: string; accepted: boolean; raw_accepted: boolean }>(
-      `SELECT lower(normalize($1, NFC) COLLATE "und-x-icu") AS icu,
+      `SELECT normalize(lower(normalize($1, NFKC) COLLATE "und-x-icu"), NFKC) AS icu,
               app.is_normalised_email($2) AS accepted,
               app.is_normalised_email($1) AS raw_accepted`,
       [input, normalised],
@@ -74,6 +83,21 @@ describe('the database folds as the application does', () => {
     expect(rows[0]!.accepted).toBe(true);
     // What normaliseEmail had to change, the CHECK refuses.
     expect(rows[0]!.raw_accepted).toBe(input === normalised);
+  });
+
+  test('the CHECK refuses compatibility forms and invisible characters, whoever writes', async () => {
+    const { rows } = await admin.query<{ email: string; accepted: boolean }>(
+      `SELECT email, app.is_normalised_email(email) AS accepted FROM unnest($1::text[]) AS email`,
+      [['ａｂｃ@example.test', '\uFB01nance@example.test', 'zw\u00ADn@example.test', 'zw\u200Dn@example.test', 'zw\u2060n@example.test', 'zwn@example.test']],
+    );
+    expect(Object.fromEntries(rows.map((row) => [row.email, row.accepted]))).toEqual({
+      'ａｂｃ@example.test': false,
+      '\uFB01nance@example.test': false,
+      'zw\u00ADn@example.test': false,
+      'zw\u200Dn@example.test': false,
+      'zw\u2060n@example.test': false,
+      'zwn@example.test': true,
+    });
   });
 
   test('the CHECK refuses a Unicode domain, upper case anywhere and decomposed forms', async () => {

@@ -71,7 +71,7 @@ export async function createUser(input: { email: string; password?: string; name
 }
 
 /** Stored addresses are normalised: a filter matches them once folded the same way. */
-const emailFilter = (text: string): string => normaliseEmail(text) ?? text.trim().normalize('NFC').toLowerCase().normalize('NFC');
+const emailFilter = (text: string): string => normaliseEmail(text) ?? text.trim().normalize('NFKC').toLowerCase().normalize('NFKC');
 
 export async function listUsers(filter: { email?: string }): Promise<UserRow[]> {
   const { rows } = await adminPool().query<UserRow>(

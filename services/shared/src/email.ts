@@ -4,12 +4,19 @@ import { domainToASCII } from 'node:url';
 export const MAX_EMAIL_LENGTH = 320;
 
 const LOCAL_PART = /^[^@\s\p{Cc}]+$/u;
+/**
+ * Characters that render as nothing (soft hyphen, zero-width joiner and space, BOM, …): an
+ * address holding one looks like another account's address, so it is refused rather than
+ * stripped (by SMTP it is another mailbox).
+ */
+const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Cf}]/u;
 /** The database's app.is_normalised_domain, which the users_email_normalised CHECK applies. */
 const HOST_NAME = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /**
- * An email address in the one form Tenantry stores and compares: trimmed, Unicode NFC,
- * the domain as lower-case punycode, the local part lower-cased with the Unicode default
+ * An email address in the one form Tenantry stores and compares: trimmed, Unicode NFKC
+ * (compatibility forms such as fullwidth `ｚ` or `＠` become the letters they show, so no
+ * look-alike account can be made with them), the domain as lower-case punycode, the local part lower-cased with the Unicode default
  * case mapping. String.prototype.toLowerCase is locale-independent and is the mapping
  * PostgreSQL's lower() applies under the ICU root collation ("und-x-icu"), which the
  * unique indexes and the users_email_normalised CHECK use; so `x@BÜCHER.test` and
@@ -18,10 +25,12 @@ const HOST_NAME = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}
  * A case mapping is not a case folding: Greek final sigma (ς) and σ, and ß and ss, stay
  * distinct, as they do in the database.
  *
- * Returns null for anything that is not an address with a host-name domain.
+ * Returns null for anything that is not an address with a host-name domain, and for an
+ * address with invisible characters.
  */
 export function normaliseEmail(input: string): string | null {
-  const trimmed = input.trim().normalize('NFC');
+  const trimmed = input.trim().normalize('NFKC');
+  if (INVISIBLE.test(trimmed)) return null;
   const at = trimmed.lastIndexOf('@');
   if (at <= 0) return null;
   const rawLocal = trimmed.slice(0, at);
@@ -36,14 +45,14 @@ export function normaliseEmail(input: string): string | null {
 }
 
 /**
- * Lower case, then NFC again: lower-casing an NFC string can leave it unnormalised. The
- * database checks both properties, so repeat until neither changes anything (one round
+ * Lower case, then NFKC again: lower-casing a normalised string can leave it unnormalised.
+ * The database checks NFC (which NFKC implies) and lower case, so repeat until neither changes anything (one round
  * in practice; a string that never settles is refused).
  */
 function foldLocalPart(local: string): string | null {
   let current = local;
   for (let round = 0; round < 3; round += 1) {
-    const next = current.toLowerCase().normalize('NFC');
+    const next = current.toLowerCase().normalize('NFKC');
     if (next === current) return current;
     current = next;
   }

@@ -8,3 +8,4 @@ DROP INDEX users_email_key;
 CREATE UNIQUE INDEX users_email_key ON users (lower(email));
 
 DROP FUNCTION app.is_normalised_email(text);
+DROP FUNCTION app.has_invisible_characters(text);

@@ -1,7 +1,9 @@
 -- One spelling per mailbox (issue 13, point 9). The cluster is created with the C locale,
 -- where lower() folds A-Z only: x@bücher.test and x@BÜCHER.test were two accounts.
 --
--- The stored form is the one services/shared/src/email.ts produces: Unicode NFC, the
+-- The stored form is the one services/shared/src/email.ts produces: Unicode NFKC (so
+-- fullwidth or ligature look-alikes are the letters they show), no invisible characters
+-- (soft hyphen, zero-width joiner, …: refused, they would make a look-alike account), the
 -- local part lower-cased with the Unicode default case mapping, the domain as lower-case
 -- punycode. lower() under the ICU root collation ("und-x-icu") applies the same default
 -- mapping as JavaScript's toLowerCase (tests/shared/email.test.ts compares the two), so
@@ -13,20 +15,28 @@
 -- equivalent: that part is the application's.
 CREATE FUNCTION app.fold_email(email text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT normalize(lower(normalize(btrim(email), NFC) COLLATE "und-x-icu"), NFC) $$;
+AS $$ SELECT normalize(lower(normalize(btrim(email), NFKC) COLLATE "und-x-icu"), NFKC) $$;
+
+-- Unicode's default-ignorable and format (Cf) code points: they render as nothing.
+CREATE FUNCTION app.has_invisible_characters(email text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT email ~ '[\u00AD\u034F\u0600-\u0605\u061C\u06DD\u070F\u08E2\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFFB\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0000-\U000E0FFF]'
+$$;
 
 CREATE FUNCTION app.is_normalised_email(email text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-  SELECT email IS NFC NORMALIZED
+  SELECT email IS NFKC NORMALIZED
+     AND NOT app.has_invisible_characters(email)
      AND email = lower(email COLLATE "und-x-icu") COLLATE "C"
      AND app.is_normalised_domain(substring(email FROM '@([^@]*)$'))
 $$;
 COMMENT ON FUNCTION app.is_normalised_email(text) IS
-  'True when an address is stored as services/shared/src/email.ts normalises it: NFC, lower case (ICU root), ASCII host-name domain.';
+  'True when an address is stored as services/shared/src/email.ts normalises it: NFKC, no invisible characters, lower case (ICU root), ASCII host-name domain.';
 -- A CHECK's function runs with the writer's rights: every role that may write users or
 -- tenant_invitations (and app_definer, whose functions write for callers).
-GRANT EXECUTE ON FUNCTION app.is_normalised_email(text) TO hasura_app, app_service, platform_admin, app_definer;
+GRANT EXECUTE ON FUNCTION app.is_normalised_email(text), app.has_invisible_characters(text) TO hasura_app, app_service, platform_admin, app_definer;
 
 -- Existing rows. SQL can fold case and compose (NFC); it cannot do two things, and the
 -- migration stops naming the rows rather than guess:
@@ -49,10 +59,14 @@ BEGIN
     SELECT email FROM users WHERE NOT app.is_normalised_domain(substring(app.fold_email(email) FROM '@([^@]*)$'))
     UNION
     SELECT email FROM tenant_invitations WHERE NOT app.is_normalised_domain(substring(app.fold_email(email) FROM '@([^@]*)$'))
+    UNION
+    SELECT email FROM users WHERE app.has_invisible_characters(email)
+    UNION
+    SELECT email FROM tenant_invitations WHERE app.has_invisible_characters(email)
     LIMIT 20
   ) AS unconvertible;
   IF offenders IS NOT NULL THEN
-    RAISE EXCEPTION 'email addresses whose domain SQL cannot convert to punycode: %', offenders
+    RAISE EXCEPTION 'email addresses with invisible characters, or whose domain SQL cannot convert to punycode: %', offenders
       USING HINT = 'Rewrite them to their normalised form (services/shared/src/email.ts normaliseEmail), then run the migration again.';
   END IF;
 
