@@ -293,6 +293,9 @@ describe('methods: what is not proxied is refused by the edge in the shared shap
     ['TRACE', '/storage/x', false],
     ['TRACE', '/v1/graphql', false],
     ['TRACE', '/nowhere', false],
+    ['TRACE', '/healthz', false],
+    ['TRACE', 'http://{host}/v1/graphql', false],
+    ['CONNECT', '/v1/graphql', false],
     ['TRACK', '/auth/me', false],
     ['TRACK', '/v1/graphql', false],
     ['PROPFIND', '/storage/x', false],
@@ -310,19 +313,26 @@ describe('methods: what is not proxied is refused by the edge in the shared shap
     ['DELETE', '/storage/x', true],
     ['OPTIONS', '/auth/me', true],
   ] as const)('%s %s', async (method, path, proxied) => {
-    const response = await raw(`${method} ${path} HTTP/1.1`, [host()]);
-    const label = `${method.slice(0, 12)} ${path}: ${response.status} ${response.text}`;
+    const target = path.replace('{host}', hostOf(tenantA));
+    const response = await raw(`${method} ${target} HTTP/1.1`, [host()]);
+    const label = `${method.slice(0, 12)} ${target}: ${response.status} ${response.text}`;
     expect(response.status, label).toBeLessThan(500);
     if (proxied) {
       expect([response.status, fromUpstream(response)], label).toEqual([200, true]);
       if (method !== 'HEAD') expect(echoed(response).method, label).toBe(method);
       return;
     }
-    expectRefusal(response, label, { graphql: path.startsWith('/v1/graphql'), statuses: [400, 405] });
+    expectRefusal(response, label, { graphql: path.includes('/v1/graphql'), statuses: [400, 405] });
     if (method !== 'get') {
       expect(response.status, label).toBe(405);
       expect(response.headers.allow, label).toBe('GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
     }
+  });
+
+  test("nginx's own 412 (If-Match on a response it makes itself) is in the shared shape too", async () => {
+    const response = await raw('GET /healthz HTTP/1.1', [host(), 'If-Match: "no-such-etag"']);
+    expectRefusal(response, '412', { statuses: [412] });
+    expect(response.json.error.code).toBe('precondition_failed');
   });
 });
 

@@ -2,6 +2,7 @@
 -- refuse what must not pass, rate limit, and name the tenant for nginx.conf to pass on.
 local cache = require "tenantry.cache"
 local host = require "tenantry.host"
+local methods = require "tenantry.methods"
 local patterns = require "tenantry.patterns"
 local ratelimit = require "tenantry.ratelimit"
 local request_path = require "tenantry.request_path"
@@ -15,6 +16,7 @@ local X = byte("x")
 local _M = {}
 
 local UUID, SLUG = patterns.UUID, patterns.SLUG
+local PROXIED_METHODS = methods.PROXIED
 
 -- A header sent more than once arrives as a table; it is never a valid tenant reference.
 -- rawget: the table's keys are already lower case, and its __index (which normalises a
@@ -112,6 +114,9 @@ end
 -- options.tenant: "required", "optional" or "none"; options.graphql: answer in GraphQL's shape.
 function _M.run(options)
   local graphql = options.graphql
+  if not PROXIED_METHODS[ngx.req.get_method()] then
+    return respond.refuse(graphql, 405, "method_not_allowed", "this method is not served here", { Allow = methods.ALLOW })
+  end
   local path_problem = request_path.problem(ngx.var.request_uri)
   if path_problem then
     return respond.refuse(graphql, 400, "bad_request", path_problem)
