@@ -92,6 +92,47 @@ describe('invitations', () => {
     expectError((await request(h.app).post('/auth/invitations/accept').send({ token: 'nope', password: PASSWORD }).expect(404)).body, 'invitation_not_found');
   });
 
+  test("an admin re-sends or revokes an owner's owner invitation: 403 and nothing changes; the owner can", async () => {
+    const owner = await signUp(h.app, 'invo');
+    const deputy = await signUp(h.app, 'invd', false);
+    await h.admin.query("INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'admin')", [owner.tenantId, deputy.userId]);
+    const adminToken = (await request(h.app).post('/auth/switch-tenant').set(bearer(deputy.accessToken)).send({ tenant: owner.slug }).expect(200)).body.accessToken as string;
+    const email = uniqueEmail('coowner');
+    const sent = await invite(owner.accessToken, email, 'owner');
+    const stored = async () =>
+      (await h.admin.query('SELECT status, token_hash, expires_at, last_sent_at, revoked_at FROM tenant_invitations WHERE id = $1', [sent.id])).rows[0];
+    const before = await stored();
+    const mailsBefore = h.mail.mails.length;
+
+    const resend = await request(h.app).post(`/auth/invitations/${sent.id}/resend`).set(bearer(adminToken)).expect(403);
+    expectError(resend.body, 'forbidden');
+    expect(resend.body.error.message).toMatch(/above your own role/);
+    expectError((await request(h.app).delete(`/auth/invitations/${sent.id}`).set(bearer(adminToken)).expect(403)).body, 'forbidden');
+    expect(await stored()).toEqual(before);
+    expect(h.mail.mails.length).toBe(mailsBefore);
+    // The owner may re-send and revoke it.
+    await request(h.app).post(`/auth/invitations/${sent.id}/resend`).set(bearer(owner.accessToken)).expect(200);
+    await request(h.app).delete(`/auth/invitations/${sent.id}`).set(bearer(owner.accessToken)).expect(204);
+    expect(await stored()).toMatchObject({ status: 'revoked' });
+    // An admin still manages invitations at or below their own role.
+    const memberInvitation = await invite(adminToken, uniqueEmail('mate'), 'admin');
+    await request(h.app).post(`/auth/invitations/${memberInvitation.id}/resend`).set(bearer(adminToken)).expect(200);
+    await request(h.app).delete(`/auth/invitations/${memberInvitation.id}`).set(bearer(adminToken)).expect(204);
+  });
+
+  test('re-inviting an address whose invitation lapsed works for a member holding users:write, whatever role the lapsed one had', async () => {
+    const owner = await signUp(h.app, 'invlp');
+    const deputy = await signUp(h.app, 'invdp', false);
+    await h.admin.query("INSERT INTO tenant_members (tenant_id, user_id, role, permissions) VALUES ($1, $2, 'member', '{users:write}')", [owner.tenantId, deputy.userId]);
+    const deputyToken = (await request(h.app).post('/auth/switch-tenant').set(bearer(deputy.accessToken)).send({ tenant: owner.slug }).expect(200)).body.accessToken as string;
+    const email = uniqueEmail('lapsed');
+    const lapsed = await invite(owner.accessToken, email, 'owner');
+    await h.admin.query("UPDATE tenant_invitations SET expires_at = now() - interval '1 second' WHERE id = $1", [lapsed.id]);
+    await invite(deputyToken, email, 'guest');
+    const { rows } = await h.admin.query('SELECT status FROM tenant_invitations WHERE id = $1', [lapsed.id]);
+    expect(rows).toEqual([{ status: 'expired' }]);
+  });
+
   test('accepting respects the user limit (free plan: 3)', async () => {
     const owner = await signUp(h.app, 'invl');
     const tokens = [];

@@ -54,3 +54,13 @@ describe('can(member, permission)', () => {
     );
   });
 });
+
+describe('a malformed grant from the database', () => {
+  test('can() with a null extra (a NULL array element) answers by the other grants and never throws', () => {
+    const extras = ['billing:read', null] as unknown as string[];
+    expect(() => can({ role: 'guest', permissions: extras }, 'users:write')).not.toThrow();
+    expect(can({ role: 'guest', permissions: extras }, 'users:write')).toBe(false);
+    expect(can({ role: 'guest', permissions: extras }, 'billing:read')).toBe(true);
+    expect(grantMatches(null, '*')).toBe(false);
+  });
+});

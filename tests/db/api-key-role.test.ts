@@ -45,8 +45,9 @@ describe("an API key's role is bounded by its creator's, in the database", () =>
   test('a member writing a key straight into the table cannot give it the admin or owner role', async () => {
     refusedByRule(await dbError(insertKey(T.memberUserId, { role: 'admin' })));
     refusedByRule(await dbError(insertKey(T.memberUserId, { role: 'owner', createdBy: T.memberUserId })));
-    // Nor pass a key off as another tenant's owner's: that owner is no member of this tenant.
-    refusedByRule(await dbError(insertKey(U.ownerUserId, { role: 'owner', createdBy: T.ownerUserId }, U.tenantId)));
+    // Nor pass a key off as another tenant's owner's: the creator is always the writer.
+    const foreign = await dbError(insertKey(U.ownerUserId, { role: 'owner', createdBy: T.ownerUserId }, U.tenantId));
+    expect({ code: foreign?.code, constraint: foreign?.constraint }).toEqual({ code: '42501', constraint: 'api_keys_creator_is_writer' });
     // Up to the creator's own role it works, the creator defaulting to the session's user.
     const key = await insertKey(T.memberUserId, { role: 'member', readOnly: true });
     expect(key).toMatchObject({ created_by: T.memberUserId, read_only: true });
@@ -55,7 +56,7 @@ describe("an API key's role is bounded by its creator's, in the database", () =>
 
   test("a key's creator must be a member of its tenant, and the key cannot be raised later", async () => {
     const [stranger] = await createUsers(admin, 'keyrole-stranger', 1);
-    refusedByRule(await dbError(insertKey(T.ownerUserId, { role: 'guest', createdBy: stranger! })));
+    refusedByRule(await dbError(insertKey(stranger!, { role: 'guest', createdBy: stranger! })));
     refusedByRule(await dbError(insertKey(T.ownerUserId, { role: 'guest', createdBy: null })));
     const key = await insertKey(T.memberUserId, { role: 'guest' });
     refusedByRule(
@@ -111,5 +112,67 @@ describe('the schema: scopes are gone, the lookup is a hardened definer', () => 
       [T.apiKeyPrefix],
     );
     expect(lookup.rows).toEqual([{ read_only: true, creator_role: 'owner', creator_tokens_valid_after: expect.any(Date) }]);
+  });
+});
+
+/**
+ * The creator bounds the key's role, so the creator must be the writer: otherwise an admin
+ * names the owner as created_by and mints an owner key. And a key's creator and secret are
+ * fixed: swapping the hash of the owner's key for one the writer knows is the same theft.
+ */
+describe("an API key's creator is the one who writes it", () => {
+  const creatorIsWriter = (error: { code?: string; constraint?: string; message?: string } | undefined) => {
+    expect(error, 'expected api_keys_creator_is_writer to refuse').toBeDefined();
+    expect({ code: error!.code, constraint: error!.constraint }, error!.message).toEqual({ code: '42501', constraint: 'api_keys_creator_is_writer' });
+  };
+  let adminUserId: string;
+  beforeAll(async () => {
+    [adminUserId] = (await createUsers(admin, 'keyrole-admin', 1)) as [string];
+    await admin.query("INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'admin')", [T.tenantId, adminUserId]);
+  });
+  const asAdmin = <R>(work: (client: pg.PoolClient) => Promise<R>) => withTenant(service, { tenantId: T.tenantId, userId: adminUserId, role: 'admin' }, work);
+  const keyRow = async (id: string) =>
+    (await admin.query<{ role: string; created_by: string; key_hash: string }>('SELECT role, created_by, key_hash FROM api_keys WHERE id = $1', [id])).rows[0];
+
+  test('an admin inserts an owner key naming the owner as its creator: refused', async () => {
+    const ownerKeys = async () =>
+      (await admin.query('SELECT id FROM api_keys WHERE tenant_id = $1 AND created_by = $2 ORDER BY id', [T.tenantId, T.ownerUserId])).rows;
+    const before = await ownerKeys();
+    creatorIsWriter(await dbError(insertKey(adminUserId, { role: 'owner', createdBy: T.ownerUserId })));
+    // Naming anyone else, even at a role the admin holds: refused too.
+    creatorIsWriter(await dbError(insertKey(adminUserId, { role: 'guest', createdBy: T.memberUserId })));
+    expect(await ownerKeys()).toEqual(before);
+  });
+
+  test('an admin re-assigns their own key to the owner and raises it: refused', async () => {
+    const key = await insertKey(adminUserId, { role: 'admin' });
+    creatorIsWriter(await dbError(asAdmin((client) => client.query("UPDATE api_keys SET created_by = $2, role = 'owner' WHERE id = $1", [key.id, T.ownerUserId]))));
+    creatorIsWriter(await dbError(asAdmin((client) => client.query('UPDATE api_keys SET created_by = $2 WHERE id = $1', [key.id, T.ownerUserId]))));
+    expect(await keyRow(key.id)).toMatchObject({ role: 'admin', created_by: adminUserId });
+  });
+
+  test("an admin swaps the hash of the owner's key for one they know: refused", async () => {
+    const ownerKey = await insertKey(T.ownerUserId, { role: 'owner' });
+    const before = await keyRow(ownerKey.id);
+    creatorIsWriter(await dbError(asAdmin((client) => client.query('UPDATE api_keys SET key_hash = $2, revoked_at = NULL WHERE id = $1', [ownerKey.id, `hash-${hex(8)}`]))));
+    creatorIsWriter(await dbError(asAdmin((client) => client.query('UPDATE api_keys SET prefix = $2 WHERE id = $1', [ownerKey.id, `ka_${hex(6)}`]))));
+    expect(await keyRow(ownerKey.id)).toEqual(before);
+  });
+
+  test('legitimate: a key made by its writer, revoked by an admin, touched on use', async () => {
+    const key = await insertKey(adminUserId, { role: 'admin', createdBy: adminUserId });
+    expect(key.created_by).toBe(adminUserId);
+    const ownerKey = await insertKey(T.ownerUserId, { role: 'owner' });
+    await asAdmin((client) => client.query('UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()), last_used_at = now() WHERE id = ANY($1)', [[key.id, ownerKey.id]]));
+    const { rows } = await admin.query('SELECT count(*)::int AS revoked FROM api_keys WHERE id = ANY($1) AND revoked_at IS NOT NULL', [[key.id, ownerKey.id]]);
+    expect(rows).toEqual([{ revoked: 2 }]);
+  });
+
+  test('deleting the creator still empties created_by (the foreign key runs as the table owner)', async () => {
+    const [leaver] = (await createUsers(admin, 'keyrole-leaver', 1)) as [string];
+    await admin.query("INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'member')", [T.tenantId, leaver]);
+    const key = await insertKey(leaver, { role: 'member' });
+    await admin.query('DELETE FROM users WHERE id = $1', [leaver]);
+    expect(await keyRow(key.id)).toMatchObject({ created_by: null });
   });
 });

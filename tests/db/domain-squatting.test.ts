@@ -7,7 +7,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { hasuraSessionJson } from '../../services/shared/src/db/tenant-context.js';
+import { hasuraSessionJson, withTenant } from '../../services/shared/src/db/tenant-context.js';
 import { dbError, hex, uniqueSlug } from '../fixtures/seed.js';
 import { poolAs } from '../helpers/database.js';
 
@@ -194,4 +194,52 @@ test('the definer that removes rival claims is owned by app_definer, pins pg_tem
        FROM pg_proc p WHERE p.oid = 'app.remove_rival_domain_claims()'::regprocedure`,
   );
   expect(rows[0]).toEqual({ owner: 'app_definer', config: ['search_path=pg_catalog, public, pg_temp'], definer: true, public_execute: false });
+});
+
+/** The services' role, with an admin session of A: it held table-wide INSERT and UPDATE. */
+async function asServiceAdmin<T>(tenant: Tenant, statement: string, params: unknown[] = []): Promise<pg.QueryResult<T & pg.QueryResultRow>> {
+  return withTenant(service, { tenantId: tenant.tenantId, userId: tenant.ownerUserId, role: 'admin' }, (client) => client.query<T & pg.QueryResultRow>(statement, params));
+}
+
+describe('verification cannot be skipped as app_service either', () => {
+  test("A renames its verified primary domain to B's claimed one: refused, and B's claim stays", async () => {
+    const domain = `renamed-${hex()}.example.test`;
+    await claimThroughGraphql(B, domain);
+    const error = await dbError(asServiceAdmin(A, 'UPDATE tenant_domains SET domain = $1 WHERE tenant_id = $2 AND is_primary', [domain, A.tenantId]));
+    expect(error?.code, error?.message).toBe('42501');
+    expect(await claims(domain)).toEqual([{ tenant_id: B.tenantId, verified: false }]);
+    expect(await resolvedTenant(domain)).toBeNull();
+  });
+
+  test('A inserts a domain already verified, or verifies its claim: refused', async () => {
+    const domain = `service-preverified-${hex()}.example.test`;
+    const inserted = await dbError(asServiceAdmin(A, 'INSERT INTO tenant_domains (tenant_id, domain, verified_at) VALUES ($1, $2, now())', [A.tenantId, domain]));
+    expect(inserted?.code, inserted?.message).toBe('42501');
+    await claimThroughGraphql(A, domain);
+    const verified = await dbError(asServiceAdmin(A, 'UPDATE tenant_domains SET verified_at = now() WHERE tenant_id = $1 AND domain = $2', [A.tenantId, domain]));
+    expect(verified?.code, verified?.message).toBe('42501');
+    expect(await claims(domain)).toEqual([{ tenant_id: A.tenantId, verified: false }]);
+  });
+
+  test('a verified domain keeps its name for every writer but the platform; the platform may rename it', async () => {
+    const { rows: triggers } = await admin.query<{ tgname: string }>(
+      "SELECT tgname FROM pg_trigger WHERE tgrelid = 'tenant_domains'::regclass AND tgname = 'tenant_domains_verified_name'",
+    );
+    expect(triggers).toHaveLength(1);
+    const from = `platform-${hex()}.example.test`;
+    const to = `platform-${hex()}.example.test`;
+    await admin.query('INSERT INTO tenant_domains (tenant_id, domain, verified_at) VALUES ($1, $2, now())', [A.tenantId, from]);
+    await admin.query('UPDATE tenant_domains SET domain = $2 WHERE domain = $1', [from, to]);
+    expect(await claims(to)).toEqual([{ tenant_id: A.tenantId, verified: true }]);
+    await admin.query('DELETE FROM tenant_domains WHERE domain = $1', [to]);
+  });
+
+  test('what a tenant may do still works as app_service: claim a domain, flip is_primary, delete it', async () => {
+    const domain = `service-allowed-${hex()}.example.test`;
+    const { rows } = await asServiceAdmin<{ id: string }>(A, 'INSERT INTO tenant_domains (domain) VALUES ($1) RETURNING id', [domain]);
+    const id = rows[0]!.id;
+    expect((await asServiceAdmin(A, 'UPDATE tenant_domains SET is_primary = false WHERE id = $1', [id])).rowCount).toBe(1);
+    expect((await asServiceAdmin(A, 'DELETE FROM tenant_domains WHERE id = $1', [id])).rowCount).toBe(1);
+    expect(await claims(domain)).toEqual([]);
+  });
 });

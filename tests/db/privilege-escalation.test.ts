@@ -376,3 +376,131 @@ describe('the paths that need no acting member', () => {
     }
   });
 });
+
+/**
+ * A NULL element once slipped through both the CHECK (bool_and skips NULLs) and the trigger
+ * (`p <> ALL (…NULL…)` is NULL, so nothing counted as added): the second UPDATE then wrote
+ * {*}. Both steps are attacked, on the writer's own row and on someone else's.
+ */
+describe.each(WRITERS)('NULL permission elements as %s', (writer) => {
+  const APPEND_NULL = 'UPDATE tenant_members SET permissions = array_append(permissions, NULL) WHERE tenant_id = $1 AND user_id = $2';
+
+  test('an admin appends NULL to their own extras, then writes {*}: both refused', async () => {
+    const t = await team('pe-null-self');
+    await admin.query("UPDATE tenant_members SET permissions = '{projects:read}' WHERE tenant_id = $1 AND user_id = $2", [t.tenantId, t.adminUserId]);
+    const asAdmin: Actor = { tenantId: t.tenantId, userId: t.adminUserId, role: 'admin' };
+    const appended = await write(writer, asAdmin, APPEND_NULL, [t.tenantId, t.adminUserId]);
+    expect(appended?.code, 'appending NULL must be refused').toBeDefined();
+    const escalated = await write(writer, asAdmin, SET_PERMISSIONS, [t.tenantId, t.adminUserId, ['*']]);
+    expectRefused(escalated);
+    expect(await membership(t.tenantId, t.adminUserId)).toEqual({ role: 'admin', permissions: ['projects:read'] });
+  });
+
+  test("an admin appends NULL to a member's extras, then writes {*} there: both refused", async () => {
+    const t = await team('pe-null-other');
+    await admin.query("UPDATE tenant_members SET permissions = '{projects:read}' WHERE tenant_id = $1 AND user_id = $2", [t.tenantId, t.memberUserId]);
+    const asAdmin: Actor = { tenantId: t.tenantId, userId: t.adminUserId, role: 'admin' };
+    expect((await write(writer, asAdmin, APPEND_NULL, [t.tenantId, t.memberUserId]))?.code).toBeDefined();
+    expectRefused(await write(writer, asAdmin, SET_PERMISSIONS, [t.tenantId, t.memberUserId, ['*']]));
+    expect(await membership(t.tenantId, t.memberUserId)).toEqual({ role: 'member', permissions: ['projects:read'] });
+  });
+
+  test('a guest appends NULL to their own row, then writes {*}: both refused', async () => {
+    const t = await team('pe-null-guest');
+    // With extras to spare: on an empty list `p <> ALL ('{}')` is true, and NULL counted as added.
+    await admin.query("UPDATE tenant_members SET permissions = '{billing:read}' WHERE tenant_id = $1 AND user_id = $2", [t.tenantId, t.guestUserId]);
+    const asGuest: Actor = { tenantId: t.tenantId, userId: t.guestUserId, role: 'guest' };
+    expect((await write(writer, asGuest, APPEND_NULL, [t.tenantId, t.guestUserId]))?.code).toBeDefined();
+    expectRefused(await write(writer, asGuest, SET_PERMISSIONS, [t.tenantId, t.guestUserId, ['*']]));
+    expect(await membership(t.tenantId, t.guestUserId)).toEqual({ role: 'guest', permissions: ['billing:read'] });
+  });
+});
+
+describe('NULL permission elements in the schema', () => {
+  test('the CHECK refuses a NULL element for every writer, the platform admin included', async () => {
+    const t = await team('pe-null-check');
+    const error = await dbError(admin.query("UPDATE tenant_members SET permissions = '{billing:read,NULL}' WHERE tenant_id = $1 AND user_id = $2", [t.tenantId, t.memberUserId]));
+    expect({ code: error?.code, constraint: error?.constraint }).toEqual({ code: '23514', constraint: 'tenant_members_permissions_valid' });
+    const { rows } = await admin.query<{ valid: boolean; nested: boolean; empty: boolean }>(
+      "SELECT app.is_valid_permission_list('{NULL}') AS valid, app.is_valid_permission_list('{{projects:read}}') AS nested, app.is_valid_permission_list('{}') AS empty",
+    );
+    expect(rows).toEqual([{ valid: false, nested: false, empty: true }]);
+  });
+});
+
+/**
+ * Every write to an invitation hands out or takes away its role: re-opening it (a new token
+ * and expiry, status back to pending), revoking it and deleting it are bounded like its role.
+ */
+describe('writes to an owner invitation other than its role', () => {
+  async function ownerInvitation(t: Team, status: 'pending' | 'revoked' = 'pending', lapsed = false): Promise<string> {
+    const { rows } = await admin.query<{ id: string }>(
+      `INSERT INTO tenant_invitations (tenant_id, email, role, token_hash, invited_by, status, expires_at)
+       VALUES ($1, $2, 'owner', $3, $4, $5, now() + CASE WHEN $6 THEN interval '-1 hour' ELSE interval '7 days' END) RETURNING id`,
+      [t.tenantId, `co-owner-${hex()}@example.test`, `tok-${hex(12)}`, t.ownerUserId, status, lapsed],
+    );
+    return rows[0]!.id;
+  }
+  const invitation = async (id: string) =>
+    (await admin.query<{ status: string; token_hash: string }>('SELECT status, token_hash FROM tenant_invitations WHERE id = $1', [id])).rows[0] ?? null;
+  const REOPEN = "UPDATE tenant_invitations SET status = 'pending', revoked_at = NULL, token_hash = $2, expires_at = now() + interval '7 days' WHERE id = $1";
+  const RESEND = "UPDATE tenant_invitations SET token_hash = $2, expires_at = now() + interval '7 days', last_sent_at = now() WHERE id = $1";
+  const REVOKE = "UPDATE tenant_invitations SET status = 'revoked', revoked_at = now() WHERE id = $1";
+  const EXPIRE = "UPDATE tenant_invitations SET status = 'expired' WHERE id = $1";
+
+  test('an admin re-opens a revoked owner invitation or re-sends a pending one with a token they know: refused', async () => {
+    const t = await team('pe-inv-reopen');
+    const asAdmin: Actor = { tenantId: t.tenantId, userId: t.adminUserId, role: 'admin' };
+    const revoked = await ownerInvitation(t, 'revoked');
+    const before = await invitation(revoked);
+    expectRefused(await write('app_service', asAdmin, REOPEN, [revoked, `tok-${hex(12)}`]), 'tenant_invitations_grant_bounds');
+    expect(await invitation(revoked)).toEqual(before);
+    const pending = await ownerInvitation(t);
+    const pendingBefore = await invitation(pending);
+    expectRefused(await write('app_service', asAdmin, RESEND, [pending, `tok-${hex(12)}`]), 'tenant_invitations_grant_bounds');
+    expect(await invitation(pending)).toEqual(pendingBefore);
+  });
+
+  test.each(WRITERS)('an admin revokes or deletes an owner invitation as %s: refused', async (writer) => {
+    const t = await team('pe-inv-revoke');
+    const id = await ownerInvitation(t);
+    const asAdmin: Actor = { tenantId: t.tenantId, userId: t.adminUserId, role: 'admin' };
+    // hasura_app may delete invitations (Hasura's metadata) but not update them.
+    if (writer === 'app_service') expectRefused(await write(writer, asAdmin, REVOKE, [id]), 'tenant_invitations_grant_bounds');
+    expectRefused(await write(writer, asAdmin, 'DELETE FROM tenant_invitations WHERE id = $1', [id]), 'tenant_invitations_grant_bounds');
+    expect(await invitation(id)).toMatchObject({ status: 'pending' });
+  });
+
+  test('an admin cannot mark an owner invitation expired before it lapses, nor change anything else while expiring it', async () => {
+    const t = await team('pe-inv-expire-early');
+    const asAdmin: Actor = { tenantId: t.tenantId, userId: t.adminUserId, role: 'admin' };
+    const live = await ownerInvitation(t);
+    expectRefused(await write('app_service', asAdmin, EXPIRE, [live]), 'tenant_invitations_grant_bounds');
+    const lapsed = await ownerInvitation(t, 'pending', true);
+    expectRefused(
+      await write('app_service', asAdmin, "UPDATE tenant_invitations SET status = 'expired', token_hash = $2 WHERE id = $1", [lapsed, `tok-${hex(12)}`]),
+      'tenant_invitations_grant_bounds',
+    );
+    expect(await invitation(live)).toMatchObject({ status: 'pending' });
+  });
+
+  test('legitimate: any users:write member marks a lapsed invitation expired; the owner revokes, re-sends and deletes', async () => {
+    const t = await team('pe-inv-owner-ok');
+    const lapsed = await ownerInvitation(t, 'pending', true);
+    expectAccepted(await write('app_service', { tenantId: t.tenantId, userId: t.deputyUserId, role: 'member' }, EXPIRE, [lapsed]));
+    expect(await invitation(lapsed)).toMatchObject({ status: 'expired' });
+    // Without users:write, not even that.
+    const lapsedToo = await ownerInvitation(t, 'pending', true);
+    expectRefused(await write('app_service', { tenantId: t.tenantId, userId: t.memberUserId, role: 'member' }, EXPIRE, [lapsedToo]), 'tenant_invitations_grant_bounds');
+
+    const asOwner: Actor = { tenantId: t.tenantId, userId: t.ownerUserId, role: 'owner' };
+    const id = await ownerInvitation(t);
+    const token = `tok-${hex(12)}`;
+    expectAccepted(await write('app_service', asOwner, RESEND, [id, token]));
+    expect(await invitation(id)).toEqual({ status: 'pending', token_hash: token });
+    expectAccepted(await write('app_service', asOwner, REVOKE, [id]));
+    expect(await invitation(id)).toMatchObject({ status: 'revoked' });
+    expectAccepted(await write('hasura_app', asOwner, 'DELETE FROM tenant_invitations WHERE id = $1', [id]));
+    expect(await invitation(id)).toBeNull();
+  });
+});

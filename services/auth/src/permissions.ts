@@ -16,8 +16,13 @@ export interface Member {
   permissions?: readonly string[];
 }
 
-/** `*` matches everything, `users:*` every action on users, anything else itself. */
-export function grantMatches(grant: string, permission: string): boolean {
+/**
+ * `*` matches everything, `users:*` every action on users, anything else itself. A grant
+ * that is not a string (a NULL array element read from the database) matches nothing: a
+ * malformed row must deny, never crash the permission check.
+ */
+export function grantMatches(grant: string | null | undefined, permission: string): boolean {
+  if (typeof grant !== 'string') return false;
   if (grant === '*') return true;
   if (grant === permission) return true;
   if (grant.endsWith(':*')) {

@@ -119,30 +119,50 @@ export const listInvitations = defineOperation({
   },
 });
 
+/**
+ * Locks the pending invitation `id` for a resend or a revocation by `acting`. Re-issuing or
+ * revoking an invitation hands out or takes away its role, so the role must be at most the
+ * actor's own, as for inviting (the database holds every writer to the same).
+ */
+async function lockPendingWithinRank(client: PoolClient, acting: Acting, id: string): Promise<void> {
+  const { rows } = await client.query<{ role: Role; status: InvitationRow['status'] }>(
+    'SELECT role, status FROM tenant_invitations WHERE tenant_id = $1 AND id = $2 FOR UPDATE',
+    [acting.tenantId, id],
+  );
+  const invitation = rows[0];
+  if (!invitation) throw fail('invitation_not_found');
+  if (ROLE_RANK[invitation.role] > ROLE_RANK[acting.member.role]) {
+    throw fail('forbidden', `you cannot change an invitation as ${invitation.role}: it is above your own role (${acting.member.role})`);
+  }
+  if (invitation.status !== 'pending') throw fail('invitation_not_pending');
+}
+
 export const resendInvitation = defineOperation({
   method: 'post',
   path: '/auth/invitations/:id/resend',
-  summary: 'Mail a pending invitation again with a new link and a fresh 7 days; the old link stops working (users:write)',
+  summary: 'Mail a pending invitation again with a new link and a fresh 7 days; the old link stops working (users:write, its role at most yours)',
   tag: 'invitations',
   auth: 'token',
   params: idParams,
-  responses: { 200: { description: 'resent', schema: invitationSchema }, 404: { description: 'no such invitation' }, 409: { description: 'not pending' } },
+  responses: {
+    200: { description: 'resent', schema: invitationSchema },
+    403: { description: "missing users:write, or the invitation's role is above yours" },
+    404: { description: 'no such invitation' },
+    409: { description: 'not pending' },
+  },
   async handler(context) {
     const acting = await actingMember(context);
     authorize(acting, 'users:write');
     const token = newOpaqueToken();
     const row = await inTenant(context.deps, acting, async (client) => {
+      await lockPendingWithinRank(client, acting, context.params.id);
       const { rows } = await client.query<InvitationRow>(
         `UPDATE tenant_invitations SET token_hash = $3, expires_at = now() + interval '7 days', last_sent_at = now()
-         WHERE tenant_id = $1 AND id = $2 AND status = 'pending' RETURNING ${COLUMNS}`,
+         WHERE tenant_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
         [acting.tenantId, context.params.id, hashToken(token)],
       );
-      if (!rows[0]) {
-        const exists = await client.query('SELECT 1 FROM tenant_invitations WHERE tenant_id = $1 AND id = $2', [acting.tenantId, context.params.id]);
-        throw fail(exists.rowCount ? 'invitation_not_pending' : 'invitation_not_found');
-      }
-      return { row: rows[0], name: await tenantName(client, acting.tenantId) };
-    });
+      return { row: rows[0]!, name: await tenantName(client, acting.tenantId) };
+    }).catch(mapMembershipError);
     await mailInvitation(context.deps, row.name, row.row.email, token);
     return { body: view(row.row) };
   },
@@ -151,24 +171,23 @@ export const resendInvitation = defineOperation({
 export const revokeInvitation = defineOperation({
   method: 'delete',
   path: '/auth/invitations/:id',
-  summary: 'Revoke a pending invitation (users:write)',
+  summary: 'Revoke a pending invitation (users:write, its role at most yours)',
   tag: 'invitations',
   auth: 'token',
   params: idParams,
-  responses: { 204: { description: 'revoked' }, 404: { description: 'no such invitation' }, 409: { description: 'not pending' } },
+  responses: {
+    204: { description: 'revoked' },
+    403: { description: "missing users:write, or the invitation's role is above yours" },
+    404: { description: 'no such invitation' },
+    409: { description: 'not pending' },
+  },
   async handler(context) {
     const acting = await actingMember(context);
     authorize(acting, 'users:write');
     await inTenant(context.deps, acting, async (client) => {
-      const { rowCount } = await client.query("UPDATE tenant_invitations SET status = 'revoked', revoked_at = now() WHERE tenant_id = $1 AND id = $2 AND status = 'pending'", [
-        acting.tenantId,
-        context.params.id,
-      ]);
-      if (!rowCount) {
-        const exists = await client.query('SELECT 1 FROM tenant_invitations WHERE tenant_id = $1 AND id = $2', [acting.tenantId, context.params.id]);
-        throw fail(exists.rowCount ? 'invitation_not_pending' : 'invitation_not_found');
-      }
-    });
+      await lockPendingWithinRank(client, acting, context.params.id);
+      await client.query("UPDATE tenant_invitations SET status = 'revoked', revoked_at = now() WHERE tenant_id = $1 AND id = $2", [acting.tenantId, context.params.id]);
+    }).catch(mapMembershipError);
     return { status: 204 };
   },
 });
