@@ -99,6 +99,12 @@ describe.skipIf(unavailable !== null)(`membership escalation through GraphQL${un
     expect((await row(people.admin.id)).role).toBe('admin');
   });
 
+  test('a NULL slipped into a permission list first does not open the way to {*}', async () => {
+    expectRefused(await graphql(people.admin.token, UPDATE_PERMISSIONS, { id: people.admin.id, permissions: '{projects:read,NULL}' }));
+    expectRefused(await graphql(people.admin.token, UPDATE_PERMISSIONS, { id: people.admin.id, permissions: '{*}' }));
+    expect(await row(people.admin.id)).toEqual({ role: 'admin', permissions: '{}' });
+  });
+
   test('the owner still manages through GraphQL: a member becomes admin', async () => {
     const answer = await graphql(people.owner.token, UPDATE_ROLE, { id: people.member.id, role: 'admin' });
     expect(answer.errors, JSON.stringify(answer.errors)).toBeUndefined();
