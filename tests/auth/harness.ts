@@ -11,7 +11,7 @@ import request from 'supertest';
 import { buildAuthApp } from '../../services/auth/src/app.js';
 import type { AuthDependencies } from '../../services/auth/src/deps.js';
 import { KeyRing } from '../../services/auth/src/keys.js';
-import { smtpMailer } from '../../services/auth/src/mailer.js';
+import { smtpMailer } from '../../services/shared/src/mail/mailer.js';
 import { PasswordHasher } from '../../services/auth/src/passwords.js';
 import { LoginLimiter, type LoginLimits } from '../../services/auth/src/rate-limit.js';
 import { TokenIssuer } from '../../services/auth/src/tokens.js';

@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { AuthDependencies } from './deps.js';
+import { mailedLink, MAILED_PATHS, verificationMail, type MailContent } from '../../shared/src/mail/templates.js';
 import { hashToken, newOpaqueToken } from './secrets.js';
 
 export type EmailTokenPurpose = 'verify_email' | 'password_reset';
@@ -27,22 +28,18 @@ export async function consumeEmailToken(db: Pool | PoolClient, token: string, pu
   return rows[0]?.user_id ?? null;
 }
 
-export function link(deps: AuthDependencies, path: string, token: string): string {
-  const url = new URL(path, deps.publicUrl.endsWith('/') ? deps.publicUrl : `${deps.publicUrl}/`);
-  url.searchParams.set('token', token);
-  return url.toString();
-}
+export const link = (deps: AuthDependencies, path: string, token: string): string => mailedLink(deps.publicUrl, path, token);
 
 /** Mail failures are logged, never surfaced: the caller's request already did its work. */
-export async function sendMail(deps: AuthDependencies, to: string, subject: string, text: string): Promise<void> {
+export async function sendMail(deps: AuthDependencies, to: string, content: MailContent): Promise<void> {
   try {
-    await deps.mailer.send({ to, subject, text });
+    await deps.mailer.send({ to, ...content });
   } catch (error) {
-    deps.logger.error({ err: error, subject }, 'mail could not be sent');
+    deps.logger.error({ err: error, subject: content.subject }, 'mail could not be sent');
   }
 }
 
 export async function sendVerificationMail(deps: AuthDependencies, db: Pool | PoolClient, userId: string, email: string): Promise<void> {
   const token = await createEmailToken(db, userId, 'verify_email');
-  await sendMail(deps, email, 'Verify your email address', `Confirm your email address by opening this link:\n\n${link(deps, 'verify-email', token)}\n\nThe link expires in 48 hours.`);
+  await sendMail(deps, email, verificationMail(link(deps, MAILED_PATHS.verifyEmail, token)));
 }

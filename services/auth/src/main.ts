@@ -6,7 +6,7 @@ import { createRedisClient } from '../../shared/src/redis.js';
 import { buildAuthApp } from './app.js';
 import { authConfigSchema } from './config.js';
 import { KeyRing } from './keys.js';
-import { smtpMailer } from './mailer.js';
+import { smtpMailer } from '../../shared/src/mail/mailer.js';
 import { PasswordHasher } from './passwords.js';
 import { LoginLimiter } from './rate-limit.js';
 import { TokenIssuer } from './tokens.js';

@@ -4,6 +4,7 @@ import { fail } from '../errors.js';
 import { defineOperation, emailSchema, passwordSchema } from '../http.js';
 import { revokeAllSessions } from '../sessions.js';
 import { inTransaction } from '../../../shared/src/db/transaction.js';
+import { MAILED_PATHS, passwordResetMail } from '../../../shared/src/mail/templates.js';
 
 const tokenBody = z.object({ token: z.string().min(1).max(200) });
 
@@ -52,7 +53,7 @@ export const requestPasswordReset = defineOperation({
     if (user) {
       const token = await createEmailToken(deps.pool, user.id, 'password_reset');
       // Not awaited: the answer takes the same time whether or not a mail goes out.
-      void sendMail(deps, user.email, 'Reset your password', `Set a new password by opening this link:\n\n${link(deps, 'password-reset', token)}\n\nThe link expires in one hour and works once. If you did not ask for this, ignore this mail.`);
+      void sendMail(deps, user.email, passwordResetMail(link(deps, MAILED_PATHS.passwordReset, token)));
     }
     return { status: 202, body: { accepted: true } };
   },

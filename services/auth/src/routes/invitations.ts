@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import { z } from 'zod';
 import { withTenant } from '../../../shared/src/db/tenant-context.js';
+import { invitationMail, MAILED_PATHS } from '../../../shared/src/mail/templates.js';
 import { link, sendMail } from '../email-tokens.js';
 import type { AuthDependencies } from '../deps.js';
 import { fail, mapMembershipError, pgError } from '../errors.js';
@@ -49,8 +50,7 @@ async function tenantName(client: PoolClient, tenantId: string): Promise<string>
 
 /** Sent after the transaction committed: no mail for an invitation that does not exist. */
 async function mailInvitation(deps: AuthDependencies, name: string, email: string, token: string): Promise<void> {
-  const url = link(deps, 'invitations/accept', token);
-  await sendMail(deps, email, `You are invited to ${name}`, `You have been invited to join ${name}.\n\nAccept the invitation:\n\n${url}\n\nThe link expires in 7 days and works once.`);
+  await sendMail(deps, email, invitationMail(name, link(deps, MAILED_PATHS.acceptInvitation, token)));
 }
 
 const idParams = z.object({ id: z.uuid() });
