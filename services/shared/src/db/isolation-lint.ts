@@ -26,6 +26,7 @@ export interface IsolationProblem {
     | 'index-missing'
     | 'foreign-key-missing'
     | 'role-can-bypass'
+    | 'deleted-tenant-writable'
     | 'definer-search-path'
     | 'function-public-execute';
   message: string;
@@ -85,6 +86,35 @@ async function tableFacts(client: pg.ClientBase, target: TenantTable): Promise<T
     [target.schema, target.table, target.tenantColumn],
   );
   return rows[0]!;
+}
+
+/**
+ * A deleted tenant's data is read-only (hasura/migrations/default/1795900400000_tenant_lifecycle):
+ * the tenants row has the lifecycle trigger on UPDATE, every other tenant table the trigger
+ * refusing INSERT, UPDATE and DELETE, as a row trigger (app.enable_tenant_isolation adds it).
+ * The audit log stays writable: it records the deletion, the restore and the purge.
+ */
+const WRITABLE_WHILE_DELETED = new Set(['audit_log']);
+const ROW_TRIGGER = 1;
+const ON_INSERT = 4;
+const ON_DELETE = 8;
+const ON_UPDATE = 16;
+
+async function guardsDeletedTenant(client: pg.ClientBase, target: TenantTable): Promise<boolean> {
+  const [guard, events] =
+    target.table === 'tenants'
+      ? ['app.guard_tenant_lifecycle()', ROW_TRIGGER | ON_UPDATE]
+      : ['app.refuse_deleted_tenant_writes()', ROW_TRIGGER | ON_INSERT | ON_UPDATE | ON_DELETE];
+  const { rows } = await client.query<{ guarded: boolean }>(
+    `SELECT EXISTS (
+              SELECT 1 FROM pg_trigger t
+               JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND c.relname = $2 AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                AND t.tgfoid = to_regprocedure($3) AND (t.tgtype & $4::int) = $4::int
+            ) AS guarded`,
+    [target.schema, target.table, guard, events],
+  );
+  return rows[0]!.guarded;
 }
 
 interface PolicyFacts {
@@ -283,7 +313,7 @@ export async function lintFunctionPrivileges(client: pg.ClientBase): Promise<Iso
  * Checks that every tenant table is isolated the way ARCHITECTURE.md requires. An empty
  * list means: RLS enabled and forced, a policy per command for both roles, each comparing
  * the tenant column with the wrapped session tenant, a leading tenant index, a cascading
- * foreign key to tenants, and no way for the two roles to step around any of it: not as
+ * foreign key to tenants, writes refused while the tenant is deleted, and no way for the two roles to step around any of it: not as
  * owners or BYPASSRLS roles, nor through a SECURITY DEFINER function (lintFunctionPrivileges).
  */
 export async function lintTenantIsolation(client: pg.ClientBase, schema = 'public'): Promise<IsolationProblem[]> {
@@ -304,6 +334,13 @@ export async function lintTenantIsolation(client: pg.ClientBase, schema = 'publi
         table: name,
         rule: 'foreign-key-missing',
         message: `${name}: ${target.tenantColumn} is not a foreign key to tenants(id) ON DELETE CASCADE`,
+      });
+    }
+    if (!WRITABLE_WHILE_DELETED.has(name) && !(await guardsDeletedTenant(client, target))) {
+      problems.push({
+        table: name,
+        rule: 'deleted-tenant-writable',
+        message: `${name}: nothing refuses writes while its tenant is deleted; create it with app.enable_tenant_isolation('${name}'), which adds the trigger`,
       });
     }
     problems.push(...checkPolicies(target, await policies(client, target)));
