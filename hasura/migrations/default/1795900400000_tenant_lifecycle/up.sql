@@ -235,8 +235,11 @@ DECLARE
   user_limit integer;
 BEGIN
   -- An invitation that has already lapsed takes no seat and is not checked.
-  IF TG_TABLE_NAME = 'tenant_invitations' AND (NEW.status <> 'pending' OR NEW.expires_at <= now()) THEN
-    RETURN NULL;
+  -- Nested: PL/pgSQL would read NEW.status of a tenant_members row in one expression.
+  IF TG_TABLE_NAME = 'tenant_invitations' THEN
+    IF NEW.status <> 'pending' OR NEW.expires_at <= now() THEN
+      RETURN NULL;
+    END IF;
   END IF;
   PERFORM 1 FROM public.tenants WHERE id = NEW.tenant_id FOR NO KEY UPDATE;
   SELECT l.max_users INTO user_limit FROM app.tenant_limits(NEW.tenant_id) AS l;
