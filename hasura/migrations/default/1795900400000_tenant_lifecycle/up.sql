@@ -90,13 +90,15 @@ GRANT EXECUTE ON FUNCTION app.restore_tenant(uuid, text) TO platform_admin;
 -- ---------------------------------------------------------------------------
 -- 1. A deleted tenant's data is read-only, for every writer.
 -- ---------------------------------------------------------------------------
--- AFTER, so row-level security refuses a foreign tenant's row first and the status of a
--- tenant the writer cannot see never shows. SECURITY INVOKER: the writer's own view of
--- tenants is enough, its row passed row-level security for that very tenant.
--- Let through: the table's owner (migrations, and the foreign-key actions PostgreSQL runs
--- as the owner, e.g. removing a user who was a member of a deleted tenant), and
--- app_definer, whose vetted functions check the tenant's state themselves or remove a
--- claim a deleted tenant cannot keep. A tenant row already gone is the purge's cascade.
+-- BEFORE, because PostgreSQL runs a foreign-key action's statement as the table's owner
+-- but fires the AFTER triggers it queues later, as the original writer. SECURITY INVOKER:
+-- the writer sees only the tenants row-level security lets it see, so a foreign tenant's
+-- row finds no tenant here and row-level security refuses it right after, with its own
+-- error (the status of a tenant the writer cannot see never shows).
+-- Let through: the table's owner (migrations, and the foreign-key actions, e.g. removing
+-- a user who was a member of a deleted tenant), and app_definer, whose vetted functions
+-- check the tenant's state themselves or remove a claim a deleted tenant cannot keep.
+-- A tenant row already gone is the purge's cascade.
 CREATE FUNCTION app.refuse_deleted_tenant_writes() RETURNS trigger
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public, pg_temp
 AS $$
@@ -107,7 +109,7 @@ DECLARE
 BEGIN
   IF current_user = 'app_definer'
      OR pg_has_role(current_user, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID), 'MEMBER') THEN
-    RETURN NULL;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
   END IF;
   row_tenants := ARRAY[
     CASE WHEN TG_OP <> 'DELETE' THEN (to_jsonb(NEW) ->> tenant_column)::uuid END,
@@ -119,7 +121,7 @@ BEGIN
       USING ERRCODE = 'check_violation', CONSTRAINT = 'tenants_deleted_read_only',
             HINT = 'Restore it with `tenantry tenant restore ' || deleted_slug || ' --reason …`, or let it be purged.';
   END IF;
-  RETURN NULL;
+  RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
 REVOKE EXECUTE ON FUNCTION app.refuse_deleted_tenant_writes() FROM PUBLIC;
@@ -135,7 +137,7 @@ BEGIN
      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname NOT IN ('tenants', 'audit_log')
        AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
   LOOP
-    EXECUTE format('CREATE TRIGGER deleted_tenant_read_only AFTER INSERT OR UPDATE OR DELETE ON %s '
+    EXECUTE format('CREATE TRIGGER deleted_tenant_read_only BEFORE INSERT OR UPDATE OR DELETE ON %s '
                    'FOR EACH ROW EXECUTE FUNCTION app.refuse_deleted_tenant_writes(''tenant_id'')', tenant_table);
   END LOOP;
 END
@@ -167,7 +169,7 @@ BEGIN
 
   -- The tenants table itself has its lifecycle trigger instead.
   IF (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = target) <> 'tenants' THEN
-    EXECUTE format('CREATE TRIGGER deleted_tenant_read_only AFTER INSERT OR UPDATE OR DELETE ON %s '
+    EXECUTE format('CREATE TRIGGER deleted_tenant_read_only BEFORE INSERT OR UPDATE OR DELETE ON %s '
                    'FOR EACH ROW EXECUTE FUNCTION app.refuse_deleted_tenant_writes(%L)', target, tenant_column);
   END IF;
 END
