@@ -90,8 +90,11 @@ const TARGETS = {
   },
 } as const;
 
+/** The settings file's name: it is written beside nginx.conf. */
+export const EDGE_SETTINGS_FILE_NAME = 'edge-settings.json';
+
 /** The settings the Lua reads (tenantry/config.lua), as JSON. */
-function luaConfig(env: EdgeEnvironment): string {
+function luaSettings(env: EdgeEnvironment): string {
   const redis = env.REDIS_URL ? new URL(env.REDIS_URL) : undefined;
   return JSON.stringify({
     base_domain: env.BASE_DOMAIN,
@@ -111,7 +114,30 @@ function luaConfig(env: EdgeEnvironment): string {
   });
 }
 
-export function renderEdgeConfig(env: EdgeEnvironment, template = readFileSync(TEMPLATE, 'utf8')): string {
+/**
+ * A Lua string literal of any text: every byte but a few plain ones as a decimal escape, so
+ * no quote, bracket, brace or backslash of the text reaches Lua (or nginx's block parser).
+ */
+function luaStringLiteral(text: string): string {
+  const plain = /^[A-Za-z0-9/._-]$/;
+  // Three digits always: Lua reads up to three, so a digit after a shorter escape would join it.
+  const escape = (byte: number) => `\\${String(byte).padStart(3, '0')}`;
+  const characters = [...Buffer.from(text, 'utf8')].map((byte) => (plain.test(String.fromCharCode(byte)) ? String.fromCharCode(byte) : escape(byte)));
+  return `"${characters.join('')}"`;
+}
+
+export interface RenderedEdgeConfig {
+  /** nginx.conf's text. Its init_by_lua reads settingsFile: values are data there, never Lua source. */
+  nginxConf: string;
+  /** Where the settings go: beside nginx.conf. */
+  settingsFile: string;
+  /** The settings the Lua reads, as JSON. */
+  settingsJson: string;
+}
+
+/** Renders nginx.conf, to be written to `nginxConfFile`, and the settings file beside it. */
+export function renderEdgeConfig(env: EdgeEnvironment, nginxConfFile: string, template = readFileSync(TEMPLATE, 'utf8')): RenderedEdgeConfig {
+  const settingsFile = path.join(path.dirname(path.resolve(nginxConfFile)), EDGE_SETTINGS_FILE_NAME);
   const target = TARGETS[env.EDGE_TARGET];
   const values: Record<string, string> = {
     LOAD_MODULES: target.modules,
@@ -124,7 +150,7 @@ export function renderEdgeConfig(env: EdgeEnvironment, template = readFileSync(T
     ACCESS_LOG: env.EDGE_ACCESS_LOG ?? path.join(env.EDGE_RUNTIME_DIR, 'access.log'),
     TENANT_CACHE_SIZE: env.EDGE_TENANT_CACHE_SIZE,
     RATE_LIMIT_DICT_SIZE: env.EDGE_RATE_LIMIT_DICT_SIZE,
-    EDGE_CONFIG_JSON: luaConfig(env),
+    EDGE_SETTINGS_FILE: luaStringLiteral(settingsFile),
     CLIENT_MAX_BODY_SIZE: env.CLIENT_MAX_BODY_SIZE,
     UPSTREAM_KEEPALIVE: String(env.EDGE_UPSTREAM_KEEPALIVE),
     LISTEN: `${env.EDGE_LISTEN_HOST}:${env.EDGE_PORT}`,
@@ -141,6 +167,17 @@ export function renderEdgeConfig(env: EdgeEnvironment, template = readFileSync(T
     if (value === undefined) throw new Error(`the edge template names {{${name}}}, which render.ts does not know`);
     return value;
   });
+  return { nginxConf: rendered, settingsFile, settingsJson: luaSettings(env) };
+}
+
+/**
+ * Writes nginx.conf and its settings file beside it, readable by their owner only (they
+ * hold the resolver and purge secrets; nginx's master reads them before dropping privileges).
+ */
+export function writeEdgeConfig(env: EdgeEnvironment, nginxConfFile: string, template?: string): RenderedEdgeConfig {
+  const rendered = renderEdgeConfig(env, nginxConfFile, template);
+  writeFileSync(rendered.settingsFile, rendered.settingsJson, { mode: 0o600 });
+  writeFileSync(nginxConfFile, rendered.nginxConf, { mode: 0o600 });
   return rendered;
 }
 
@@ -152,6 +189,6 @@ if (process.argv[1] && path.resolve(process.argv[1]) === import.meta.filename) {
     console.error('usage: render.ts OUTPUT_FILE');
     process.exit(2);
   }
-  writeFileSync(output, renderEdgeConfig(loadConfigOrExit(edgeEnvironmentSchema)));
-  console.log(`edge config written to ${output}`);
+  const { settingsFile } = writeEdgeConfig(loadConfigOrExit(edgeEnvironmentSchema), output);
+  console.log(`edge config written to ${output} and ${settingsFile}`);
 }

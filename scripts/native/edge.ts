@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { readConfig } from '../../services/shared/src/config.js';
-import { edgeEnvironmentSchema, renderEdgeConfig } from '../edge/render.js';
+import { edgeEnvironmentSchema, writeEdgeConfig } from '../edge/render.js';
 import { findBinary } from './binaries.js';
 import { launch, waitUntilReady, assertPortFree, type NativeProcess } from './services.js';
 
@@ -28,7 +28,7 @@ export async function startEdge({ env, runtimeDir, detached }: EdgeOptions): Pro
   chmodSync(runtimeDir, 0o755);
   const settings = readConfig(edgeEnvironmentSchema, { ...env, EDGE_TARGET: 'debian', EDGE_RUNTIME_DIR: runtimeDir });
   const configFile = path.join(runtimeDir, 'nginx.conf');
-  writeFileSync(configFile, renderEdgeConfig(settings), { mode: 0o600 });
+  writeEdgeConfig(settings, configFile);
   const check = spawnSync(nginx, ['-t', '-q', '-p', runtimeDir, '-c', configFile], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`the rendered edge config does not pass nginx -t: ${check.stderr}`);
 

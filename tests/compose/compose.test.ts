@@ -7,7 +7,7 @@ import path from 'node:path';
 import Ajv2019 from 'ajv/dist/2019.js';
 import { parse } from 'yaml';
 import { afterAll, describe, expect, test } from 'vitest';
-import { edgeEnvironmentSchema, renderEdgeConfig } from '../../scripts/edge/render.js';
+import { edgeEnvironmentSchema, writeEdgeConfig } from '../../scripts/edge/render.js';
 import { findBinary } from '../../scripts/native/binaries.js';
 import { readConfig } from '../../services/shared/src/config.js';
 import {
@@ -275,7 +275,7 @@ describe('the edge config rendered for the compose network passes nginx -t', () 
     });
     spawnSync('mkdir', ['-p', dir]);
     const conf = path.join(dir, 'nginx.conf');
-    writeFileSync(conf, renderEdgeConfig(settings));
+    writeEdgeConfig(settings, conf);
     const upstreams = [settings.HASURA_UPSTREAM, settings.AUTH_UPSTREAM, settings.BILLING_UPSTREAM, settings.STORAGE_UPSTREAM, settings.RESOLVER_UPSTREAM];
     return { conf, hosts: [...new Set(upstreams.map((upstream) => upstream.replace(/:\d+$/, '')))].filter((host) => !/^[\d.]+$/.test(host)) };
   }
