@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { MigrationError } from '../../shared/src/db/migrations.js';
+import { auditCommand } from './commands/audit.js';
 import { dbCommand } from './commands/db.js';
 import { domainCommand } from './commands/domain.js';
 import { memberCommand } from './commands/member.js';
@@ -17,11 +18,14 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const build of [tenantCommand, memberCommand, domainCommand, settingCommand, userCommand, dbCommand]) {
+  for (const build of [tenantCommand, memberCommand, domainCommand, settingCommand, userCommand, auditCommand, dbCommand]) {
     program.addCommand(build().exitOverride().showHelpAfterError('(run with --help for usage)'));
   }
-  // Subcommands of the groups throw too, rather than exit.
-  for (const group of program.commands) for (const command of group.commands) command.exitOverride();
+  // Subcommands at every depth (tenant branding set, user staff grant) throw too, rather than exit.
+  const throwInsteadOfExit = (command: Command): void => {
+    for (const child of command.commands) throwInsteadOfExit(child.exitOverride());
+  };
+  throwInsteadOfExit(program);
   return program;
 }
 

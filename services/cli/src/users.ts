@@ -1,4 +1,6 @@
+import { ConfigError, readConfig } from '../../shared/src/config.js';
 import { normaliseEmail } from '../../shared/src/email.js';
+import { argon2EnvironmentSchema, argon2Parameters, PasswordHasher, passwordSchema } from '../../shared/src/passwords.js';
 import { adminPool, inTransaction, type Queryable } from './context.js';
 import { CliError, explainDatabaseError } from './errors.js';
 
@@ -44,14 +46,29 @@ export async function findUser(reference: string, db: Queryable = adminPool()): 
   return rows[0];
 }
 
+/**
+ * The auth service's policy, so a password it would refuse at sign-up cannot be set here;
+ * and its argon2 cost (the same AUTH_ARGON2_* variables), so every hash costs the same.
+ */
+async function hashPassword(password: string): Promise<string> {
+  const policy = passwordSchema.safeParse(password);
+  if (!policy.success) {
+    throw new CliError(`the password ${policy.error.issues[0]!.message} — pipe a longer one into --password-stdin`);
+  }
+  let cost;
+  try {
+    cost = readConfig(argon2EnvironmentSchema);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CliError(`${error.problems.join('; ')} — fix the AUTH_ARGON2_* variables or unset them`);
+    throw error;
+  }
+  return new PasswordHasher(argon2Parameters(cost)).hash(password);
+}
+
 export async function createUser(input: { email: string; password?: string; name?: string }): Promise<UserRow> {
   const email = normalisedEmail(input.email);
   try {
-    let passwordHash: string | null = null;
-    if (input.password !== undefined) {
-      const argon2 = await import('argon2');
-      passwordHash = await argon2.hash(input.password, { type: argon2.argon2id });
-    }
+    const passwordHash = input.password === undefined ? null : await hashPassword(input.password);
     return await inTransaction(async (client) => {
       const { rows } = await client.query<{ id: string }>(
         `INSERT INTO users (email, display_name, password_hash) VALUES ($1, $2, $3) RETURNING id`,
@@ -79,4 +96,33 @@ export async function listUsers(filter: { email?: string }): Promise<UserRow[]> 
     [filter.email === undefined ? null : emailFilter(filter.email)],
   );
   return rows;
+}
+
+export interface StaffChange {
+  user: UserRow;
+  changed: boolean;
+}
+
+/**
+ * Grants or revokes platform staff (users.is_staff: cross-tenant reads in the auth service).
+ * users has no audit trigger, so the entry is written here, with the reason, in the same
+ * transaction; a call that changes nothing writes nothing.
+ */
+export async function setStaff(reference: string, isStaff: boolean, reason: string): Promise<StaffChange> {
+  if (reason.trim().length === 0) throw new CliError('--reason is empty — say why, e.g. --reason "on-call rotation"', 2);
+  return inTransaction(
+    async (client) => {
+      const user = await findUser(reference, client);
+      const { rowCount } = await client.query(`UPDATE users SET is_staff = $2 WHERE id = $1 AND is_staff <> $2`, [user.id, isStaff]);
+      if (!rowCount) return { user, changed: false };
+      await client.query(
+        `INSERT INTO audit_log (tenant_id, action, target_type, target_id, before, after, reason)
+         VALUES (NULL, $2, 'users', $1, jsonb_build_object('email', $3::text, 'is_staff', NOT $4::boolean),
+                 jsonb_build_object('email', $3::text, 'is_staff', $4::boolean), $5)`,
+        [user.id, isStaff ? 'users.staff.grant' : 'users.staff.revoke', user.email, isStaff, reason],
+      );
+      return { user: await findUser(user.id, client), changed: true };
+    },
+    { reason },
+  );
 }

@@ -3,6 +3,8 @@ import { Command, Option } from 'commander';
 import { cliConfig } from '../config.js';
 import { CliError } from '../errors.js';
 import { printFields, printJson, printTable, say, type JsonOption } from '../output.js';
+import { brandingCommand } from './branding.js';
+import { requireKnownPlan } from '../plans.js';
 import { purgeExpired, purgeTenant, type PurgeReport } from '../purge.js';
 import {
   createTenant,
@@ -95,9 +97,10 @@ export function tenantCommand(): Command {
     .command('list')
     .description('list tenants')
     .addOption(new Option('--status <status>', 'only this status').choices(['active', 'suspended', 'deleted']))
-    .option('--plan <plan>', 'only this plan')
+    .option('--plan <plan>', 'only this plan (free, starter, pro, enterprise: the plans table)')
     .option('--json', 'print JSON')
     .action(async (options: { status?: string; plan?: string } & JsonOption) => {
+      if (options.plan !== undefined) await requireKnownPlan(options.plan);
       const rows = await listTenants(options);
       if (options.json) return printJson(rows);
       printTable<TenantListItem>(
@@ -292,6 +295,8 @@ A refused import writes nothing and removes its temporary files.`,
         printImport(result);
       },
     );
+
+  tenant.addCommand(brandingCommand());
 
   return tenant;
 }

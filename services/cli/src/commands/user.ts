@@ -2,14 +2,14 @@ import { text } from 'node:stream/consumers';
 import { Command } from 'commander';
 import { CliError } from '../errors.js';
 import { printJson, printTable, say, type JsonOption } from '../output.js';
-import { createUser, listUsers, type UserRow } from '../users.js';
+import { createUser, listUsers, setStaff, type UserRow } from '../users.js';
 
 export function userCommand(): Command {
   const user = new Command('user').description('platform users (identities that can join tenants)');
 
   user
     .command('create')
-    .description('create a user; with --password-stdin, read the password from stdin (hashed with argon2id)')
+    .description("create a user; with --password-stdin, read the password from stdin (the auth service's policy: 10–256 characters; hashed with its argon2id cost)")
     .argument('<email>', 'email address')
     .option('--name <name>', 'display name')
     .option('--password-stdin', 'read the password from stdin')
@@ -46,6 +46,25 @@ export function userCommand(): Command {
         'no users — create one with `tenantry user create EMAIL`',
       );
     });
+
+  const staff = user.command('staff').description('platform staff: users who may list every tenant (audited, with a reason)');
+  for (const [verb, isStaff] of [
+    ['grant', true],
+    ['revoke', false],
+  ] as const) {
+    staff
+      .command(verb)
+      .description(isStaff ? 'make a user platform staff' : "remove a user's platform staff rights")
+      .argument('<user>', 'email or id')
+      .requiredOption('--reason <text>', 'why (kept in the audit log)')
+      .option('--json', 'print JSON')
+      .action(async (reference: string, options: { reason: string } & JsonOption) => {
+        const { user: row, changed } = await setStaff(reference, isStaff, options.reason);
+        if (options.json) return printJson({ ...row, changed });
+        if (!changed) return say(`${row.email} ${isStaff ? 'is already' : 'is not'} staff: nothing changed`);
+        say(`${isStaff ? 'granted' : 'revoked'} staff ${isStaff ? 'to' : 'from'} ${row.email} (audited: users.staff.${verb})`);
+      });
+  }
 
   return user;
 }
