@@ -21,6 +21,11 @@ const schema = z.object({
   /** The Redis stream the edges poll for purges (the edge's own EDGE_PURGE_STREAM). */
   EDGE_PURGE_STREAM: z.string().min(1).default('edge:purges'),
   TENANTRY_RETENTION_DAYS: z.coerce.number().int().min(0).max(3650).default(30),
+  /** Mail: `tenant create --owner EMAIL` mails an owner invitation, as the auth service mails its own. */
+  SMTP_URL: z.string().url().optional(),
+  MAIL_FROM: z.string().min(3).default('Tenantry <no-reply@tenantry.local>'),
+  /** The auth service's PUBLIC_URL: mailed links open under it. */
+  PUBLIC_URL: z.string().url().optional(),
   TENANTRY_DNS_SERVER: z
     .string()
     .regex(/^[^\s,]+(,[^\s,]+)*$/, 'must be host:port, or several separated by commas')
@@ -52,7 +57,7 @@ export function cliConfig(): CliConfig {
   return cached;
 }
 
-type Required = 'DATABASE_URL' | 'PLATFORM_ADMIN_DATABASE_URL' | 'REDIS_URL' | 'S3_ENDPOINT';
+type Required = 'DATABASE_URL' | 'PLATFORM_ADMIN_DATABASE_URL' | 'REDIS_URL' | 'S3_ENDPOINT' | 'SMTP_URL' | 'PUBLIC_URL';
 
 /** A setting the running command cannot do without; names the variable when it is unset. */
 export function need<Key extends Required>(key: Key): NonNullable<CliConfig[Key]> {

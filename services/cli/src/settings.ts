@@ -70,9 +70,14 @@ export async function listSettings(tenantRef: string, prefix?: string): Promise<
 }
 
 export async function unsetSetting(tenantRef: string, key: string): Promise<void> {
-  await inTransaction(async (client) => {
-    const tenant = await findTenant(tenantRef, client);
-    const { rowCount } = await client.query(`DELETE FROM tenant_settings WHERE tenant_id = $1 AND key = $2`, [tenant.id, key]);
-    if (!rowCount) throw missing(tenantRef, key);
-  });
+  try {
+    await inTransaction(async (client) => {
+      const tenant = await findTenant(tenantRef, client);
+      const { rowCount } = await client.query(`DELETE FROM tenant_settings WHERE tenant_id = $1 AND key = $2`, [tenant.id, key]);
+      if (!rowCount) throw missing(tenantRef, key);
+    });
+  } catch (error) {
+    // A deleted tenant's settings are read-only: the database says so.
+    throw explainDatabaseError(error, { tenant: tenantRef, key });
+  }
 }

@@ -1,6 +1,11 @@
+import { hashToken, newOpaqueToken } from '../../shared/src/secrets.js';
+import { normaliseEmail } from '../../shared/src/email.js';
+import { smtpMailer } from '../../shared/src/mail/mailer.js';
+import { invitationMail, MAILED_PATHS, mailedLink } from '../../shared/src/mail/templates.js';
+import { cliConfig, need } from './config.js';
 import { adminPool, inTransaction, purgeEdges, type Queryable } from './context.js';
 import { CliError, explainDatabaseError } from './errors.js';
-import { findUser } from './users.js';
+import { findUser, type UserRow } from './users.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (value: string) => UUID.test(value);
@@ -65,14 +70,53 @@ export interface CreateTenantInput {
   name: string;
   slug?: string;
   plan?: string;
-  owner?: string;
+  /** A user id or email: an existing user becomes the owner, an unknown email is invited as owner. */
+  owner: string;
 }
 
-export async function createTenant(input: CreateTenantInput): Promise<TenantRow> {
+export interface CreatedTenant extends TenantRow {
+  /** Set when the owner had no account yet: the mailed invitation (the token only went by mail). */
+  owner_invitation: { email: string; expires_at: Date } | null;
+}
+
+/** The owner named by --owner: an existing, enabled user, or undefined for an email nobody has yet. */
+async function existingOwner(client: Queryable, reference: string): Promise<UserRow | undefined> {
+  if (!isUuid(reference)) {
+    const email = normaliseEmail(reference);
+    if (!email) throw new CliError(`--owner '${reference}' is neither a user id nor an email address — give one of them`, 2);
+    const { rowCount } = await client.query(`SELECT 1 FROM users WHERE lower(email COLLATE "und-x-icu") = $1`, [email]);
+    if (!rowCount) return undefined;
+  }
+  const user = await findUser(reference, client);
+  if (user.disabled_at) throw new CliError(`user '${reference}' is disabled — enable it, or name another owner`);
+  return user;
+}
+
+/**
+ * Mails the owner invitation as the auth service mails its own, inside the transaction
+ * that writes it: a mail that cannot be sent leaves no tenant behind.
+ */
+async function mailOwnerInvitation(tenantName: string, email: string, token: string): Promise<void> {
+  const mailer = smtpMailer(need('SMTP_URL'), cliConfig().MAIL_FROM);
+  try {
+    await mailer.send({ to: email, ...invitationMail(tenantName, mailedLink(need('PUBLIC_URL'), MAILED_PATHS.acceptInvitation, token)) });
+  } catch (error) {
+    throw new CliError(`the owner invitation to ${email} could not be mailed (${(error as Error).message}) — nothing was created; check SMTP_URL`);
+  } finally {
+    mailer.close();
+  }
+}
+
+/**
+ * A tenant and its owner in one transaction. The database holds that a tenant with members
+ * has an owner; an owner without an account yet gets an owner invitation by mail, and the
+ * tenant has no member until it is accepted.
+ */
+export async function createTenant(input: CreateTenantInput): Promise<CreatedTenant> {
   let slug = input.slug;
   try {
     return await inTransaction(async (client) => {
-      const owner = input.owner ? await findUser(input.owner, client) : undefined;
+      const owner = await existingOwner(client, input.owner);
       slug ??= await freeSlug(client, slugFromName(input.name));
       const { rows } = await client.query<{ id: string }>(
         `INSERT INTO tenants (slug, name, plan_id, owner_user_id) VALUES ($1, $2, $3, $4) RETURNING id`,
@@ -81,11 +125,19 @@ export async function createTenant(input: CreateTenantInput): Promise<TenantRow>
       const id = rows[0]!.id;
       if (owner) {
         await client.query(`INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'owner')`, [id, owner.id]);
+        return { ...(await findTenant(id, client)), owner_invitation: null };
       }
-      return findTenant(id, client);
+      const email = normaliseEmail(input.owner)!;
+      const token = newOpaqueToken();
+      const invited = await client.query<{ expires_at: Date }>(
+        `INSERT INTO tenant_invitations (tenant_id, email, role, token_hash) VALUES ($1, $2, 'owner', $3) RETURNING expires_at`,
+        [id, email, hashToken(token)],
+      );
+      await mailOwnerInvitation(input.name, email, token);
+      return { ...(await findTenant(id, client)), owner_invitation: { email, expires_at: invited.rows[0]!.expires_at } };
     });
   } catch (error) {
-    throw explainDatabaseError(error, { slug, plan: input.plan, tenant: slug });
+    throw explainDatabaseError(error, { slug, plan: input.plan, tenant: slug, user: input.owner });
   }
 }
 
@@ -171,7 +223,7 @@ export async function setTenantStatus(
   status: 'active' | 'suspended',
   reason?: string,
 ): Promise<StatusChange> {
-  const { result, domains } = await inTransaction(
+  const { result, domains } = await explained(reference, () => inTransaction(
     async (client) => {
       const tenant = await findTenant(reference, client, true);
       if (tenant.status === status) return { result: { tenant, changed: false }, domains: [] as string[] };
@@ -183,9 +235,40 @@ export async function setTenantStatus(
       return { result: { tenant: await findTenant(tenant.id, client), changed: true }, domains: await domainsOf(client, tenant.id) };
     },
     { reason },
-  );
+  ));
   if (result.changed) await purgeTenantFromEdges(result.tenant, domains);
   return result;
+}
+
+/** A refusal of the database (the state machine, a deleted tenant) as one sentence. */
+async function explained<T>(reference: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw explainDatabaseError(error, { tenant: reference });
+  }
+}
+
+/**
+ * Brings a soft-deleted tenant back as active: the database's app.restore_tenant, the only
+ * way out of deleted, audits it with the reason. The edges forget the deleted answer.
+ */
+export async function restoreTenant(reference: string, reason: string): Promise<TenantRow> {
+  const { tenant, domains } = await explained(reference, () =>
+    inTransaction(
+      async (client) => {
+        const found = await findTenant(reference, client, true);
+        if (found.status !== 'deleted') {
+          throw new CliError(`tenant '${found.slug}' is ${found.status}, not deleted: there is nothing to restore`);
+        }
+        await client.query('SELECT app.restore_tenant($1, $2)', [found.id, reason]);
+        return { tenant: await findTenant(found.id, client), domains: await domainsOf(client, found.id) };
+      },
+      { reason },
+    ),
+  );
+  await purgeTenantFromEdges(tenant, domains);
+  return tenant;
 }
 
 /** Soft delete: status deleted, slug kept, data kept until purge_after. */
