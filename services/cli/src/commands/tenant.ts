@@ -10,6 +10,7 @@ import {
   createTenant,
   findTenant,
   listTenants,
+  restoreTenant,
   setTenantStatus,
   showTenant,
   softDeleteTenant,
@@ -81,16 +82,22 @@ export function tenantCommand(): Command {
 
   tenant
     .command('create')
-    .description('create a tenant (slug made from the name unless --slug)')
+    .description('create a tenant and its owner (slug made from the name unless --slug)')
     .argument('<name>', 'display name')
     .option('--slug <slug>', 'URL-safe identifier: 3–63 of a-z, 0-9 and -')
     .option('--plan <plan>', 'plan id (free, starter, pro, enterprise)', 'free')
-    .option('--owner <user>', 'user id or email to make the owner')
+    .requiredOption(
+      '--owner <user>',
+      'the owner: an existing user (id or email), or an email that is mailed an owner invitation (needs SMTP_URL and PUBLIC_URL)',
+    )
     .option('--json', 'print JSON')
-    .action(async (name: string, options: { slug?: string; plan: string; owner?: string } & JsonOption) => {
+    .action(async (name: string, options: { slug?: string; plan: string; owner: string } & JsonOption) => {
       const created = await createTenant({ name, slug: options.slug, plan: options.plan, owner: options.owner });
       if (options.json) return printJson(created);
       say(`created tenant ${created.slug} (${created.id}) on plan ${created.plan_id}`);
+      if (created.owner_invitation) {
+        say(`mailed an owner invitation to ${created.owner_invitation.email} (valid until ${created.owner_invitation.expires_at.toISOString()})`);
+      }
     });
 
   tenant
@@ -166,13 +173,25 @@ export function tenantCommand(): Command {
 
   tenant
     .command('activate')
-    .description('activate a suspended (or soft-deleted) tenant again')
+    .description('activate a suspended tenant again (a deleted one comes back with `tenant restore`)')
     .argument('<tenant>', 'slug or id')
     .option('--json', 'print JSON')
     .action(async (reference: string, options: JsonOption) => {
       const { tenant: row, changed } = await setTenantStatus(reference, 'active');
       if (options.json) return printJson({ ...row, changed });
       say(changed ? `activated tenant ${row.slug}` : `tenant ${row.slug} was already active`);
+    });
+
+  tenant
+    .command('restore')
+    .description('bring a soft-deleted tenant back, as active, before it is purged (audited with the reason)')
+    .argument('<tenant>', 'slug or id')
+    .requiredOption('--reason <text>', 'why (kept in the audit log)')
+    .option('--json', 'print JSON')
+    .action(async (reference: string, options: { reason: string } & JsonOption) => {
+      const row = await restoreTenant(reference, options.reason);
+      if (options.json) return printJson(row);
+      say(`restored tenant ${row.slug}: active again, no longer scheduled for purge`);
     });
 
   tenant
