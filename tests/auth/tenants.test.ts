@@ -71,4 +71,27 @@ describe('tenants and switching', () => {
     );
     expectError((await request(h.app).post('/auth/switch-tenant').send({ tenant: a.slug }).expect(401)).body, 'unauthenticated');
   });
+
+  test('a user whose only tenant is suspended sees it marked, is refused into it, and switches to an active one (the session too)', async () => {
+    const user = await signUp(h.app, 'susp');
+    await h.admin.query("UPDATE tenants SET status = 'suspended' WHERE id = $1", [user.tenantId]);
+    const listed = await request(h.app).get('/auth/tenants').set(bearer(user.accessToken)).expect(200);
+    expect(listed.body.tenants).toEqual([{ id: user.tenantId, slug: user.slug, name: 'Tenant susp', status: 'suspended', role: 'owner' }]);
+    expectError((await request(h.app).post('/auth/switch-tenant').set(bearer(user.accessToken)).send({ tenant: user.slug }).expect(403)).body, 'tenant_inactive');
+    // Meanwhile the session refreshes into no tenant, not into the suspended one.
+    const refreshed = await request(h.app).post('/auth/refresh').send({ refreshToken: user.refreshToken }).expect(200);
+    expect(refreshed.body.tenant).toBeNull();
+
+    const other = await signUp(h.app, 'suspother');
+    await addMember(other.tenantId!, user.userId, 'member');
+    const switched = await request(h.app).post('/auth/switch-tenant').set(bearer(user.accessToken)).send({ tenant: other.slug }).expect(200);
+    expect(switched.body.tenant).toEqual({ id: other.tenantId, slug: other.slug, role: 'member' });
+    const moved = await request(h.app)
+      .post('/auth/switch-tenant')
+      .set(bearer(refreshed.body.accessToken))
+      .send({ tenant: other.tenantId, refreshToken: refreshed.body.refreshToken })
+      .expect(200);
+    expect(moved.body.tenant).toEqual({ id: other.tenantId, slug: other.slug, role: 'member' });
+    expect((await request(h.app).post('/auth/refresh').send({ refreshToken: moved.body.refreshToken }).expect(200)).body.tenant).toMatchObject({ id: other.tenantId });
+  });
 });
