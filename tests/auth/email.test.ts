@@ -16,15 +16,15 @@ describe('email verification', () => {
     const token = MailSink.token(mail);
     await request(h.app).post('/auth/verify-email').send({ token }).expect(200);
     expect((await request(h.app).get('/auth/me').set(bearer(user.accessToken)).expect(200)).body.user.emailVerified).toBe(true);
-    expectError((await request(h.app).post('/auth/verify-email').send({ token }).expect(400)).body, 'invalid_token');
-    expectError((await request(h.app).post('/auth/verify-email').send({ token: 'made-up' }).expect(400)).body, 'invalid_token');
+    expectError((await request(h.app).post('/auth/verify-email').send({ token }).expect(400)).body, 'invalid_link');
+    expectError((await request(h.app).post('/auth/verify-email').send({ token: 'made-up' }).expect(400)).body, 'invalid_link');
   });
 
   test('resend sends a fresh link; an expired link is refused', async () => {
     const user = await signUp(h.app, 'resend', false);
     const first = MailSink.token(await h.mail.waitFor(user.email, /Verify/));
     await h.admin.query("UPDATE auth_email_tokens SET expires_at = now() - interval '1 second' WHERE user_id = $1", [user.userId]);
-    expectError((await request(h.app).post('/auth/verify-email').send({ token: first }).expect(400)).body, 'invalid_token');
+    expectError((await request(h.app).post('/auth/verify-email').send({ token: first }).expect(400)).body, 'invalid_link');
     await request(h.app).post('/auth/verify-email/resend').set(bearer(user.accessToken)).expect(202);
     const mails = h.mail.mails.filter((mail) => mail.to.includes(user.email.toLowerCase()) && /Verify/.test(mail.subject));
     for (let i = 0; i < 25 && mails.length < 2; i++) {
@@ -46,7 +46,7 @@ describe('password reset', () => {
     const token = MailSink.token(mail);
     const fresh = 'a brand new passphrase';
     await request(h.app).post('/auth/password-reset/confirm').send({ token, password: fresh }).expect(200);
-    expectError((await request(h.app).post('/auth/password-reset/confirm').send({ token, password: fresh }).expect(400)).body, 'invalid_token');
+    expectError((await request(h.app).post('/auth/password-reset/confirm').send({ token, password: fresh }).expect(400)).body, 'invalid_link');
     expectError((await request(h.app).post('/auth/refresh').send({ refreshToken: user.refreshToken }).expect(401)).body, 'invalid_refresh_token');
     expectError((await request(h.app).post('/auth/login').send({ email: user.email, password: PASSWORD }).expect(401)).body, 'invalid_credentials');
     await request(h.app).post('/auth/login').send({ email: user.email, password: fresh }).expect(200);
@@ -62,9 +62,9 @@ describe('password reset', () => {
     expect(h.mail.mails.some((mail) => mail.to.includes(ghost))).toBe(false);
     expectError((await request(h.app).post('/auth/password-reset/confirm').send({ token, password: 'short' }).expect(422)).body, 'validation_failed');
     await h.admin.query("UPDATE auth_email_tokens SET expires_at = now() - interval '1 second' WHERE user_id = $1 AND purpose = 'password_reset'", [known.userId]);
-    expectError((await request(h.app).post('/auth/password-reset/confirm').send({ token, password: 'long enough password' }).expect(400)).body, 'invalid_token');
+    expectError((await request(h.app).post('/auth/password-reset/confirm').send({ token, password: 'long enough password' }).expect(400)).body, 'invalid_link');
     // A verification token is not a reset token.
     const verify = MailSink.token(await h.mail.waitFor(known.email, /Verify/));
-    expectError((await request(h.app).post('/auth/password-reset/confirm').send({ token: verify, password: 'long enough password' }).expect(400)).body, 'invalid_token');
+    expectError((await request(h.app).post('/auth/password-reset/confirm').send({ token: verify, password: 'long enough password' }).expect(400)).body, 'invalid_link');
   });
 });

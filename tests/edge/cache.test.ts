@@ -98,7 +98,7 @@ describe('cache, purge and rate limit', () => {
     for (const body of ['not json', '{}', '{"tenant_id":"nope"}']) {
       const response = await send(harness.edge.url, '/_edge/purge', { method: 'POST', body });
       expect(response.status, body).toBe(400);
-      expect(response.json.error.code).toBe('invalid_request');
+      expect(response.json.error.code).toBe('bad_request');
     }
     expect((await send(harness.edge.url, '/_edge/purge')).status).toBe(405);
   });

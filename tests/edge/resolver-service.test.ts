@@ -53,12 +53,12 @@ describe('resolver service', () => {
   });
 
   test('refuses a missing or wrong secret, and malformed queries', async () => {
-    expect((await resolve('by=slug&value=acme', {})).status).toBe(401);
+    expect(await resolve('by=slug&value=acme', {})).toEqual({ status: 401, body: { error: { code: 'unauthenticated', message: 'resolver secret missing or wrong' } } });
     expect((await resolve('by=slug&value=acme', { 'X-Resolver-Secret': 'x'.repeat(secret.length) })).status).toBe(401);
     for (const query of ['by=id&value=nope', 'by=slug&value=Not_A_Slug', 'by=domain&value=..', 'by=name&value=acme', '']) {
       const answer = await resolve(query);
-      expect(answer.status, query).toBe(400);
-      expect(answer.body.error?.code).toBe('invalid_request');
+      expect(answer.status, query).toBe(422);
+      expect(answer.body.error?.code).toBe('validation_failed');
     }
   });
 

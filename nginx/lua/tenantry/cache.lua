@@ -91,8 +91,10 @@ local function ask_resolver(by, value)
     end
     return nil, "the resolver sent an unreadable answer"
   end
-  -- 400: the value can never name a tenant; 404: it names none now. Both are negative.
-  if response.status == ngx.HTTP_NOT_FOUND or response.status == ngx.HTTP_BAD_REQUEST then
+  -- 422 validation_failed (400 from older resolvers): the value can never name a tenant;
+  -- 404: it names none now. Both are negative.
+  local status = response.status
+  if status == ngx.HTTP_NOT_FOUND or status == 422 or status == ngx.HTTP_BAD_REQUEST then
     return false
   end
   return nil, "the resolver answered " .. response.status

@@ -10,13 +10,15 @@ local ngx = ngx
 
 local _M = {}
 
+-- The error page's name is the catalog code; its status and message are the catalog's
+-- (tenantry.respond), but for a more precise message here and the Allow header.
 local REFUSALS = {
-  bad_request = { 400, "bad_request", "malformed request line, path or headers, or oversized headers" },
-  not_found = { 404, "not_found", "no such route" },
-  method_not_allowed = { 405, "method_not_allowed", "this method is not served here", { Allow = methods.ALLOW } },
-  length_required = { 411, "length_required", "this request needs a Content-Length" },
-  precondition_failed = { 412, "precondition_failed", "a precondition of this request does not hold" },
-  range_not_satisfiable = { 416, "range_not_satisfiable", "the requested range is not satisfiable" },
+  bad_request = { message = "malformed request line, path or headers, or oversized headers" },
+  not_found = {},
+  method_not_allowed = { headers = { Allow = methods.ALLOW } },
+  length_required = {},
+  precondition_failed = {},
+  range_not_satisfiable = {},
 }
 
 -- Which shape to answer in when nginx refused before choosing a route: the route the raw
@@ -44,8 +46,11 @@ function _M.send()
     name = uri:match("^/_edge/error/([%w_]+)$")
     graphql = targets_graphql()
   end
-  local refusal = REFUSALS[name] or REFUSALS.not_found
-  return respond.refuse(graphql, refusal[1], refusal[2], refusal[3], refusal[4])
+  if not REFUSALS[name] then
+    name = "not_found"
+  end
+  local refusal = REFUSALS[name]
+  return respond.refuse(graphql, nil, name, refusal.message, refusal.headers)
 end
 
 return _M

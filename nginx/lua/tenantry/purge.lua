@@ -61,7 +61,7 @@ function _M.handle_request()
   ngx.req.read_body()
   local request, err = purge_request(cjson.decode(ngx.req.get_body_data() or ""))
   if not request then
-    return respond.refuse(false, 400, "invalid_request", err)
+    return respond.refuse(false, 400, "bad_request", err)
   end
   cache.purge(request.tenant_id, request.keys)
   ngx.say(cjson.encode({ purged = true }))

@@ -1,13 +1,25 @@
 -- One way to refuse a request: the services' {"error":{code,message}} shape, or
 -- GraphQL's {"errors":[…]} on the GraphQL route.
+-- Codes and statuses come from the one error catalog (tenantry.error_catalog, generated
+-- from services/shared/src/errors/catalog.ts): the status a caller passes is what it
+-- expects, the catalog's is what is answered (tests/shared/error-catalog.test.ts keeps them equal).
 local cjson = require "cjson.safe"
+local catalog = require "tenantry.error_catalog"
 
 local ngx = ngx
 
 local _M = {}
 
--- graphql: answer in GraphQL's shape (the GraphQL route).
+-- graphql: answer in GraphQL's shape (the GraphQL route). message: the catalog's when nil.
 function _M.refuse(graphql, status, code, message, headers)
+  local entry = catalog[code]
+  if entry then
+    status = entry.status
+    message = message or entry.message
+  else
+    ngx.log(ngx.ERR, "error code missing from the error catalog: ", code)
+    status, code, message = 500, "internal", catalog.internal.message
+  end
   ngx.var.edge_error = code
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"

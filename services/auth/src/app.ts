@@ -1,9 +1,9 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { errorHandler, HttpError, notFoundHandler } from '../../shared/src/http/errors.js';
 import type { AuthDependencies } from './deps.js';
-import { fail } from './errors.js';
-import { bearerToken, defineOperation, parse, type Operation } from './http.js';
-import { buildOpenApiDocument } from './openapi.js';
+import { buildOpenApiDocument } from '../../shared/src/http/openapi.js';
+import { mountOperations } from '../../shared/src/http/operation.js';
+import { defineOperation, type Operation } from './http.js';
 import { OPERATIONS } from './routes/index.js';
 
 const openApi = defineOperation({
@@ -36,7 +36,11 @@ const healthz = defineOperation({
 });
 
 const ALL: readonly Operation[] = [...OPERATIONS, openApi, healthz];
-const document = buildOpenApiDocument(ALL);
+const document = buildOpenApiDocument(ALL, {
+  title: 'Tenantry auth service',
+  version: '1.0.0',
+  description: 'Accounts, sessions, tenant-scoped access tokens, members, invitations and API keys.',
+});
 
 export function buildAuthApp(deps: AuthDependencies): Express {
   const app = express();
@@ -44,28 +48,7 @@ export function buildAuthApp(deps: AuthDependencies): Express {
   // Behind the edge: the client address (the login throttle's source address) comes from
   // X-Forwarded-For, believed only from these hops; the edge replaces whatever a client sent.
   app.set('trust proxy', deps.trustProxy ?? 'loopback, uniquelocal');
-  app.use(express.json({ limit: '64kb' }));
-
-  for (const operation of ALL) {
-    app[operation.method](operation.path, async (req: Request, res: Response) => {
-      const log = deps.logger.child({ requestId: req.get('x-request-id'), route: operation.path });
-      const token = bearerToken(req);
-      const principal = token && operation.auth !== 'none' ? deps.tokens.verify(token) : null;
-      if (operation.auth === 'token' && !principal) throw fail('unauthenticated');
-      if (operation.auth === 'optional' && token && !principal) throw fail('unauthenticated');
-      // One rule for every route, before its body is read: a read-only token (impersonation,
-      // read-only API key) changes nothing, even on a route that forgot its own check.
-      if (principal?.readOnly && operation.method !== 'get') throw fail('forbidden', 'read-only tokens change nothing');
-      const body = parse(operation.body, req.body);
-      const query = parse(operation.query, req.query);
-      const params = parse(operation.params, req.params);
-      const reply = await operation.handler({ req, res, deps, log, body, query, params, principal });
-      if (reply.headers) res.set(reply.headers);
-      res.status(reply.status ?? 200);
-      if (reply.body === undefined) res.end();
-      else res.json(reply.body);
-    });
-  }
+  mountOperations(app, ALL, { deps, logger: deps.logger, verify: (token) => deps.tokens.verify(token) });
 
   app.use(notFoundHandler);
   const fallback = errorHandler(deps.logger);

@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { AuthDependencies } from './deps.js';
 import { mailedLink, MAILED_PATHS, verificationMail, type MailContent } from '../../shared/src/mail/templates.js';
-import { hashToken, newOpaqueToken } from './secrets.js';
+import { hashToken, newOpaqueToken } from '../../shared/src/secrets.js';
 
 export type EmailTokenPurpose = 'verify_email' | 'password_reset';
 

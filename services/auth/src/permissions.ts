@@ -1,6 +1,8 @@
-/** The tenant roles, which are also Hasura roles. */
-export const ROLES = ['owner', 'admin', 'member', 'guest'] as const;
-export type Role = (typeof ROLES)[number];
+import type { TenantRole } from '../../shared/src/roles.js';
+
+/** The tenant roles: one list, in services/shared/src/roles.ts. */
+export { ROLES } from '../../shared/src/roles.js';
+export type Role = TenantRole;
 
 /** What each role may do before per-member extras. */
 export const ROLE_PERMISSIONS: Record<Role, readonly string[]> = {

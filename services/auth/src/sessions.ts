@@ -3,7 +3,7 @@ import type { Pool, PoolClient } from 'pg';
 import type { AuthDependencies } from './deps.js';
 import { fail } from './errors.js';
 import type { Role } from './permissions.js';
-import { hashToken, newOpaqueToken } from './secrets.js';
+import { hashToken, newOpaqueToken } from '../../shared/src/secrets.js';
 import { memberTokenState } from './tokens.js';
 
 export interface UserTenant {

@@ -1,33 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import jwt from 'jsonwebtoken';
 import type { Pool, PoolClient } from 'pg';
+import { HASURA_NAMESPACE, TokenVerifier, type HasuraClaims, type Principal } from '../../shared/src/auth/verifier.js';
+import { hasuraRoleFor } from '../../shared/src/roles.js';
 import type { KeyRing } from './keys.js';
-import { hasuraRoleFor, tenantAccessOf } from '../../shared/src/roles.js';
 import type { Role } from './permissions.js';
 
-export const HASURA_NAMESPACE = 'https://hasura.io/jwt/claims';
+// Verification (and the claims' shape) is the shared kit's: auth verifies as every service does.
+export { HASURA_NAMESPACE, type AccessTokenClaims, type HasuraClaims, type Principal } from '../../shared/src/auth/verifier.js';
 
 /** The role a token carries when it names no tenant: Hasura serves it public data only. */
 export const NO_TENANT_ROLE = 'anonymous';
-
-export interface HasuraClaims {
-  'x-hasura-user-id': string;
-  'x-hasura-tenant-id'?: string;
-  'x-hasura-default-role': string;
-  'x-hasura-allowed-roles': string[];
-  'x-hasura-api-key-id'?: string;
-}
-
-export interface AccessTokenClaims {
-  sub: string;
-  iat: number;
-  exp: number;
-  iss: string;
-  aud: string;
-  [HASURA_NAMESPACE]: HasuraClaims;
-  /** RFC 8693 actor: the staff user acting as `sub` (impersonation). */
-  act?: { sub: string };
-}
 
 export interface TokenSubject {
   userId: string;
@@ -39,18 +22,6 @@ export interface TokenSubject {
   actor?: string;
   /** Shorter than the default, e.g. for impersonation; never longer. */
   ttlSeconds?: number;
-}
-
-/** What a verified access token says about its bearer. */
-export interface Principal {
-  userId: string;
-  tenantId: string | null;
-  role: Role | null;
-  /** The token's Hasura role is a read-only one: it changes nothing, on /auth or through GraphQL. */
-  readOnly: boolean;
-  apiKeyId: string | null;
-  actor: string | null;
-  issuedAt: number;
 }
 
 export interface TokenIssuerOptions {
@@ -88,7 +59,11 @@ export async function memberTokenState(db: Pool | PoolClient, tenantId: string, 
 }
 
 export class TokenIssuer {
-  constructor(private readonly options: TokenIssuerOptions) {}
+  private readonly verifier: TokenVerifier;
+
+  constructor(private readonly options: TokenIssuerOptions) {
+    this.verifier = new TokenVerifier({ jwks: options.keys.jwks(), issuer: options.issuer, audience: options.audience });
+  }
 
   get ttlSeconds(): number {
     return this.options.ttlSeconds;
@@ -141,32 +116,8 @@ export class TokenIssuer {
     }
   }
 
-  /** Verifies signature (by kid), issuer, audience and expiry; null when anything is off. */
+  /** Verifies signature (by kid), issuer, audience and expiry with the published keys; null when anything is off. */
   verify(token: string): Principal | null {
-    const { keys, issuer, audience } = this.options;
-    const decoded = jwt.decode(token, { complete: true });
-    if (!decoded || typeof decoded.payload === 'string') return null;
-    const key = keys.find(decoded.header.kid);
-    if (!key) return null;
-    let claims: AccessTokenClaims;
-    try {
-      claims = jwt.verify(token, key.publicKey, { algorithms: [key.alg], issuer, audience }) as unknown as AccessTokenClaims;
-    } catch {
-      return null;
-    }
-    const hasura = claims[HASURA_NAMESPACE];
-    if (!hasura || typeof claims.sub !== 'string') return null;
-    const tenantId = hasura['x-hasura-tenant-id'] ?? null;
-    const access = tenantId ? tenantAccessOf(hasura['x-hasura-default-role']) : null;
-    if (tenantId && !access) return null;
-    return {
-      userId: claims.sub,
-      tenantId,
-      role: access?.role ?? null,
-      readOnly: access?.readOnly ?? false,
-      apiKeyId: hasura['x-hasura-api-key-id'] ?? null,
-      actor: claims.act?.sub ?? null,
-      issuedAt: claims.iat,
-    };
+    return this.verifier.verify(token);
   }
 }

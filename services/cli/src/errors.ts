@@ -1,3 +1,5 @@
+import { refusingConstraint, type RefusingConstraint } from '../../shared/src/errors/database.js';
+
 /** A failure to report in one sentence on stderr; exitCode 1 unless it is a usage error (2). */
 export class CliError extends Error {
   constructor(
@@ -31,6 +33,31 @@ export interface ErrorContext {
   plan?: string;
 }
 
+type Explanation = (context: ErrorContext, tenant: string, error: PgError) => string;
+
+/**
+ * What to say for each rule the database enforces, keyed by the shared constraint map
+ * (services/shared/src/errors/database.ts): a constraint the map does not know is a type error.
+ */
+const EXPLANATIONS: Partial<Record<RefusingConstraint, Explanation>> = {
+  tenants_slug_valid: (context) => `slug '${context.slug ?? ''}' is not allowed (3–63 characters of a-z, 0-9 and -, not a reserved word) — choose another with --slug`,
+  tenants_slug_key: (context) => `slug '${context.slug ?? ''}' is already taken — choose another with --slug`,
+  tenant_members_user_limit: (_context, tenant, error) => {
+    const limit = /limit of (\d+)/.exec(error.message)?.[1];
+    return `${tenant} has reached its limit of ${limit ?? 'its'} users — remove a member or move the tenant to a plan with more users`;
+  },
+  tenant_members_last_owner: (_context, tenant) => `${tenant} must keep at least one owner — make another member an owner first`,
+  tenant_members_pkey: (context, tenant) => `user '${context.user ?? ''}' is already a member of ${tenant} — change the role with \`tenantry member update\``,
+  tenant_domains_domain_normalised: (context) => `'${context.domain ?? ''}' is not a valid domain name — give a host name such as app.example.com`,
+  tenant_domains_tenant_id_domain_key: (context, tenant) => `domain '${context.domain ?? ''}' is already a domain of ${tenant} — see \`tenantry domain list\``,
+  tenant_domains_verified_domain_key: (context) =>
+    `domain '${context.domain ?? ''}' is already verified by another tenant — the first tenant to verify a domain keeps it; remove it there first`,
+  tenant_settings_key_format: (context) => `setting key '${context.key ?? ''}' is invalid — use lower-case dotted names such as branding.primary_color`,
+  users_email_key: (context) => `a user with email '${context.email ?? ''}' already exists — see \`tenantry user list\``,
+  users_email_format: (context) => `'${context.email ?? ''}' is not an email address — give one such as ops@example.com`,
+  tenants_plan_id_fkey: (context) => `plan '${context.plan ?? ''}' does not exist — use free, starter, pro or enterprise`,
+};
+
 /**
  * Turns a rule the database enforced into a sentence that says what to do. The rules
  * themselves (slug format, uniqueness, user limit, last owner, domains) live in the
@@ -39,42 +66,9 @@ export interface ErrorContext {
 export function explainDatabaseError(error: unknown, context: ErrorContext = {}): Error {
   if (!isPgError(error)) return error as Error;
   const tenant = context.tenant ? `tenant '${context.tenant}'` : 'the tenant';
-  switch (error.constraint) {
-    case 'tenants_slug_valid':
-      return new CliError(
-        `slug '${context.slug ?? ''}' is not allowed (3–63 characters of a-z, 0-9 and -, not a reserved word) — choose another with --slug`,
-      );
-    case 'tenants_slug_key':
-      return new CliError(`slug '${context.slug ?? ''}' is already taken — choose another with --slug`);
-    case 'tenant_members_user_limit': {
-      const limit = /limit of (\d+)/.exec(error.message)?.[1];
-      return new CliError(
-        `${tenant} has reached its limit of ${limit ?? 'its'} users — remove a member or move the tenant to a plan with more users`,
-      );
-    }
-    case 'tenant_members_last_owner':
-      return new CliError(`${tenant} must keep at least one owner — make another member an owner first`);
-    case 'tenant_members_pkey':
-      return new CliError(`user '${context.user ?? ''}' is already a member of ${tenant} — change the role with \`tenantry member update\``);
-    case 'tenant_domains_domain_normalised':
-      return new CliError(`'${context.domain ?? ''}' is not a valid domain name — give a host name such as app.example.com`);
-    case 'tenant_domains_tenant_id_domain_key':
-      return new CliError(`domain '${context.domain ?? ''}' is already a domain of ${tenant} — see \`tenantry domain list\``);
-    case 'tenant_domains_verified_domain_key':
-      return new CliError(
-        `domain '${context.domain ?? ''}' is already verified by another tenant — the first tenant to verify a domain keeps it; remove it there first`,
-      );
-    case 'tenant_settings_key_format':
-      return new CliError(
-        `setting key '${context.key ?? ''}' is invalid — use lower-case dotted names such as branding.primary_color`,
-      );
-    case 'users_email_key':
-      return new CliError(`a user with email '${context.email ?? ''}' already exists — see \`tenantry user list\``);
-    case 'users_email_format':
-      return new CliError(`'${context.email ?? ''}' is not an email address — give one such as ops@example.com`);
-    case 'tenants_plan_id_fkey':
-      return new CliError(`plan '${context.plan ?? ''}' does not exist — use free, starter, pro or enterprise`);
-  }
+  const constraint = refusingConstraint(error);
+  const explain = constraint ? EXPLANATIONS[constraint] : undefined;
+  if (explain) return new CliError(explain(context, tenant, error));
   if (error.code === '28P01' || error.code === '3D000' || error.code === 'ECONNREFUSED') {
     return new CliError(`cannot reach the database (${error.message}) — check PLATFORM_ADMIN_DATABASE_URL`);
   }

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { hashToken, newOpaqueToken } from '../../auth/src/secrets.js';
+import { hashToken, newOpaqueToken } from '../../shared/src/secrets.js';
 import { listTenantTables, type TenantTable } from '../../shared/src/db/isolation-lint.js';
 import { adminPool, bucketOf, inTransaction, s3Client, type Queryable } from './context.js';
 import { CliError, explainDatabaseError, isPgError } from './errors.js';

@@ -1,13 +1,15 @@
-import { timingSafeEqual } from 'node:crypto';
 import express, { type Express } from 'express';
 import type { Pool } from 'pg';
 import { z } from 'zod';
+import { fail } from '../../shared/src/errors/catalog.js';
 import { errorHandler, HttpError, notFoundHandler, sendError } from '../../shared/src/http/errors.js';
+import { describeIssues } from '../../shared/src/http/parse.js';
+import { sameSecret } from '../../shared/src/secrets.js';
 import type { Logger } from '../../shared/src/logger.js';
 import { normaliseDomain, slugSchema } from '../../shared/src/tenancy.js';
 import { memberTokenState, resolveTenant } from './resolve.js';
 
-const uuid = z.string().uuid();
+const uuid = z.uuid();
 
 const resolveQuery = z.discriminatedUnion('by', [
   z.object({
@@ -29,12 +31,6 @@ const resolveQuery = z.discriminatedUnion('by', [
   }),
 ]);
 
-function sameSecret(given: string | undefined, expected: Buffer): boolean {
-  if (given === undefined) return false;
-  const candidate = Buffer.from(given);
-  return candidate.length === expected.length && timingSafeEqual(candidate, expected);
-}
-
 export interface ResolverDependencies {
   pool: Pool;
   secret: string;
@@ -42,7 +38,6 @@ export interface ResolverDependencies {
 }
 
 export function buildResolverApp({ pool, secret, logger }: ResolverDependencies): Express {
-  const expected = Buffer.from(secret);
   const app = express();
   app.disable('x-powered-by');
 
@@ -56,29 +51,29 @@ export function buildResolverApp({ pool, secret, logger }: ResolverDependencies)
   });
 
   app.get('/internal/resolve', async (req, res) => {
-    if (!sameSecret(req.get('x-resolver-secret'), expected)) {
-      throw new HttpError(401, 'unauthorized', 'resolver secret missing or wrong');
+    if (!sameSecret(req.get('x-resolver-secret'), secret)) {
+      throw fail('unauthenticated', 'resolver secret missing or wrong');
     }
     const parsed = resolveQuery.safeParse(req.query);
     if (!parsed.success) {
-      throw new HttpError(400, 'invalid_request', parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`).join('; '));
+      throw fail('validation_failed', describeIssues(parsed.error));
     }
     const query = parsed.data;
     try {
       if (query.by === 'member') {
         const member = await memberTokenState(pool, query.value[0], query.value[1]);
-        if (!member) throw new HttpError(404, 'member_not_found', 'no such member');
+        if (!member) throw fail('member_not_found');
         res.json({ member });
         return;
       }
       const tenant = await resolveTenant(pool, query.by, query.value);
-      if (!tenant) throw new HttpError(404, 'tenant_not_found', 'no such tenant');
+      if (!tenant) throw fail('tenant_not_found');
       res.json({ tenant });
     } catch (error) {
       if (error instanceof HttpError) throw error;
       // The edge serves stale answers on a 503; it must never take this for "not found".
       logger.error({ err: error }, 'lookup failed');
-      throw new HttpError(503, 'unavailable', 'lookup failed');
+      throw fail('unavailable', 'lookup failed');
     }
   });
 

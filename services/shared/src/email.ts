@@ -1,4 +1,5 @@
 import { domainToASCII } from 'node:url';
+import { z } from 'zod';
 
 /** The longest address the database stores (users_email_format). */
 export const MAX_EMAIL_LENGTH = 320;
@@ -61,3 +62,19 @@ function foldLocalPart(local: string): string | null {
 
 /** True when `email` is already in the stored form. */
 export const isNormalisedEmail = (email: string): boolean => normaliseEmail(email) === email;
+
+/**
+ * An address in, its stored spelling out (normaliseEmail): every route compares and stores
+ * the same form the database's unique index and CHECK expect.
+ */
+export const emailSchema = z
+  .string()
+  .trim()
+  .max(MAX_EMAIL_LENGTH)
+  .regex(/^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'must be an email address')
+  .transform((address, context) => {
+    const email = normaliseEmail(address);
+    if (email !== null) return email;
+    context.addIssue({ code: 'custom', input: address, message: 'must be an email address with a valid domain name' });
+    return z.NEVER;
+  });

@@ -9,7 +9,12 @@
  * or delete anywhere (the metadata lint checks both). Read-only API keys and staff
  * impersonation tokens carry it, so "read-only" is enforced by Hasura, not promised.
  */
-export type TenantRole = 'owner' | 'admin' | 'member' | 'guest';
+/**
+ * The one list of tenant roles, highest first. The auth service's permissions and the CLI
+ * import it; the SQL enum member_role is checked against it (tests/db/role-permissions-sync.test.ts).
+ */
+export const ROLES = ['owner', 'admin', 'member', 'guest'] as const;
+export type TenantRole = (typeof ROLES)[number];
 export type BaseHasuraRole = 'owner' | 'tenant_admin' | 'member' | 'guest';
 export type ReadOnlyHasuraRole = `${BaseHasuraRole}_readonly`;
 export type HasuraRole = BaseHasuraRole | ReadOnlyHasuraRole | 'anonymous';

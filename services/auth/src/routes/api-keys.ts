@@ -4,7 +4,7 @@ import { withTenant } from '../../../shared/src/db/tenant-context.js';
 import { fail, pgError } from '../errors.js';
 import { defineOperation } from '../http.js';
 import { ROLE_RANK, ROLES, type Role } from '../permissions.js';
-import { hashToken, sameSecret } from '../secrets.js';
+import { hashToken, sameSecret } from '../../../shared/src/secrets.js';
 import { actingMember, authorize, inTenant } from '../tenant-access.js';
 
 /** `tnt_<prefix>_<secret>`: the prefix (public, unique) finds the row, the whole key is compared by hash. */

@@ -18,7 +18,7 @@ export const verifyEmail = defineOperation({
   responses: { 200: { description: 'verified' }, 400: { description: 'the link is invalid, used or expired' } },
   async handler({ deps, body }) {
     const userId = await consumeEmailToken(deps.pool, body.token, 'verify_email');
-    if (!userId) throw fail('invalid_token');
+    if (!userId) throw fail('invalid_link');
     await deps.pool.query('UPDATE users SET email_verified_at = coalesce(email_verified_at, now()) WHERE id = $1', [userId]);
     return { body: { verified: true } };
   },
@@ -71,7 +71,7 @@ export const confirmPasswordReset = defineOperation({
     const passwordHash = await deps.passwords.hash(body.password);
     await inTransaction(deps.pool, {}, async (client) => {
       const userId = await consumeEmailToken(client, body.token, 'password_reset');
-      if (!userId) throw fail('invalid_token');
+      if (!userId) throw fail('invalid_link');
       // The mailbox was reached: the address is verified too.
       await client.query('UPDATE users SET password_hash = $2, email_verified_at = coalesce(email_verified_at, now()) WHERE id = $1', [userId, passwordHash]);
       await client.query("UPDATE auth_email_tokens SET used_at = now() WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL", [userId]);

@@ -8,7 +8,7 @@ import type { AuthDependencies } from '../deps.js';
 import { fail, mapMembershipError, pgError } from '../errors.js';
 import { defineOperation, emailSchema, passwordSchema } from '../http.js';
 import { ROLE_RANK, ROLES, type Role } from '../permissions.js';
-import { hashToken, newOpaqueToken } from '../secrets.js';
+import { hashToken, newOpaqueToken } from '../../../shared/src/secrets.js';
 import { pickTenant, startSession } from '../sessions.js';
 import { actingMember, authorize, inTenant, type Acting } from '../tenant-access.js';
 import { sessionSchema } from './session.js';

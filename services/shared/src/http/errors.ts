@@ -78,7 +78,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     // Express's body parsers mark client mistakes (bad JSON, too large) with a 4xx status.
     const status = (error as { status?: number }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      sendError(res, status, 'bad_request', (error as Error).message);
+      sendError(res, status, status === 413 ? 'payload_too_large' : 'bad_request', (error as Error).message);
       return;
     }
     if (isDependencyUnavailable(error)) {

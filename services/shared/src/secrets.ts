@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-/** An opaque, high-entropy token (refresh tokens, mailed links): 256 random bits. */
+/** An opaque, high-entropy token (refresh tokens, mailed links, invitations): 256 random bits. */
 export const newOpaqueToken = (): string => randomBytes(32).toString('base64url');
 
 /**
@@ -9,7 +9,13 @@ export const newOpaqueToken = (): string => randomBytes(32).toString('base64url'
  */
 export const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 
-export function sameSecret(given: string, expected: string): boolean {
+/**
+ * Compares a secret someone sent with the expected one in constant time (for equal
+ * lengths; the length itself is not a secret worth hiding for high-entropy values).
+ * A missing value never matches.
+ */
+export function sameSecret(given: string | undefined, expected: string): boolean {
+  if (given === undefined) return false;
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);

@@ -1,0 +1,73 @@
+import { HttpError } from '../http/errors.js';
+
+/**
+ * The one catalog of error codes every Tenantry answer uses, the services' and the edge's:
+ * code → [HTTP status, default message]. A code that is not here is a type error in
+ * TypeScript, and the edge's Lua reads a file generated from this one
+ * (nginx/lua/tenantry/error_catalog.lua, `npm run edge:error-catalog`; a test fails when it
+ * is stale). Messages never say whether an email exists.
+ */
+export const ERRORS = {
+  // Requests that cannot be read or do not match their schema.
+  bad_request: [400, 'the request could not be read'],
+  validation_failed: [422, 'the request is not valid'],
+  payload_too_large: [413, 'request body too large'],
+  not_found: [404, 'no such route'],
+  method_not_allowed: [405, 'this method is not served here'],
+  length_required: [411, 'this request needs a Content-Length'],
+  precondition_failed: [412, 'a precondition of this request does not hold'],
+  range_not_satisfiable: [416, 'the requested range is not satisfiable'],
+  // Who is asking.
+  unauthenticated: [401, 'a valid access token is required'],
+  invalid_token: [401, 'the access token is invalid or expired'],
+  token_revoked: [401, 'the token is no longer valid for this tenant'],
+  invalid_credentials: [401, 'email or password is wrong'],
+  invalid_refresh_token: [401, 'the refresh token is invalid, expired or revoked'],
+  refresh_token_reused: [401, 'the refresh token was already used; the session has been revoked'],
+  invalid_api_key: [401, 'the API key is invalid, expired or revoked'],
+  invalid_link: [400, 'the link is invalid, used or expired'],
+  forbidden: [403, 'you may not do this'],
+  not_a_member: [403, 'you are not a member of that tenant'],
+  api_key_not_allowed: [403, 'API-key tokens cannot manage the tenant'],
+  user_disabled: [403, 'the account is disabled'],
+  email_mismatch: [403, 'the invitation is for another email address'],
+  // Which tenant.
+  invalid_tenant_header: [400, 'the tenant header is malformed'],
+  tenant_required: [400, 'this request must name a tenant'],
+  tenant_inactive: [403, 'the tenant is not active'],
+  tenant_suspended: [403, 'this tenant is suspended'],
+  tenant_mismatch: [403, 'the tenant of the request does not match the token'],
+  // Conflicts with what exists.
+  email_in_use: [409, 'an account with this email already exists'],
+  already_member: [409, 'the user is already a member'],
+  user_limit_reached: [409, 'the tenant has reached the user limit of its plan'],
+  last_owner: [409, 'a tenant must keep at least one owner'],
+  slug_taken: [409, 'that slug is taken'],
+  domain_taken: [409, 'that domain is already taken'],
+  invitation_pending: [409, 'a pending invitation for this email exists'],
+  invitation_not_pending: [409, 'the invitation was already accepted, revoked or has expired'],
+  login_required: [409, 'an account with this email exists: log in and accept with your access token'],
+  // Not there.
+  member_not_found: [404, 'no such member'],
+  user_not_found: [404, 'no such user'],
+  tenant_not_found: [404, 'no such tenant'],
+  invitation_not_found: [404, 'no such invitation'],
+  api_key_not_found: [404, 'no such API key'],
+  // Too much, or not now.
+  too_many_attempts: [429, 'too many attempts; try again later'],
+  rate_limited: [429, 'too many requests for this tenant'],
+  internal: [500, 'internal error'],
+  unavailable: [503, 'a dependency is unavailable'],
+  upstream_unavailable: [503, 'the service behind this route is unavailable'],
+  resolver_unavailable: [503, 'the tenant cannot be resolved right now'],
+} as const satisfies Record<string, readonly [number, string]>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export const isErrorCode = (code: string): code is ErrorCode => Object.hasOwn(ERRORS, code);
+
+/** The error to throw for `code`: the catalog's status, its default message unless a more precise one is given. */
+export function fail(code: ErrorCode, message?: string): HttpError {
+  const [status, fallback] = ERRORS[code];
+  return new HttpError(status, code, message ?? fallback);
+}
