@@ -12,7 +12,9 @@ RUN apt-get update \
  && useradd --system --uid 10001 minio \
  && mkdir /data && chown minio /data
 COPY --from=build /go/bin/minio /usr/local/bin/minio
+# Resolves the $${S3_ACCESS_KEY}-style references compose passes (the secrets service's files).
+COPY docker/expand-secrets.sh /usr/local/bin/expand-secrets
 USER minio
 EXPOSE 9000
-ENTRYPOINT ["minio"]
+ENTRYPOINT ["/bin/sh", "/usr/local/bin/expand-secrets", "minio"]
 CMD ["server", "/data", "--address", ":9000", "--console-address", ":9001"]

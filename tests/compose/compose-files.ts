@@ -2,6 +2,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
+import { expandSecrets } from '../../scripts/compose/secret-references.js';
+import { writeSecrets } from '../../scripts/compose/secrets.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export type ComposeFile = {
@@ -101,4 +103,20 @@ export function interpolate(value: string, env: ReadonlyMap<string, string>): st
 /** A service's environment with the .env values interpolated, as the container would see it. */
 export function serviceEnvironment(service: Service, env: ReadonlyMap<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(service.environment ?? {}).map(([name, value]) => [name, interpolate(String(value ?? ''), env)]));
+}
+
+/**
+ * A service's environment as its process sees it: compose's interpolation, then the
+ * `${NAME}` secret references resolved from a directory the secrets job wrote.
+ */
+export function containerEnvironment(service: Service, env: ReadonlyMap<string, string>, secretsDir: string): Record<string, string> {
+  const values: NodeJS.ProcessEnv = serviceEnvironment(service, env);
+  expandSecrets(values, secretsDir);
+  return values as Record<string, string>;
+}
+
+/** The secrets job of `file` run into `directory` with the .env values `env` (no Docker: the same module). */
+export function runSecretsJob(file: ComposeFile, env: ReadonlyMap<string, string>, directory: string) {
+  const jobEnv = serviceEnvironment(file.services.secrets!, env);
+  return writeSecrets(directory, jobEnv, jobEnv.TENANTRY_SECRETS_REQUIRED === 'true');
 }

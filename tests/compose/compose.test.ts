@@ -12,13 +12,14 @@ import { findBinary } from '../../scripts/native/binaries.js';
 import { readConfig } from '../../services/shared/src/config.js';
 import {
   composeText,
+  containerEnvironment,
   envExample,
   interpolate,
   interpolatedVariables,
   loadCompose,
   mergeCompose,
   ROOT,
-  serviceEnvironment,
+  runSecretsJob,
   type ComposeFile,
   type Service,
 } from './compose-files.js';
@@ -29,9 +30,32 @@ const base = loadCompose(BASE);
 const prod = loadCompose(PROD);
 const merged = mergeCompose(base, prod);
 const env = envExample();
+/** A production .env: .env.example with every secret and production setting filled in. */
+const productionEnv = new Map([
+  ...env,
+  ...['POSTGRES_PASSWORD', 'TENANTRY_OWNER_DB_PASSWORD', 'HASURA_DB_PASSWORD', 'APP_SERVICE_DB_PASSWORD', 'PLATFORM_ADMIN_DB_PASSWORD', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'HASURA_GRAPHQL_ADMIN_SECRET', 'RESOLVER_SECRET', 'EDGE_PURGE_SECRET'].map(
+    (name) => [name, `${name.toLowerCase().replace(/_/g, '-')}-0123456789`] as [string, string],
+  ),
+  ['AUTH_SIGNING_KEYS', '[{"kid":"prod-1","privateKeyPem":"(a PEM)"}]'],
+  ['AUTH_ISSUER', 'https://auth.example-saas.com'],
+  ['SMTP_URL', 'smtp://smtp.example-saas.com:587'],
+  ['PUBLIC_URL', 'https://app.example-saas.com'],
+  ['BASE_DOMAIN', 'example-saas.com'],
+]);
+/** The secrets volume of each setup, as its secrets job fills it (development: generated). */
+const secretsRoot = mkdtempSync(path.join(os.tmpdir(), 'compose-secrets-'));
+afterAll(() => rmSync(secretsRoot, { recursive: true, force: true }));
+const setups = new Map<ComposeFile, { env: ReadonlyMap<string, string>; secretsDir: string }>();
+for (const [name, file, fileEnv] of [['development', base, env], ['production', merged, productionEnv]] as const) {
+  const secretsDir = path.join(secretsRoot, name);
+  runSecretsJob(file, fileEnv, secretsDir);
+  setups.set(file, { env: fileEnv, secretsDir });
+}
+/** A service's environment as its process sees it, in the setup `file` describes. */
+const containerEnv = (file: ComposeFile, service: Service) => containerEnvironment(service, setups.get(file)!.env, setups.get(file)!.secretsDir);
 
 /** Jobs and tools that run once and exit: no health check, `restart: "no"`, waited on with service_completed_successfully. */
-const ONE_SHOT = new Set(['migrate', 'edge-config', 'tenantry']);
+const ONE_SHOT = new Set(['secrets', 'migrate', 'edge-config', 'tenantry']);
 /** Services without a health check, and why. */
 const NO_HEALTHCHECK: Record<string, string> = {
   'stripe-mock': 'dev profile only; a lone Go binary with no shell or client to probe with; nothing waits on it',
@@ -145,21 +169,23 @@ describe.each([
     expect(hasura.image).toMatch(/^hasura\/graphql-engine:v2\.\d+\.\d+\.cli-migrations-v3$/);
     expect(hasura.volumes).toContain('./hasura/metadata:/hasura-metadata:ro');
     expect(JSON.stringify(hasura.volumes)).not.toContain('/hasura-migrations');
-    const hasuraEnv = serviceEnvironment(hasura, env);
+    const hasuraEnv = containerEnv(file, hasura);
     expect(hasuraEnv.HASURA_GRAPHQL_DATABASE_URL).toMatch(/^postgresql:\/\/hasura_app:/);
     expect(hasuraEnv.HASURA_GRAPHQL_METADATA_DATABASE_URL).toMatch(/^postgresql:\/\/hasura_app:.*\/hasura_metadata$/);
     expect(hasuraEnv.HASURA_GRAPHQL_ENABLE_CONSOLE).toBe('false');
     expect(hasuraEnv.HASURA_GRAPHQL_DEV_MODE).toBe('false');
     expect(hasuraEnv.HASURA_GRAPHQL_UNAUTHORIZED_ROLE).toBe('anonymous');
-    expect(hasura.environment!.HASURA_GRAPHQL_ADMIN_SECRET).toMatch(/^\$\{HASURA_GRAPHQL_ADMIN_SECRET:\?/);
+    // A secret: a reference to the secrets volume, never a value in the compose file.
+    expect(hasura.environment!.HASURA_GRAPHQL_ADMIN_SECRET).toBe('$${HASURA_GRAPHQL_ADMIN_SECRET}');
+    expect(hasuraEnv.HASURA_GRAPHQL_ADMIN_SECRET).toBe(readFileSync(path.join(setups.get(file)!.secretsDir, 'HASURA_GRAPHQL_ADMIN_SECRET'), 'utf8'));
     const jwt = JSON.parse(hasuraEnv.HASURA_GRAPHQL_JWT_SECRET!);
     expect(jwt).toEqual({
       jwk_url: 'http://auth:4002/auth/.well-known/jwks.json',
-      issuer: env.get('AUTH_ISSUER'),
-      audience: env.get('AUTH_AUDIENCE'),
+      issuer: setups.get(file)!.env.get('AUTH_ISSUER'),
+      audience: setups.get(file)!.env.get('AUTH_AUDIENCE'),
       claims_namespace: 'https://hasura.io/jwt/claims',
     });
-    expect(serviceEnvironment(file.services['edge-config']!, env).HASURA_UPSTREAM).toBe('hasura:8080');
+    expect(containerEnv(file, file.services['edge-config']!).HASURA_UPSTREAM).toBe('hasura:8080');
     expect(Object.keys(file.services.edge!.depends_on ?? {})).toContain('hasura');
   });
 });
@@ -187,17 +213,17 @@ describe('production override', () => {
     expect(pgbouncer.image).toMatch(/^edoburu\/pgbouncer:v\d+\.\d+\.\d+/);
     expect(pgbouncer.environment!.POOL_MODE).toBe('transaction');
     for (const [name, key] of [['hasura', 'HASURA_GRAPHQL_DATABASE_URL'], ['auth', 'DATABASE_URL'], ['resolver', 'DATABASE_URL']] as const) {
-      expect(serviceEnvironment(merged.services[name]!, env)[key], name).toMatch(/@pgbouncer:5432\//);
+      expect(containerEnv(merged, merged.services[name]!)[key], name).toMatch(/@pgbouncer:5432\//);
       expect(Object.keys(merged.services[name]!.depends_on ?? {}), name).toContain('pgbouncer');
     }
     // Hasura's own catalog and the migration runner (a session advisory lock) go straight to Postgres.
-    expect(serviceEnvironment(merged.services.hasura!, env).HASURA_GRAPHQL_METADATA_DATABASE_URL).toMatch(/@postgres:5432\//);
-    expect(serviceEnvironment(merged.services.migrate!, env).DATABASE_URL).toMatch(/@postgres:5432\//);
+    expect(containerEnv(merged, merged.services.hasura!).HASURA_GRAPHQL_METADATA_DATABASE_URL).toMatch(/@postgres:5432\//);
+    expect(containerEnv(merged, merged.services.migrate!).DATABASE_URL).toMatch(/@postgres:5432\//);
     expect(readFileSync(path.join(ROOT, 'hasura/metadata/databases/databases.yaml'), 'utf8')).toContain('use_prepared_statements: false');
   });
 
   test('read-only file systems where the image allows, TLS certificates from a volume', () => {
-    for (const name of ['migrate', 'redis', 'resolver', 'auth', 'edge-config', 'edge', 'pgbouncer']) {
+    for (const name of ['secrets', 'migrate', 'redis', 'resolver', 'auth', 'edge-config', 'edge', 'pgbouncer']) {
       expect(merged.services[name]!.read_only, name).toBe(true);
     }
     expect(merged.services.edge!.volumes).toContain('edge-certs:/etc/tenantry/tls:ro');
@@ -254,7 +280,7 @@ describe('the edge config rendered for the compose network passes nginx -t', () 
 
   /** The edge-config job's environment, as compose would hand it over, for Debian's nginx here. */
   function render(file: ComposeFile, name: string): { conf: string; hosts: string[] } {
-    const composeEnv = serviceEnvironment(file.services['edge-config']!, env);
+    const composeEnv = containerEnv(file, file.services['edge-config']!);
     const dir = path.join(work, name);
     spawnSync('mkdir', ['-p', dir]);
     // The certificate volume exists only in the deployment: nginx -t gets a throwaway pair.

@@ -1,0 +1,110 @@
+/**
+ * The compose stack's secrets, one file each in a volume (/run/tenantry/secrets): the
+ * one-shot `secrets` service runs this before anything else starts.
+ *
+ * Development (`docker compose up -d` on a fresh checkout): whatever .env does not set is
+ * generated once and kept, so the stack starts without editing .env and keeps its
+ * passwords across restarts. A value .env sets wins, and replaces the kept one.
+ * Production (docker-compose.prod.yml sets TENANTRY_SECRETS_REQUIRED=true): nothing is
+ * generated; every secret must come from .env and must not be a `change-me` placeholder.
+ *
+ * Services read the files, never this module: compose passes them `$${NAME}` references
+ * that docker/expand-secrets.sh or scripts/compose/expand-secrets.ts resolve at start.
+ */
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+type Generator = (env: NodeJS.ProcessEnv) => string;
+
+const randomToken = (bytes = 32): Generator => () => randomBytes(bytes).toString('base64url');
+/** S3 access keys: letters and digits only, as every S3 server accepts them. */
+const accessKey: Generator = () => randomBytes(15).toString('hex').toUpperCase();
+
+const signingKeys: Generator = () => {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  return JSON.stringify([{ kid: `dev-${new Date().toISOString().slice(0, 10)}-${randomBytes(3).toString('hex')}`, privateKeyPem: pem }]);
+};
+
+/** Hasura verifies the auth service's tokens from its JWKS; issuer and audience follow the auth service's. */
+const hasuraJwtSecret: Generator = (env) =>
+  JSON.stringify({
+    jwk_url: 'http://auth:4002/auth/.well-known/jwks.json',
+    issuer: env.AUTH_ISSUER || 'https://auth.tenantry.local',
+    audience: env.AUTH_AUDIENCE || 'tenantry',
+    claims_namespace: 'https://hasura.io/jwt/claims',
+  });
+
+/** Every secret of the stack, with how development generates it. */
+export const SECRETS: Record<string, Generator> = {
+  POSTGRES_PASSWORD: randomToken(),
+  TENANTRY_OWNER_DB_PASSWORD: randomToken(),
+  HASURA_DB_PASSWORD: randomToken(),
+  APP_SERVICE_DB_PASSWORD: randomToken(),
+  PLATFORM_ADMIN_DB_PASSWORD: randomToken(),
+  S3_ACCESS_KEY: accessKey,
+  S3_SECRET_KEY: randomToken(),
+  AUTH_SIGNING_KEYS: signingKeys,
+  HASURA_GRAPHQL_ADMIN_SECRET: randomToken(),
+  RESOLVER_SECRET: randomToken(),
+  EDGE_PURGE_SECRET: randomToken(),
+};
+
+/** Derived from other settings, not secret; production may still set it in .env. */
+const DERIVED: Record<string, Generator> = { HASURA_GRAPHQL_JWT_SECRET: hasuraJwtSecret };
+
+export class SecretsError extends Error {}
+
+export interface SecretsResult {
+  /** Where each value came from. */
+  sources: Record<string, 'environment' | 'kept' | 'generated' | 'derived'>;
+}
+
+/** Writes one file per secret into `directory`; see the module comment for the rules. */
+export function writeSecrets(directory: string, env: NodeJS.ProcessEnv, required: boolean): SecretsResult {
+  const sources: SecretsResult['sources'] = {};
+  const values: Record<string, string> = {};
+  const problems: string[] = [];
+  for (const [name, generate] of Object.entries({ ...SECRETS, ...DERIVED })) {
+    const given = env[name];
+    const file = path.join(directory, name);
+    if (given) {
+      if (required && /change[-_]?me/i.test(given)) problems.push(`${name} is still the .env.example placeholder`);
+      values[name] = given;
+      sources[name] = 'environment';
+    } else if (name in DERIVED) {
+      values[name] = generate(env);
+      sources[name] = 'derived';
+    } else if (required) {
+      problems.push(`${name} is not set`);
+    } else if (existsSync(file)) {
+      values[name] = readFileSync(file, 'utf8');
+      sources[name] = 'kept';
+    } else {
+      values[name] = generate(env);
+      sources[name] = 'generated';
+    }
+  }
+  if (problems.length > 0) throw new SecretsError(`production needs real secrets in .env: ${problems.join('; ')}`);
+  mkdirSync(directory, { recursive: true });
+  // Readable by the stack's containers, which run as different users; the volume is mounted only into them.
+  chmodSync(directory, 0o755);
+  for (const [name, value] of Object.entries(values)) {
+    const file = path.join(directory, name);
+    writeFileSync(`${file}.tmp`, value, { mode: 0o644 });
+    renameSync(`${file}.tmp`, file);
+  }
+  return { sources };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const directory = process.argv[2] ?? '/run/tenantry/secrets';
+  try {
+    const { sources } = writeSecrets(directory, process.env, process.env.TENANTRY_SECRETS_REQUIRED === 'true');
+    for (const [name, source] of Object.entries(sources)) console.log(`${name}: ${source}`);
+  } catch (error) {
+    console.error(`secrets: ${(error as Error).message}`);
+    process.exit(1);
+  }
+}
