@@ -58,8 +58,8 @@ export async function s3Client(): Promise<S3Client> {
   return s3;
 }
 
-/** The per-tenant bucket (design decision 4). */
-export const bucketOf = (tenantId: string) => `tenant-${tenantId}`;
+/** The per-tenant bucket: its name is the shared kit's (services/shared/src/tenancy.ts). */
+export { tenantBucket as bucketOf } from '../../shared/src/tenancy.js';
 
 export async function closeConnections(): Promise<void> {
   const closing: Promise<unknown>[] = [];

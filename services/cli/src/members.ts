@@ -2,9 +2,10 @@ import { adminPool, inTransaction, type Queryable } from './context.js';
 import { CliError, explainDatabaseError } from './errors.js';
 import { findTenant } from './tenants.js';
 import { findUser } from './users.js';
+import type { TenantRole } from '../../shared/src/roles.js';
 
-export const ROLES = ['owner', 'admin', 'member', 'guest'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES } from '../../shared/src/roles.js';
+export type Role = TenantRole;
 
 export interface MemberRow {
   user_id: string;

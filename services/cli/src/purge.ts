@@ -1,4 +1,6 @@
 import { listTenantTables } from '../../shared/src/db/isolation-lint.js';
+import { quoteIdent } from '../../shared/src/ids.js';
+import { tenantRedisPrefix } from '../../shared/src/tenancy.js';
 import { adminPool, bucketOf, inTransaction, redisClient, s3Client } from './context.js';
 import { findTenant, purgeTenantFromEdges, type TenantRow } from './tenants.js';
 import { progress } from './progress.js';
@@ -12,13 +14,12 @@ export interface PurgeReport {
   bucket_removed: boolean;
 }
 
-const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** Removes every key under the tenant's prefix with SCAN (never KEYS) and UNLINK. */
 async function purgeRedis(tenantId: string, onBatch: (count: number) => void): Promise<number> {
   const redis = await redisClient();
   // A literal { in MATCH is fine; escape glob characters of the id (there are none in a uuid).
-  const pattern = `tenant:{${tenantId}}:*`;
+  const pattern = `${tenantRedisPrefix(tenantId)}*`;
   let cursor = '0';
   let removed = 0;
   do {

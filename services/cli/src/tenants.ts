@@ -6,9 +6,9 @@ import { cliConfig, need } from './config.js';
 import { adminPool, inTransaction, purgeEdges, type Queryable } from './context.js';
 import { CliError, explainDatabaseError } from './errors.js';
 import { findUser, type UserRow } from './users.js';
+import { isUuid } from '../../shared/src/ids.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const isUuid = (value: string) => UUID.test(value);
+export { isUuid };
 
 export type TenantStatus = 'active' | 'suspended' | 'deleted';
 

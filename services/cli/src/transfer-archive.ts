@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { normaliseEmail } from '../../shared/src/email.js';
 import { CliError } from './errors.js';
+import { ROLES, type TenantRole } from '../../shared/src/roles.js';
 
 /**
  * Reading a tenant export is reading untrusted input: whoever hands an operator an archive
@@ -207,8 +208,8 @@ const email = z.string().transform((value, context) => {
   }
   return normalised;
 });
-export const ROLES = ['owner', 'admin', 'member', 'guest'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES };
+export type Role = TenantRole;
 const role = z.enum(ROLES);
 
 /** A row as a JSON object of column names; what the columns hold the database's types check. */

@@ -23,12 +23,11 @@ import {
   type Row as ArchivedRow,
 } from './transfer-archive.js';
 import { findUser } from './users.js';
+import { isUuid, quoteIdent } from '../../shared/src/ids.js';
 
 export { EXPORT_FORMAT, EXPORT_FORMAT_VERSION, type Manifest };
 
-const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 const qualified = (table: { schema: string; table: string }) => `${quoteIdent(table.schema)}.${quoteIdent(table.table)}`;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Row = Record<string, unknown>;
 
@@ -178,7 +177,7 @@ export async function exportTenant(tenantRef: string, output: string): Promise<E
 
 /** Replaces every string equal to a remapped uuid, however deep (ids in jsonb and text too). */
 function remap(value: unknown, ids: Map<string, string>): unknown {
-  if (typeof value === 'string') return UUID.test(value) ? (ids.get(value.toLowerCase()) ?? value) : value;
+  if (typeof value === 'string') return isUuid(value) ? (ids.get(value.toLowerCase()) ?? value) : value;
   if (Array.isArray(value)) return value.map((item) => remap(item, ids));
   if (value && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, remap(item, ids)]));

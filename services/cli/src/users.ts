@@ -3,8 +3,8 @@ import { normaliseEmail } from '../../shared/src/email.js';
 import { argon2EnvironmentSchema, argon2Parameters, PasswordHasher, passwordSchema } from '../../shared/src/passwords.js';
 import { adminPool, inTransaction, type Queryable } from './context.js';
 import { CliError, explainDatabaseError } from './errors.js';
+import { isUuid } from '../../shared/src/ids.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface UserRow {
   id: string;
@@ -32,7 +32,7 @@ function normalisedEmail(input: string): string {
  * compared by the expression of the unique index users_email_key, which the lookup uses.
  */
 export async function findUser(reference: string, db: Queryable = adminPool()): Promise<UserRow> {
-  const byId = UUID.test(reference);
+  const byId = isUuid(reference);
   const email = byId ? null : normaliseEmail(reference);
   const rows = byId
     ? (await db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users u WHERE u.id = $1::uuid`, [reference])).rows

@@ -22,3 +22,13 @@ export function normaliseDomain(input: string): string | null {
   if (/^\d+$/.test(labels[labels.length - 1]!)) return null;
   return ascii;
 }
+
+/** A tenant's object-storage bucket: one per tenant (docs/architecture.md, the diagram's storage service). */
+export const tenantBucket = (tenantId: string): string => `tenant-${tenantId}`;
+
+/**
+ * The prefix of every Redis key of a tenant. The braces are a Redis Cluster hash tag: one
+ * tenant's keys share a slot (docs/architecture.md, "Past one machine"), and a purge finds
+ * them all with one SCAN pattern.
+ */
+export const tenantRedisPrefix = (tenantId: string): string => `tenant:{${tenantId}}:`;
