@@ -105,9 +105,41 @@ async function startNodeService(name: string, entry: string, port: number, env: 
 
 const running = (state: StackState | undefined) => state?.services.filter((service) => isAlive(service.pid)) ?? [];
 
+/** The last lines of a service's log: why it stopped, most of the time. */
+function logTail(name: string, lines = 5): string {
+  const file = path.join(files.logs, `${name}.log`);
+  if (!existsSync(file)) return '';
+  return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).map((line) => `    ${line}`).join('\n');
+}
+
+/**
+ * A stack whose services all run is left alone. When some stopped (killed, crashed, the
+ * machine slept), say which and why, then restart the whole stack: the services depend on
+ * each other's addresses and secrets, and a full start is what is known to work. Data is kept.
+ */
+async function stopPartialStack(previous: StackState | undefined): Promise<'running' | 'stopped'> {
+  const services = previous?.services ?? [];
+  const alive = running(previous);
+  if (alive.length === 0) return 'stopped';
+  if (alive.length === services.length) return 'running';
+  for (const service of services.filter((candidate) => !alive.includes(candidate))) {
+    const tail = logTail(service.name);
+    console.log(`${service.name} (pid ${service.pid}) has stopped; its log ${path.join(files.logs, `${service.name}.log`)} ends with:\n${tail || '    (empty)'}`);
+  }
+  console.log(`restarting the stack (data in ${config.STACK_DIR} is kept): stopping ${alive.map((service) => service.name).join(', ')}`);
+  await stopServices(alive);
+  rmSync(files.state, { force: true });
+  return 'stopped';
+}
+
+async function stopServices(services: ServiceState[]): Promise<void> {
+  // Postgres last: nothing else depends on the others, but its shutdown is the slowest.
+  await Promise.all(services.filter((service) => service.name !== 'postgres').map((service) => stopProcess(service.pid)));
+  await Promise.all(services.filter((service) => service.name === 'postgres').map((service) => stopProcess(service.pid, 30_000)));
+}
+
 async function up(): Promise<void> {
-  const previous = readJson<StackState>(files.state);
-  if (running(previous).length > 0) {
+  if ((await stopPartialStack(readJson<StackState>(files.state))) === 'running') {
     console.log('the stack is already running:');
     status({ json: false });
     return;
@@ -142,10 +174,13 @@ async function up(): Promise<void> {
       RESOLVER_SECRET: secrets.resolver,
     });
     started.push(resolver);
+    const mailUrl = `http://127.0.0.1:${config.STACK_MAIL_HTTP_PORT}`;
+    const smtpUrl = `smtp://127.0.0.1:${config.STACK_SMTP_PORT}`;
     const mail = await startNodeService('mail-catcher', 'scripts/native/mail-catcher.ts', config.STACK_MAIL_HTTP_PORT, {
       MAIL_CATCHER_SMTP_PORT: String(config.STACK_SMTP_PORT),
       MAIL_CATCHER_HTTP_PORT: String(config.STACK_MAIL_HTTP_PORT),
       MAIL_CATCHER_DIR: path.join(config.STACK_DIR, 'mail'),
+      AUTH_URL: `http://127.0.0.1:${config.STACK_AUTH_PORT}`,
     });
     started.push(mail);
     const auth = await startNodeService('auth', 'services/auth/src/main.ts', config.STACK_AUTH_PORT, {
@@ -153,8 +188,9 @@ async function up(): Promise<void> {
       REDIS_URL: redis.url,
       AUTH_PORT: String(config.STACK_AUTH_PORT),
       AUTH_SIGNING_KEYS: secrets.authSigningKeys,
-      SMTP_URL: `smtp://127.0.0.1:${config.STACK_SMTP_PORT}`,
-      PUBLIC_URL: `http://app.${config.BASE_DOMAIN}:${config.EDGE_PORT}`,
+      SMTP_URL: smtpUrl,
+      // No front end runs natively: mailed links open the mail catcher's pages, which post to auth.
+      PUBLIC_URL: mailUrl,
     });
     started.push(auth);
     const edge = await startEdge({
@@ -184,7 +220,7 @@ async function up(): Promise<void> {
         { name: 'minio', pid: s3.pid, url: s3.endpoint },
         { name: 'stripe-mock', pid: stripe.pid, url: stripe.apiBase },
         { name: 'resolver', pid: resolver.pid, url: `http://127.0.0.1:${config.STACK_RESOLVER_PORT}` },
-        { name: 'mail-catcher', pid: mail.pid, url: `smtp://127.0.0.1:${config.STACK_SMTP_PORT} (messages in ${path.join(config.STACK_DIR, 'mail')})` },
+        { name: 'mail-catcher', pid: mail.pid, url: `${mailUrl} (caught mail and its links; SMTP ${smtpUrl})` },
         { name: 'auth', pid: auth.pid, url: `http://127.0.0.1:${config.STACK_AUTH_PORT}/auth` },
         { name: 'edge', pid: edge.pid, url: edge.url },
       ],
@@ -211,6 +247,10 @@ async function up(): Promise<void> {
         `BASE_DOMAIN=${config.BASE_DOMAIN}`,
         `EDGE_PURGE_SECRET=${secrets.edgePurge}`,
         `RESOLVER_SECRET=${secrets.resolver}`,
+        `AUTH_URL=http://127.0.0.1:${config.STACK_AUTH_PORT}`,
+        `SMTP_URL=${smtpUrl}`,
+        `PUBLIC_URL=${mailUrl}`,
+        `MAIL_URL=${mailUrl}`,
         '',
       ].join('\n'),
       { mode: 0o600 },
@@ -227,9 +267,7 @@ async function up(): Promise<void> {
 async function down(options: { purge?: boolean }): Promise<void> {
   const state = readJson<StackState>(files.state);
   const alive = running(state);
-  // Postgres last: nothing else depends on the others, but its shutdown is the slowest.
-  await Promise.all(alive.filter((service) => service.name !== 'postgres').map((service) => stopProcess(service.pid)));
-  await Promise.all(alive.filter((service) => service.name === 'postgres').map((service) => stopProcess(service.pid, 30_000)));
+  await stopServices(alive);
   rmSync(files.state, { force: true });
   console.log(alive.length === 0 ? 'the stack was not running' : `stopped ${alive.map((service) => service.name).join(', ')}`);
   if (options.purge) {
