@@ -130,7 +130,9 @@ describe.concurrent('purge', () => {
       const env = cliEnv({ PLATFORM_ADMIN_DATABASE_URL: scratch.url('platform_admin'), TENANTRY_RETENTION_DAYS: '0' });
       const kept = uniqueSlug('kept');
       const gone = uniqueSlug('gone');
-      for (const slug of [kept, gone]) expect((await cli(['tenant', 'create', 'Retention', '--slug', slug], { env })).code).toBe(0);
+      const owner = `retention-owner-${kept}@example.test`;
+      expect((await cli(['user', 'create', owner], { env })).code).toBe(0);
+      for (const slug of [kept, gone]) expect((await cli(['tenant', 'create', 'Retention', '--slug', slug, '--owner', owner], { env })).code).toBe(0);
       expect((await cli(['tenant', 'delete', gone, '--yes'], { env })).code).toBe(0);
       const job = await cli(['tenant', 'purge-expired'], { env });
       expect(job.code, job.stderr).toBe(0);

@@ -255,6 +255,41 @@ describe.concurrent('tenant export and import', () => {
     expect(cleanup.code, cleanup.stderr).toBe(0);
   }, 240_000);
 
+  test('import --slug copy next to its source: a verified domain and an API key do not block the copy', async () => {
+    const source = await seedTenant(admin, 'copied');
+    const operator = await createUser('copy-operator');
+    const file = path.join(work, `${source.slug}-copy.tar.gz`);
+    const exported = await cli(['tenant', 'export', source.slug, '--output', file]);
+    expect(exported.code, exported.stderr).toBe(0);
+
+    // The source stays: its verified domain (unique while verified) and its key prefix (unique) are still taken.
+    const slug = uniqueSlug('copy');
+    const copied = await cli(['tenant', 'import', file, '--slug', slug, '--owner', operator.email, '--plan', 'pro', '--json']);
+    expect(copied.code, copied.stderr).toBe(0);
+    const result = copied.json<{ tenant_id: string; domains_unverified: string[]; not_imported: { api_keys: number } }>();
+    expect(result.domains_unverified).toEqual([source.domain]);
+    expect(result.not_imported.api_keys).toBe(1);
+
+    const { rows: domains } = await admin.query<{ tenant_id: string; verified: boolean }>(
+      `SELECT tenant_id, verified_at IS NOT NULL AS verified FROM tenant_domains WHERE domain = $1 ORDER BY verified DESC`,
+      [source.domain],
+    );
+    expect(domains).toEqual([
+      { tenant_id: source.tenantId, verified: true },
+      { tenant_id: result.tenant_id, verified: false },
+    ]);
+    const { rows: keys } = await admin.query<{ tenant_id: string }>(`SELECT tenant_id FROM api_keys WHERE tenant_id = ANY($1::uuid[])`, [
+      [source.tenantId, result.tenant_id],
+    ]);
+    expect(keys).toEqual([{ tenant_id: source.tenantId }]);
+
+    // The human output says what was left behind.
+    const again = await cli(['tenant', 'import', file, '--slug', uniqueSlug('copy-again'), '--owner', operator.email, '--plan', 'pro']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`domains, unverified until checked again: ${source.domain}`);
+    expect(again.stdout).toContain('not imported: 1 API key(s): create new ones');
+  }, 240_000);
+
   test('an import writes only its own tenant, whatever tenant ids the file names', async () => {
     const neighbour = await seedTenant(admin, 'neighbour');
     const operator = await createUser('operator');
@@ -360,9 +395,16 @@ describe.concurrent('attacks: an archive is untrusted input', () => {
 
     // The source stays: nothing the import takes clashes with it.
     const slug = uniqueSlug('edited-import');
-    const imported = await cli(['tenant', 'import', editedFile, '--slug', slug, '--owner', operator.email]);
+    // Pending invitations take seats: on free (3 users) the owner and four invitations do not fit.
+    const tooSmall = await cli(['tenant', 'import', editedFile, '--slug', slug, '--owner', operator.email]);
+    expect(tooSmall.code).toBe(1);
+    expect(tooSmall.stderr).toBe(
+      "tenantry: the owner and 4 invitation(s) do not fit plan 'free' (3 users) — choose a plan with more users with --plan\n",
+    );
+    expect((await admin.query(`SELECT 1 FROM tenants WHERE slug = $1`, [slug])).rowCount).toBe(0);
+    const imported = await cli(['tenant', 'import', editedFile, '--slug', slug, '--owner', operator.email, '--plan', 'starter']);
     expect(imported.code, imported.stderr).toBe(0);
-    expect(imported.stdout).toContain(`on plan free`);
+    expect(imported.stdout).toContain(`on plan starter`);
     expect(imported.stdout).toContain(`owner: ${operator.email} (--owner), the only member`);
     expect(imported.stdout).toContain("limits: the plan's; the archive's per-tenant overrides were ignored");
     expect(imported.stdout).toContain(`domains, unverified until checked again: ${squatted}`);
@@ -373,7 +415,7 @@ describe.concurrent('attacks: an archive is untrusted input', () => {
       `SELECT id, plan_id, max_users, max_api_requests_month, owner_user_id, status FROM tenants WHERE slug = $1`,
       [slug],
     );
-    expect(tenants).toEqual([{ id: expect.any(String), plan_id: 'free', max_users: null, max_api_requests_month: null, owner_user_id: operator.id, status: 'active' }]);
+    expect(tenants).toEqual([{ id: expect.any(String), plan_id: 'starter', max_users: null, max_api_requests_month: null, owner_user_id: operator.id, status: 'active' }]);
     const tenantId = tenants[0].id as string;
     const { rows: domains } = await admin.query(`SELECT domain, verified_at, is_primary, verification_token FROM tenant_domains WHERE tenant_id = $1`, [tenantId]);
     expect(domains).toEqual([{ domain: squatted, verified_at: null, is_primary: false, verification_token: expect.stringMatching(/^[0-9a-f]{32}$/) }]);

@@ -517,12 +517,22 @@ export async function importTenant(file: string, options: ImportOptions): Promis
         const invitations: ImportedInvitation[] = [];
         for (const invitee of invitees.values()) {
           const token = newOpaqueToken();
-          await client.query(`INSERT INTO tenant_invitations (tenant_id, email, role, token_hash, invited_by) VALUES ($1, $2, $3, $4, NULL)`, [
-            newTenantId,
-            invitee.email,
-            invitee.role,
-            hashToken(token),
-          ]);
+          await client
+            .query(`INSERT INTO tenant_invitations (tenant_id, email, role, token_hash, invited_by) VALUES ($1, $2, $3, $4, NULL)`, [
+              newTenantId,
+              invitee.email,
+              invitee.role,
+              hashToken(token),
+            ])
+            .catch((error: unknown) => {
+              // Pending invitations take seats: an invitation past the limit could only fail.
+              if (isPgError(error) && error.constraint === 'tenant_members_user_limit') {
+                throw new CliError(
+                  `the owner and ${invitees.size} invitation(s) do not fit plan '${planId}' (${/limit of (\d+)/.exec(error.message)?.[1] ?? 'its'} users) — choose a plan with more users with --plan`,
+                );
+              }
+              throw error;
+            });
           invitations.push({ ...invitee, token, link: invitationLink(options.publicUrl, token) });
         }
 
