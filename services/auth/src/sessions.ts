@@ -21,9 +21,13 @@ export async function userTenants(pool: Pool | PoolClient, userId: string): Prom
   return rows;
 }
 
-/** The tenant a session is scoped to: the requested one (id or slug) or, by default, the first active one. */
-export async function pickTenant(pool: Pool, userId: string, wanted: string | null | undefined): Promise<UserTenant | null> {
-  const tenants = await userTenants(pool, userId);
+/**
+ * The tenant a session is scoped to: the requested one (id or slug) or, by default, the first
+ * active one. Inside a transaction, pass its client: a second connection from the pool while
+ * the first holds a lock waits for itself once every connection does the same.
+ */
+export async function pickTenant(db: Pool | PoolClient, userId: string, wanted: string | null | undefined): Promise<UserTenant | null> {
+  const tenants = await userTenants(db, userId);
   if (wanted) {
     const tenant = tenants.find((candidate) => candidate.tenant_id === wanted || candidate.slug === wanted);
     if (!tenant) throw fail('not_a_member');
@@ -145,7 +149,7 @@ export async function rotateSession(
     // The role is read afresh: a token never outlives a role change by more than its TTL.
     let tenant: UserTenant | null;
     if (switchTo) {
-      tenant = await pickTenant(deps.pool, row.user_id, switchTo.tenant);
+      tenant = await pickTenant(db, row.user_id, switchTo.tenant);
     } else {
       const tenants = await userTenants(db, row.user_id);
       tenant = tenants.find((candidate) => candidate.tenant_id === row.session_tenant_id && candidate.status === 'active') ?? null;
