@@ -2,15 +2,12 @@
  * npm run hasura:lint — the metadata lint against a migrated database (the owner's
  * DATABASE_URL, or the native stack's .stack/env), as the tests run it.
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import pg from 'pg';
 import { z } from 'zod';
-import { loadConfigOrExit, postgresUrl } from '../../services/shared/src/config.js';
+import { loadConfigOrExit, loadStackEnv, postgresUrl } from '../../services/shared/src/config.js';
 import { lintMetadata } from './metadata-lint.js';
 
-const stackEnv = path.resolve(import.meta.dirname, '../../.stack/env');
-if (!process.env.DATABASE_URL && existsSync(stackEnv)) process.loadEnvFile(stackEnv);
+loadStackEnv(['DATABASE_URL']);
 const config = loadConfigOrExit(z.object({ DATABASE_URL: postgresUrl }));
 
 const client = new pg.Client({ connectionString: config.DATABASE_URL, application_name: 'tenantry-hasura-lint' });

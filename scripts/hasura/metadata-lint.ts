@@ -1,8 +1,8 @@
 /**
  * The Hasura metadata lint: reads hasura/metadata as Hasura would (resolving `!include`) and
  * checks it against the migrated database and the tenant catalog of the isolation lint
- * (listTenantTables), so the two layers of decision 1 in ARCHITECTURE.md are checked from
- * the same list of tenant tables.
+ * (listTenantTables), so the two layers of isolation (docs/architecture.md, "Two layers of
+ * isolation") are checked from the same list of tenant tables.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';

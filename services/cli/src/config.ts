@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError, postgresUrl, readConfig } from '../../shared/src/config.js';
+import { ConfigError, loadStackEnv, postgresUrl, readConfig } from '../../shared/src/config.js';
 import { CliError } from './errors.js';
 
 export const repositoryRoot = path.resolve(import.meta.dirname, '../../..');
@@ -42,10 +41,7 @@ let cached: CliConfig | undefined;
  */
 export function cliConfig(): CliConfig {
   if (cached) return cached;
-  const stackEnv = path.join(repositoryRoot, '.stack/env');
-  if (!process.env.PLATFORM_ADMIN_DATABASE_URL && !process.env.DATABASE_URL && existsSync(stackEnv)) {
-    process.loadEnvFile(stackEnv);
-  }
+  loadStackEnv(['PLATFORM_ADMIN_DATABASE_URL', 'DATABASE_URL']);
   try {
     cached = readConfig(schema);
   } catch (error) {

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { z } from 'zod';
 
 export class ConfigError extends Error {
@@ -42,3 +44,17 @@ export const postgresUrl = z
   .string()
   .url()
   .refine((value) => /^postgres(ql)?:\/\//.test(value), 'must be a postgres:// or postgresql:// URL');
+
+/** The native stack's settings (written by `npm run stack:up`), at the repository root. */
+export const STACK_ENV_FILE = path.resolve(import.meta.dirname, '../../../.stack/env');
+
+/**
+ * Loads the native stack's `.stack/env` into process.env, so that a command run on this
+ * machine works without exports, unless the environment already names its own target (any
+ * of `unlessSet`): an explicit setting always wins over the stack's. Returns whether it loaded.
+ */
+export function loadStackEnv(unlessSet: readonly string[], file = STACK_ENV_FILE): boolean {
+  if (unlessSet.some((name) => process.env[name]) || !existsSync(file)) return false;
+  process.loadEnvFile(file);
+  return true;
+}

@@ -256,7 +256,7 @@ export function searchPathSchemas(setting: string): string[] {
 }
 
 /**
- * The SECURITY DEFINER and EXECUTE rules (ARCHITECTURE.md, "SECURITY DEFINER and pg_temp"):
+ * The SECURITY DEFINER and EXECUTE rules (docs/architecture.md, "SECURITY DEFINER helpers"):
  * - a definer's search_path must name pg_temp last: otherwise Postgres searches pg_temp
  *   FIRST for tables, and any caller who may create a temporary table hands the definer
  *   its own audit_log or tenant_members. Checked in every schema but the system's own.
@@ -310,7 +310,7 @@ export async function lintFunctionPrivileges(client: pg.ClientBase): Promise<Iso
 }
 
 /**
- * Checks that every tenant table is isolated the way ARCHITECTURE.md requires. An empty
+ * Checks that every tenant table is isolated the way docs/architecture.md ("Two layers of isolation") requires. An empty
  * list means: RLS enabled and forced, a policy per command for both roles, each comparing
  * the tenant column with the wrapped session tenant, a leading tenant index, a cascading
  * foreign key to tenants, writes refused while the tenant is deleted, and no way for the two roles to step around any of it: not as
