@@ -133,12 +133,30 @@ describe('invitations', () => {
     expect(rows).toEqual([{ status: 'expired' }]);
   });
 
-  test('accepting respects the user limit (free plan: 3)', async () => {
+  test('inviting into a full tenant is refused with 409 and no mail: pending invitations take seats (free plan: 3)', async () => {
     const owner = await signUp(h.app, 'invl');
-    const tokens = [];
-    for (const n of [1, 2, 3]) tokens.push((await invite(owner.accessToken, uniqueEmail(`l${n}`))).token);
-    const answers = await Promise.all(tokens.map((token) => request(h.app).post('/auth/invitations/accept').send({ token, password: PASSWORD })));
-    expect(answers.map((answer) => answer.status).sort()).toEqual([200, 200, 409]);
-    expectError(answers.find((answer) => answer.status === 409)!.body, 'user_limit_reached');
+    const invited = [];
+    for (const n of [1, 2]) invited.push(await invite(owner.accessToken, uniqueEmail(`l${n}`)));
+    // The owner and two pending invitations fill the three seats: a third link could only fail.
+    const third = uniqueEmail('l3');
+    const mailsBefore = h.mail.mails.length;
+    const refused = await request(h.app).post('/auth/invitations').set(bearer(owner.accessToken)).send({ email: third, role: 'member' }).expect(409);
+    expectError(refused.body, 'user_limit_reached');
+    const { rows } = await h.admin.query('SELECT 1 FROM tenant_invitations WHERE tenant_id = $1 AND lower(email) = $2', [owner.tenantId, third]);
+    expect(rows).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(h.mail.mails.slice(mailsBefore).filter((mail) => mail.to.includes(third))).toEqual([]);
+
+    // Each invitation already holds its seat: accepting both, at once, fills the tenant exactly.
+    const answers = await Promise.all(invited.map(({ token }) => request(h.app).post('/auth/invitations/accept').send({ token, password: PASSWORD })));
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200]);
+    const members = await h.admin.query<{ n: number }>('SELECT count(*)::int AS n FROM tenant_members WHERE tenant_id = $1', [owner.tenantId]);
+    expect(members.rows[0]!.n).toBe(3);
+
+    // Revoking a pending invitation frees its seat.
+    const owner2 = await signUp(h.app, 'invl2');
+    const [a] = [await invite(owner2.accessToken, uniqueEmail('la')), await invite(owner2.accessToken, uniqueEmail('lb'))];
+    await request(h.app).delete(`/auth/invitations/${a!.id}`).set(bearer(owner2.accessToken)).expect(204);
+    await invite(owner2.accessToken, uniqueEmail('lc'));
   });
 });
