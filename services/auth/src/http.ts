@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import type { Context as KitContext, Operation as KitOperation } from '../../shared/src/http/operation.js';
 import { operationsFor } from '../../shared/src/http/operation.js';
 import type { AuthDependencies } from './deps.js';
@@ -8,6 +7,4 @@ export type Context<B, Q, P> = KitContext<AuthDependencies, B, Q, P>;
 export type Operation = KitOperation<AuthDependencies>;
 export const defineOperation = operationsFor<AuthDependencies>();
 export { emailSchema } from '../../shared/src/email.js';
-
-/** Long enough to matter, short enough that argon2 input stays bounded. */
-export const passwordSchema = z.string().min(10, 'must be at least 10 characters').max(256);
+export { passwordSchema } from '../../shared/src/passwords.js';
