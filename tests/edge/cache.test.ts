@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { EDGE_SETTINGS_FILE_NAME } from '../../scripts/edge/render.js';
 import { publishEdgePurge } from '../../services/shared/src/edge-purge.js';
 import { services } from '../helpers/database.js';
 import { send, startEdgeHarness, type EdgeHarness } from './harness.js';
@@ -85,7 +87,8 @@ describe('cache, purge and rate limit', () => {
     await suspend(harness, tenant.id);
     const redis = new Redis(services().endpoints.redisUrl);
     try {
-      const stream = /"purge_stream":"([^"]+)"/.exec(readFileSync(harness.edge.configFile, 'utf8'))![1]!;
+      const settingsFile = path.join(path.dirname(harness.edge.configFile), EDGE_SETTINGS_FILE_NAME);
+      const stream = (JSON.parse(readFileSync(settingsFile, 'utf8')) as { purge_stream: string }).purge_stream;
       await publishEdgePurge(redis, { tenantId: tenant.id }, stream);
       const took = await within(1_000, async () => (await status(tenant.slug)) === 403);
       expect(took).toBeLessThan(1_000);

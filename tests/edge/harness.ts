@@ -224,11 +224,27 @@ export async function startEdgeHarness(overrides: Record<string, string> = {}): 
     startResolver,
     async createTenant({ status = 'active', plan = 'pro' } = {}) {
       const slug = `edge-${randomBytes(5).toString('hex')}`;
-      const { rows } = await admin.query<{ id: string }>(
-        'INSERT INTO tenants (slug, name, status, plan_id) VALUES ($1, $1, $2, $3) RETURNING id',
-        [slug, status, plan],
-      );
-      return { id: rows[0]!.id, slug };
+      const client = await admin.connect();
+      try {
+        await client.query('BEGIN');
+        const { rows } = await client.query<{ id: string }>(
+          'INSERT INTO tenants (slug, name, status, plan_id) VALUES ($1, $1, $2, $3) RETURNING id',
+          [slug, status, plan],
+        );
+        const id = rows[0]!.id;
+        // A tenant with members has an owner: the tests' members join one that has it.
+        if (status !== 'deleted') {
+          const owner = await client.query<{ id: string }>('INSERT INTO users (email) VALUES ($1) RETURNING id', [`owner-${slug}@example.test`]);
+          await client.query("INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'owner')", [id, owner.rows[0]!.id]);
+        }
+        await client.query('COMMIT');
+        return { id, slug };
+      } catch (error) {
+        await client.query('ROLLBACK');
+        throw error;
+      } finally {
+        client.release();
+      }
     },
     async stop() {
       await stopProcess(edge.pid);
