@@ -76,16 +76,20 @@ const operations = [
 const keys = KeyRing.generate();
 const issuer = new TokenIssuer({ keys, issuer: ISSUER, audience: AUDIENCE, ttlSeconds: 300 });
 let jwksServer: Server;
+/** What the JWKS endpoint publishes: the ring's keys, until a test rotates them. */
+let published = keys.jwks();
+let jwksUrl = '';
 let verifier: TokenVerifier;
 const deps: KitDeps = { received: [] };
 const app = express();
 
 beforeAll(async () => {
   // The auth service's JWKS, over HTTP, as a service fetches it: public keys only.
-  jwksServer = createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify(keys.jwks())));
+  jwksServer = createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify(published)));
   await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', () => resolve()));
   const { port } = jwksServer.address() as AddressInfo;
-  verifier = await TokenVerifier.fromUrl(`http://127.0.0.1:${port}/auth/.well-known/jwks.json`, { issuer: ISSUER, audience: AUDIENCE });
+  jwksUrl = `http://127.0.0.1:${port}/auth/.well-known/jwks.json`;
+  verifier = await TokenVerifier.fromUrl(jwksUrl, { issuer: ISSUER, audience: AUDIENCE });
   mountOperations(app, operations, { deps, logger: pino({ level: 'silent' }), verify: (token) => verifier.verify(token) });
   app.use(notFoundHandler);
   app.use(errorHandler(pino({ level: 'silent' })));
@@ -166,6 +170,23 @@ describe('bearer tokens against the JWKS', () => {
     });
     expect(verifier.verify(confused)).toBeNull();
   });
+});
+
+test('after a key rotation a refreshed verifier takes the new key and drops the retired one', async () => {
+  const rotated = new KeyRing([KeyRing.generate().current]);
+  const own = await TokenVerifier.fromUrl(jwksUrl, { issuer: ISSUER, audience: AUDIENCE });
+  const oldToken = memberToken();
+  const newToken = new TokenIssuer({ keys: rotated, issuer: ISSUER, audience: AUDIENCE, ttlSeconds: 300 }).sign({ userId: USER, tenant: { id: TENANT, role: 'member' } });
+  expect([own.verify(oldToken) !== null, own.verify(newToken)]).toEqual([true, null]);
+  published = rotated.jwks();
+  const stop = own.keepFresh(jwksUrl, 50);
+  try {
+    await expect.poll(() => own.verify(newToken), { timeout: 3_000 }).not.toBeNull();
+    expect(own.verify(oldToken)).toBeNull();
+  } finally {
+    stop();
+    published = keys.jwks();
+  }
 });
 
 describe('raw-body routes', () => {

@@ -77,6 +77,18 @@ export class TokenVerifier {
     this.keys = keys;
   }
 
+  /**
+   * Re-reads the JWKS every `intervalMs`, so that after a rotation the new key verifies and a
+   * retired one stops; a failed read keeps the keys it has. Returns the function that stops it.
+   */
+  keepFresh(url: string, intervalMs: number, onError: (error: unknown) => void = () => {}): () => void {
+    const timer = setInterval(() => {
+      fetchJwks(url).then((jwks) => this.setKeys(jwks), onError);
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   verify(token: string): Principal | null {
     const { issuer, audience } = this.options;
     const decoded = jwt.decode(token, { complete: true });
