@@ -109,7 +109,8 @@ export async function handleLinkPage(req: IncomingMessage, res: ServerResponse, 
   };
   const linkPath = url.pathname.replace(/^\/+/, '');
   if (!['verify-email', 'password-reset', 'invitations/accept'].includes(linkPath)) return false;
-  const fields = req.method === 'POST' ? await formFields(req) : url.searchParams;
+  // A form posts to the link itself, so the token may come in the query or the form.
+  const fields = new URLSearchParams([...url.searchParams, ...(req.method === 'POST' ? await formFields(req) : [])]);
   const token = fields.get('token') ?? '';
   if (!token) {
     send(400, 'Link without a token', '<p>This link has no <code>token</code>: open the whole link from the mail.</p>');

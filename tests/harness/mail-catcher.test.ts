@@ -130,7 +130,12 @@ describe('the native stack mail catcher', () => {
     const short = await post('x');
     expect(short.status).toBe(400);
     expect(await short.text()).toContain('validation_failed');
-    const changed = await post('a brand new passphrase');
+    // The form posts to the link itself: the token comes in the query.
+    const changed = await fetch(link, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ password: 'a brand new passphrase' }),
+    });
     expect(changed.status, await changed.clone().text()).toBe(200);
     const login = await fetch(`${auth.base}/auth/login`, { method: 'POST', headers: json, body: JSON.stringify({ email, password: 'a brand new passphrase' }) });
     expect(login.status).toBe(200);
