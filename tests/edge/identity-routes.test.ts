@@ -42,6 +42,9 @@ describe('identity routes with a token of a suspended tenant, through the edge',
     const answer = await through('/auth/tenants', { headers: bearer(user.accessToken) });
     expect(answer.status, answer.text).toBe(200);
     expect(answer.json.tenants).toEqual([expect.objectContaining({ id: user.tenantId, slug: user.slug, status: 'suspended', role: 'owner' })]);
+    // Also on the suspended tenant's own host, or naming it in a header: no tenant is resolved here.
+    const onItsHost = await through('/auth/tenants', { host: `${user.slug}.${BASE_DOMAIN}`, headers: { ...bearer(user.accessToken), 'X-Tenant-Slug': user.slug! } });
+    expect(onItsHost.status, onItsHost.text).toBe(200);
   });
 
   test('the user switches to an active tenant, with and without the refresh token; never into the suspended one', async () => {
