@@ -27,7 +27,9 @@ let s3: S3Client | undefined;
 
 /** Postgres as platform_admin (BYPASSRLS); every change it makes is audited by the database. */
 export function adminPool(): pg.Pool {
-  pool ??= new pg.Pool({ connectionString: need('PLATFORM_ADMIN_DATABASE_URL'), max: 2, application_name: 'tenantry-cli' });
+  // A command waits at most 10 s for a connection: an unreachable database is an error to
+  // report, not a hang.
+  pool ??= new pg.Pool({ connectionString: need('PLATFORM_ADMIN_DATABASE_URL'), max: 2, application_name: 'tenantry-cli', connectionTimeoutMillis: 10_000 });
   return pool;
 }
 
