@@ -1,4 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { ErrorCode } from '../errors/catalog.js';
 import type { Logger } from '../logger.js';
 
 /** Every service answers errors in one shape: {"error": {"code", "message"}}. */
@@ -9,7 +10,8 @@ export interface ErrorBody {
 export class HttpError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    /** A code of the one catalog (services/shared/src/errors/catalog.ts); `fail(code)` builds these. */
+    readonly code: ErrorCode,
     message: string,
   ) {
     super(message);
@@ -17,7 +19,7 @@ export class HttpError extends Error {
   }
 }
 
-export function sendError(res: Response, status: number, code: string, message: string): void {
+export function sendError(res: Response, status: number, code: ErrorCode, message: string): void {
   const body: ErrorBody = { error: { code, message } };
   res.status(status).json(body);
 }
