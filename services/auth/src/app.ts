@@ -1,8 +1,8 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { errorHandler, HttpError, notFoundHandler } from '../../shared/src/http/errors.js';
-import type { AuthDependencies } from './deps.js';
 import { buildOpenApiDocument } from '../../shared/src/http/openapi.js';
 import { mountOperations } from '../../shared/src/http/operation.js';
+import type { AuthDependencies } from './deps.js';
 import { defineOperation, type Operation } from './http.js';
 import { OPERATIONS } from './routes/index.js';
 
