@@ -1,0 +1,80 @@
+import { execFile } from 'node:child_process';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import getPort from 'get-port';
+import pg from 'pg';
+import { afterAll, describe, expect, test } from 'vitest';
+import { isAlive } from '../../scripts/native/services.js';
+
+const run = promisify(execFile);
+const repositoryRoot = path.resolve(import.meta.dirname, '../..');
+const PORT_VARIABLES = [
+  'STACK_POSTGRES_PORT', 'STACK_REDIS_PORT', 'STACK_S3_PORT', 'STACK_S3_CONSOLE_PORT', 'STACK_STRIPE_PORT', 'STACK_STRIPE_HTTPS_PORT',
+  'STACK_RESOLVER_PORT', 'STACK_AUTH_PORT', 'STACK_SMTP_PORT', 'STACK_MAIL_HTTP_PORT', 'EDGE_PORT',
+];
+
+interface StackState {
+  services: Array<{ name: string; pid: number }>;
+}
+
+/** `npm run stack:…` as a person runs it, on free ports and a private .stack directory. */
+describe('npm run stack:up', () => {
+  let env: NodeJS.ProcessEnv;
+  let stackDir: string;
+  const stack = async (...args: string[]) => {
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(repositoryRoot, 'scripts/native/stack.ts'), ...args], { env, cwd: repositoryRoot });
+    return stdout;
+  };
+
+  afterAll(async () => {
+    if (stackDir) {
+      await stack('down', '--purge').catch(() => undefined);
+      await rm(stackDir, { recursive: true, force: true });
+    }
+  });
+
+  test('when one service has stopped, says which (with its log) and restarts it; the data is kept', async () => {
+    stackDir = await mkdtemp(path.join(os.tmpdir(), 'native-stack-'));
+    // Run as root, Postgres drops to its own user, which must reach the data directory.
+    await chmod(stackDir, 0o755);
+    const ports = Object.fromEntries(await Promise.all(PORT_VARIABLES.map(async (name) => [name, String(await getPort())] as const)));
+    env = { PATH: process.env.PATH, HOME: process.env.HOME, TENANTRY_CACHE_DIR: process.env.TENANTRY_CACHE_DIR, STACK_DIR: path.join(stackDir, '.stack'), ...ports };
+    await stack('up');
+    const state = JSON.parse(await readFile(path.join(stackDir, '.stack/state.json'), 'utf8')) as StackState;
+    const catcher = state.services.find((service) => service.name === 'mail-catcher')!;
+    const stackEnv = await readFile(path.join(stackDir, '.stack/env'), 'utf8');
+    expect(stackEnv).toContain(`PUBLIC_URL=http://127.0.0.1:${ports.STACK_MAIL_HTTP_PORT}`);
+    expect(stackEnv).toContain(`SMTP_URL=smtp://127.0.0.1:${ports.STACK_SMTP_PORT}`);
+
+    const adminUrl = /^PLATFORM_ADMIN_DATABASE_URL=(.*)$/m.exec(stackEnv)![1]!;
+    const query = async (sql: string) => {
+      const client = new pg.Client(adminUrl);
+      await client.connect();
+      try {
+        return (await client.query<{ email: string }>(sql)).rows;
+      } finally {
+        await client.end();
+      }
+    };
+    await query("INSERT INTO users (email) VALUES ('kept@stack.test')");
+
+    process.kill(catcher.pid, 'SIGKILL');
+    while (isAlive(catcher.pid)) await new Promise((resolve) => setTimeout(resolve, 50));
+    await expect(stack('status')).rejects.toMatchObject({ stdout: expect.stringMatching(/mail-catcher\s+STOPPED/) });
+
+    const output = await stack('up');
+    expect(output).toContain(`mail-catcher (pid ${catcher.pid}) has stopped; its log`);
+    expect(output).toMatch(/restarting the stack \(data in .* is kept\): stopping postgres, redis, minio, stripe-mock, resolver, auth, edge/);
+    expect(output).not.toContain('the stack is already running');
+    const status = JSON.parse(await stack('status', '--json')) as { running: boolean; services: Array<{ name: string; running: boolean }> };
+    expect(status.running).toBe(true);
+    expect(status.services.map((service) => service.name)).toContain('mail-catcher');
+    const page = await fetch(`http://127.0.0.1:${ports.STACK_MAIL_HTTP_PORT}/`);
+    expect(page.status).toBe(200);
+    expect(await query("SELECT email FROM users WHERE email = 'kept@stack.test'")).toEqual([{ email: 'kept@stack.test' }]);
+
+    expect(await stack('up')).toContain('the stack is already running');
+  }, 300_000);
+});
