@@ -1,6 +1,8 @@
 /**
- * The compose stack's secrets, one file each in a volume (/run/tenantry/secrets): the
- * one-shot `secrets` service runs this before anything else starts.
+ * The compose stack's secrets, one file each: the one-shot `secrets` service runs this
+ * before anything else starts. The full set stays in the job's own volume; each consumer
+ * gets a volume of its own holding only the secrets it names (TENANTRY_SECRETS_FOR), so a
+ * compromised auth service cannot read the superuser's password.
  *
  * Development (`docker compose up -d` on a fresh checkout): whatever .env does not set is
  * generated once and kept, so the stack starts without editing .env and keeps its
@@ -12,7 +14,7 @@
  * that docker/expand-secrets.sh or scripts/compose/expand-secrets.ts resolve at start.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 type Generator = (env: NodeJS.ProcessEnv) => string;
@@ -61,8 +63,37 @@ export interface SecretsResult {
   sources: Record<string, 'environment' | 'kept' | 'generated' | 'derived'>;
 }
 
-/** Writes one file per secret into `directory`; see the module comment for the rules. */
-export function writeSecrets(directory: string, env: NodeJS.ProcessEnv, required: boolean): SecretsResult {
+/** Which secrets each consumer gets: `consumer: NAME NAME …`, one consumer a line. */
+export function parseConsumers(spec: string): Record<string, string[]> {
+  const consumers: Record<string, string[]> = {};
+  for (const line of spec.split('\n').map((raw) => raw.trim()).filter(Boolean)) {
+    const match = /^([a-z0-9][a-z0-9_-]*):((?:\s+[A-Z][A-Z0-9_]*)+)$/.exec(line);
+    if (!match) throw new SecretsError(`TENANTRY_SECRETS_FOR: cannot read "${line}" (expected "consumer: NAME NAME …")`);
+    const names = match[2]!.trim().split(/\s+/);
+    const unknown = names.filter((name) => !(name in SECRETS) && !(name in DERIVED));
+    if (unknown.length > 0) throw new SecretsError(`TENANTRY_SECRETS_FOR: ${match[1]} names unknown secrets: ${unknown.join(', ')}`);
+    consumers[match[1]!] = names;
+  }
+  return consumers;
+}
+
+/** Replaces a file's content atomically; readable by the consumer's user, whichever it is. */
+function writeFile(directory: string, name: string, value: string): void {
+  const file = path.join(directory, name);
+  writeFileSync(`${file}.tmp`, value, { mode: 0o644 });
+  renameSync(`${file}.tmp`, file);
+}
+
+/**
+ * Writes one file per secret into `directory` (the job's own volume), and into
+ * `<consumersRoot>/<consumer>/` only the ones that consumer names; see the module comment.
+ */
+export function writeSecrets(
+  directory: string,
+  env: NodeJS.ProcessEnv,
+  required: boolean,
+  consumers: { root: string; secrets: Record<string, string[]> } = { root: '', secrets: {} },
+): SecretsResult {
   const sources: SecretsResult['sources'] = {};
   const values: Record<string, string> = {};
   const problems: string[] = [];
@@ -87,21 +118,27 @@ export function writeSecrets(directory: string, env: NodeJS.ProcessEnv, required
     }
   }
   if (problems.length > 0) throw new SecretsError(`production needs real secrets in .env: ${problems.join('; ')}`);
-  mkdirSync(directory, { recursive: true });
-  // Readable by the stack's containers, which run as different users; the volume is mounted only into them.
-  chmodSync(directory, 0o755);
-  for (const [name, value] of Object.entries(values)) {
-    const file = path.join(directory, name);
-    writeFileSync(`${file}.tmp`, value, { mode: 0o644 });
-    renameSync(`${file}.tmp`, file);
+  mkdirSync(directory, { recursive: true, mode: 0o700 });
+  chmodSync(directory, 0o700);
+  for (const [name, value] of Object.entries(values)) writeFile(directory, name, value);
+  for (const [consumer, names] of Object.entries(consumers.secrets)) {
+    const own = path.join(consumers.root, consumer);
+    mkdirSync(own, { recursive: true });
+    // Each consumer's volume is mounted into that consumer only, whose user differs per image.
+    chmodSync(own, 0o755);
+    for (const name of names) writeFile(own, name, values[name]!);
+    // A secret the consumer no longer names leaves its volume.
+    for (const stale of readdirSync(own).filter((name) => !names.includes(name))) rmSync(path.join(own, stale), { force: true });
   }
   return { sources };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const directory = process.argv[2] ?? '/run/tenantry/secrets';
+  const consumersRoot = process.argv[3] ?? '/run/tenantry/for';
   try {
-    const { sources } = writeSecrets(directory, process.env, process.env.TENANTRY_SECRETS_REQUIRED === 'true');
+    const consumers = { root: consumersRoot, secrets: parseConsumers(process.env.TENANTRY_SECRETS_FOR ?? '') };
+    const { sources } = writeSecrets(directory, process.env, process.env.TENANTRY_SECRETS_REQUIRED === 'true', consumers);
     for (const [name, source] of Object.entries(sources)) console.log(`${name}: ${source}`);
   } catch (error) {
     console.error(`secrets: ${(error as Error).message}`);

@@ -14,7 +14,7 @@ import path from 'node:path';
 import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { services } from '../helpers/database.js';
-import { loadCompose, serviceEnvironment, type Service } from '../compose/compose-files.js';
+import { loadCompose, secretsVolumeOf, serviceEnvironment, type Service } from '../compose/compose-files.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const work = mkdtempSync(path.join(os.tmpdir(), 'tenantry-image-'));
@@ -258,7 +258,9 @@ describe('the image, assembled from the Dockerfile without Docker, runs compiled
           value.replace('@postgres:5432/', `@${postgres.hostname}:${postgres.port}/`).replace('redis://redis:6379', endpoints.redisUrl),
         ]),
       );
-      return { ...local, TENANTRY_SECRETS_DIR: secretsDir, ...extra };
+      // The service's own secrets volume: the consumer directory the job wrote for it.
+      const volume = secretsVolumeOf(service);
+      return { ...local, ...(volume ? { TENANTRY_SECRETS_DIR: path.join(secretsDir, 'for', volume.slice('secrets-'.length)) } : {}), ...extra };
     };
 
     beforeAll(() => {
@@ -272,7 +274,8 @@ describe('the image, assembled from the Dockerfile without Docker, runs compiled
         ['PLATFORM_ADMIN_DB_PASSWORD', passwords.platform_admin],
       ]);
       secretsDir = path.join(work, 'secrets');
-      const job = run([...commandOf('secrets').slice(1, -1), secretsDir], environmentOf(compose.services.secrets!));
+      const [script] = commandOf('secrets').slice(1);
+      const job = run([script!, path.join(secretsDir, 'all'), path.join(secretsDir, 'for')], environmentOf(compose.services.secrets!));
       expect(job.status, job.stderr).toBe(0);
       expect(job.stdout).toMatch(/^APP_SERVICE_DB_PASSWORD: environment$/m);
       expect(job.stdout).toMatch(/^AUTH_SIGNING_KEYS: generated$/m);
@@ -282,7 +285,7 @@ describe('the image, assembled from the Dockerfile without Docker, runs compiled
       const port = await getPort();
       const { child, output } = start(commandOf('resolver').slice(1), environmentOf(compose.services.resolver!, { RESOLVER_HOST: '127.0.0.1', RESOLVER_PORT: String(port) }));
       await waitFor(`http://127.0.0.1:${port}/healthz`, child, output);
-      const secret = readFileSync(path.join(secretsDir, 'RESOLVER_SECRET'), 'utf8');
+      const secret = readFileSync(path.join(secretsDir, 'for', 'resolver', 'RESOLVER_SECRET'), 'utf8');
       const lookup = (headers: Record<string, string>) => fetch(`http://127.0.0.1:${port}/internal/resolve?by=slug&value=no-such-tenant-${port}`, { headers });
       const [known, wrong] = await Promise.all([lookup({ 'x-resolver-secret': secret }), lookup({ 'x-resolver-secret': 'not-the-secret-at-all' })]);
       expect(known.status, output()).toBe(404);
@@ -295,7 +298,7 @@ describe('the image, assembled from the Dockerfile without Docker, runs compiled
       const { child, output } = start(commandOf('auth').slice(1), environmentOf(compose.services.auth!, { AUTH_HOST: '127.0.0.1', AUTH_PORT: String(port) }));
       await waitFor(`http://127.0.0.1:${port}/healthz`, child, output);
       const jwks = (await (await fetch(`http://127.0.0.1:${port}/auth/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string; kty: string }> };
-      const [generated] = JSON.parse(readFileSync(path.join(secretsDir, 'AUTH_SIGNING_KEYS'), 'utf8')) as Array<{ kid: string }>;
+      const [generated] = JSON.parse(readFileSync(path.join(secretsDir, 'for', 'auth', 'AUTH_SIGNING_KEYS'), 'utf8')) as Array<{ kid: string }>;
       expect(jwks.keys.map((key) => [key.kid, key.kty])).toEqual([[generated!.kid, 'RSA']]);
     });
 

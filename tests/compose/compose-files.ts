@@ -1,9 +1,9 @@
 /** Reading the compose files the way `docker compose` does, for the checks that run without Docker. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { expandSecrets } from '../../scripts/compose/secret-references.js';
-import { writeSecrets } from '../../scripts/compose/secrets.js';
+import { parseConsumers, writeSecrets } from '../../scripts/compose/secrets.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export type ComposeFile = {
@@ -105,18 +105,46 @@ export function serviceEnvironment(service: Service, env: ReadonlyMap<string, st
   return Object.fromEntries(Object.entries(service.environment ?? {}).map(([name, value]) => [name, interpolate(String(value ?? ''), env)]));
 }
 
-/**
- * A service's environment as its process sees it: compose's interpolation, then the
- * `${NAME}` secret references resolved from a directory the secrets job wrote.
- */
-export function containerEnvironment(service: Service, env: ReadonlyMap<string, string>, secretsDir: string): Record<string, string> {
-  const values: NodeJS.ProcessEnv = serviceEnvironment(service, env);
-  expandSecrets(values, secretsDir);
-  return values as Record<string, string>;
+/** Where a service's secrets volume is mounted, and where the job mounts consumers' volumes. */
+export const SECRETS_MOUNT = '/run/tenantry/secrets';
+export const CONSUMERS_MOUNT = '/run/tenantry/for';
+
+/** The `secrets-<consumer>` volume a service mounts at SECRETS_MOUNT, if any. */
+export function secretsVolumeOf(service: Service): string | undefined {
+  for (const volume of service.volumes ?? []) {
+    const match = typeof volume === 'string' ? /^(secrets-[a-z0-9-]+):(\/[^:]+):ro$/.exec(volume) : null;
+    if (match && match[2] === SECRETS_MOUNT) return match[1];
+  }
+  return undefined;
 }
 
-/** The secrets job of `file` run into `directory` with the .env values `env` (no Docker: the same module). */
-export function runSecretsJob(file: ComposeFile, env: ReadonlyMap<string, string>, directory: string) {
-  const jobEnv = serviceEnvironment(file.services.secrets!, env);
-  return writeSecrets(directory, jobEnv, jobEnv.TENANTRY_SECRETS_REQUIRED === 'true');
+/**
+ * The secrets job of `file` run into `root` with the .env values `env` (no Docker: the same
+ * module): its own volume becomes <root>/secrets, each consumer's volume <root>/<volume name>.
+ */
+export function runSecretsJob(file: ComposeFile, env: ReadonlyMap<string, string>, root: string) {
+  const job = file.services.secrets!;
+  const jobEnv = serviceEnvironment(job, env);
+  const consumersRoot = path.join(root, 'for');
+  const result = writeSecrets(path.join(root, 'secrets'), jobEnv, jobEnv.TENANTRY_SECRETS_REQUIRED === 'true', {
+    root: consumersRoot,
+    secrets: parseConsumers(jobEnv.TENANTRY_SECRETS_FOR ?? ''),
+  });
+  // The job mounts volume secrets-<c> at /run/tenantry/for/<c>: the test keeps the same names.
+  for (const volume of job.volumes ?? []) {
+    const match = typeof volume === 'string' ? /^(secrets-[a-z0-9-]+):\/run\/tenantry\/for\/([a-z0-9-]+)$/.exec(volume) : null;
+    if (match && !existsSync(path.join(root, match[1]!))) symlinkSync(path.join(consumersRoot, match[2]!), path.join(root, match[1]!));
+  }
+  return result;
+}
+
+/**
+ * A service's environment as its process sees it: compose's interpolation, then the
+ * `${NAME}` secret references resolved from its own secrets volume, as runSecretsJob filled it.
+ */
+export function containerEnvironment(service: Service, env: ReadonlyMap<string, string>, root: string): Record<string, string> {
+  const values: NodeJS.ProcessEnv = serviceEnvironment(service, env);
+  const volume = secretsVolumeOf(service);
+  expandSecrets(values, volume ? path.join(root, volume) : path.join(root, 'no-secrets-volume'));
+  return values as Record<string, string>;
 }

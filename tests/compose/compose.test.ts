@@ -177,7 +177,7 @@ describe.each([
     expect(hasuraEnv.HASURA_GRAPHQL_UNAUTHORIZED_ROLE).toBe('anonymous');
     // A secret: a reference to the secrets volume, never a value in the compose file.
     expect(hasura.environment!.HASURA_GRAPHQL_ADMIN_SECRET).toBe('$${HASURA_GRAPHQL_ADMIN_SECRET}');
-    expect(hasuraEnv.HASURA_GRAPHQL_ADMIN_SECRET).toBe(readFileSync(path.join(setups.get(file)!.secretsDir, 'HASURA_GRAPHQL_ADMIN_SECRET'), 'utf8'));
+    expect(hasuraEnv.HASURA_GRAPHQL_ADMIN_SECRET).toBe(readFileSync(path.join(setups.get(file)!.secretsDir, 'secrets', 'HASURA_GRAPHQL_ADMIN_SECRET'), 'utf8'));
     const jwt = JSON.parse(hasuraEnv.HASURA_GRAPHQL_JWT_SECRET!);
     expect(jwt).toEqual({
       jwk_url: 'http://auth:4002/auth/.well-known/jwks.json',

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { secretReferences, expandSecrets } from '../../scripts/compose/secret-references.js';
-import { SECRETS, SecretsError, writeSecrets } from '../../scripts/compose/secrets.js';
+import { parseConsumers, SECRETS, SecretsError, writeSecrets } from '../../scripts/compose/secrets.js';
 import { authConfigSchema } from '../../services/auth/src/config.js';
 import { readConfig } from '../../services/shared/src/config.js';
 import {
@@ -17,6 +17,8 @@ import {
   mergeCompose,
   ROOT,
   runSecretsJob,
+  secretsVolumeOf,
+  SECRETS_MOUNT,
   serviceEnvironment,
   type ComposeFile,
   type Service,
@@ -81,13 +83,16 @@ describe('a fresh checkout: docker compose up -d without .env', () => {
     const dir = scratchDir();
     const first = runSecretsJob(base, new Map(), dir);
     expect(Object.values(first.sources).every((source) => source === 'generated' || source === 'derived')).toBe(true);
-    const snapshot = () => Object.fromEntries(readdirSync(dir).map((name) => [name, readFileSync(path.join(dir, name), 'utf8')]));
+    const master = path.join(dir, 'secrets');
+    const snapshot = () => Object.fromEntries(readdirSync(master).map((name) => [name, readFileSync(path.join(master, name), 'utf8')]));
     const generated = snapshot();
     expect(Object.keys(generated).sort()).toEqual([...Object.keys(SECRETS), 'HASURA_GRAPHQL_JWT_SECRET'].sort());
     for (const name of Object.keys(SECRETS)) expect(generated[name]!.length, name).toBeGreaterThanOrEqual(16);
     expect(new Set(Object.values(generated)).size).toBe(Object.keys(generated).length);
     // Readable by the stack's containers, which run as other users than the job.
-    expect(statSync(path.join(dir, 'POSTGRES_PASSWORD')).mode & 0o777).toBe(0o644);
+    expect(statSync(path.join(dir, 'secrets-postgres', 'POSTGRES_PASSWORD')).mode & 0o777).toBe(0o644);
+    // The full set: the job's alone.
+    expect(statSync(master).mode & 0o777).toBe(0o700);
 
     const second = runSecretsJob(base, new Map(), dir);
     expect(second.sources.POSTGRES_PASSWORD).toBe('kept');
@@ -96,6 +101,7 @@ describe('a fresh checkout: docker compose up -d without .env', () => {
     const third = runSecretsJob(base, new Map([['APP_SERVICE_DB_PASSWORD', 'chosen-in-dotenv-123']]), dir);
     expect(third.sources.APP_SERVICE_DB_PASSWORD).toBe('environment');
     expect(snapshot()).toEqual({ ...generated, APP_SERVICE_DB_PASSWORD: 'chosen-in-dotenv-123' });
+    expect(readFileSync(path.join(dir, 'secrets-auth', 'APP_SERVICE_DB_PASSWORD'), 'utf8')).toBe('chosen-in-dotenv-123');
   });
 
   test('generated secrets are what their consumers accept: the auth service’s signing keys, the resolver secret, Hasura’s JWT settings', () => {
@@ -112,6 +118,20 @@ describe('a fresh checkout: docker compose up -d without .env', () => {
       audience: auth.AUTH_AUDIENCE,
       claims_namespace: 'https://hasura.io/jwt/claims',
     });
+  });
+
+  test('TENANTRY_SECRETS_FOR is read strictly: an unknown secret or a malformed line stops the job', () => {
+    expect(() => parseConsumers('auth: APP_SERVICE_DB_PASSWORD POSTGRES_PASSWORDD')).toThrow(/auth names unknown secrets: POSTGRES_PASSWORDD/);
+    expect(() => parseConsumers('auth APP_SERVICE_DB_PASSWORD')).toThrow(/cannot read "auth APP_SERVICE_DB_PASSWORD"/);
+    expect(parseConsumers('\n  a: POSTGRES_PASSWORD\n b-c: S3_ACCESS_KEY  S3_SECRET_KEY \n')).toEqual({ a: ['POSTGRES_PASSWORD'], 'b-c': ['S3_ACCESS_KEY', 'S3_SECRET_KEY'] });
+  });
+
+  test('a secret a consumer no longer names leaves its volume on the next run', () => {
+    const root = scratchDir();
+    const consumers = (names: string[]) => ({ root: path.join(root, 'for'), secrets: { auth: names } });
+    writeSecrets(path.join(root, 'secrets'), {}, false, consumers(['APP_SERVICE_DB_PASSWORD', 'POSTGRES_PASSWORD']));
+    writeSecrets(path.join(root, 'secrets'), {}, false, consumers(['APP_SERVICE_DB_PASSWORD']));
+    expect(readdirSync(path.join(root, 'for', 'auth'))).toEqual(['APP_SERVICE_DB_PASSWORD']);
   });
 
   test('production mode generates nothing and refuses .env.example placeholders', () => {
@@ -155,7 +175,47 @@ describe.each([
     }
   });
 
-  test('every service naming a secret mounts the volume read-only, waits for the job, and resolves references at start', () => {
+  test('each service mounts its own secrets volume, holding exactly the secrets it names (a compromised auth service cannot read the superuser password)', () => {
+    const root = scratchDir();
+    runSecretsJob(file, env, root);
+    const jobEnv = serviceEnvironment(file.services.secrets!, env);
+    const lists = parseConsumers(jobEnv.TENANTRY_SECRETS_FOR!);
+    /** What each service needs: its ${NAME} references, Postgres's *_FILE, PgBouncer's cat in its entry point. */
+    const needs = (service: Service): string[] => {
+      const values = Object.values(serviceEnvironment(service, env));
+      const files = values.filter((value) => value.startsWith(`${SECRETS_MOUNT}/`)).map((value) => path.basename(value));
+      const entry = JSON.stringify(service.entrypoint ?? []).replace(/\$\$/g, '$');
+      const read = [...entry.matchAll(new RegExp(`cat ${SECRETS_MOUNT}/([A-Z0-9_]+)`, 'g'))].map((match) => match[1]!);
+      return [...new Set([...values.flatMap(secretReferences), ...files, ...read])].sort();
+    };
+    const byVolume = new Map<string, Set<string>>();
+    for (const [name, service] of services(file)) {
+      if (name === 'secrets') continue;
+      const mounts = JSON.stringify(service.volumes ?? []);
+      expect(mounts, `${name} never mounts the full set`).not.toMatch(/"secrets:/);
+      const needed = needs(service);
+      const volume = secretsVolumeOf(service);
+      if (needed.length === 0) {
+        expect(volume, `${name} needs no secret`).toBeUndefined();
+        continue;
+      }
+      expect(volume, `${name} mounts a secrets volume read-only at ${SECRETS_MOUNT}`).toBeTruthy();
+      const set = byVolume.get(volume!) ?? new Set<string>();
+      needed.forEach((secret) => set.add(secret));
+      byVolume.set(volume!, set);
+    }
+    for (const [volume, needed] of byVolume) {
+      const consumer = volume.slice('secrets-'.length);
+      expect(lists[consumer]?.slice().sort(), `${volume}: what TENANTRY_SECRETS_FOR gives it`).toEqual([...needed].sort());
+      expect(readdirSync(path.join(root, volume)).sort(), `${volume}: what the job wrote`).toEqual([...needed].sort());
+      expect(file.volumes, volume).toHaveProperty(volume);
+    }
+    expect(Object.keys(lists).sort()).toEqual([...byVolume.keys()].map((volume) => volume.slice('secrets-'.length)).sort());
+    // The auth service's volume, concretely.
+    expect(readdirSync(path.join(root, 'secrets-auth')).sort()).toEqual(['APP_SERVICE_DB_PASSWORD', 'AUTH_SIGNING_KEYS']);
+  });
+
+  test('every service naming a secret waits for the job and resolves references at start', () => {
     const dependsOnJob = (name: string): boolean => {
       const dependencies = Object.keys(file.services[name]!.depends_on ?? {});
       return dependencies.includes('secrets') || dependencies.some(dependsOnJob);
@@ -163,7 +223,6 @@ describe.each([
     const minioEntrypoint = readFileSync(path.join(ROOT, 'docker/minio.Dockerfile'), 'utf8');
     const nodeImage = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
     for (const [name, service] of secretUsers(file, env)) {
-      expect(service.volumes, name).toContain('secrets:/run/tenantry/secrets:ro');
       expect(dependsOnJob(name), `${name} starts after the secrets job`).toBe(true);
       if (service.image?.startsWith('tenantry/services:')) {
         expect(nodeImage, name).toContain('ENV NODE_OPTIONS=--import=/app/scripts/compose/expand-secrets.js');
@@ -174,9 +233,8 @@ describe.each([
         expect(service.volumes, name).toContain('./docker/expand-secrets.sh:/usr/local/bin/expand-secrets:ro');
       }
     }
-    // Postgres reads its file itself; the pgbouncer override reads the files in its entry point.
-    expect(file.services.postgres!.environment!.POSTGRES_PASSWORD_FILE).toBe('/run/tenantry/secrets/POSTGRES_PASSWORD');
-    expect(file.services.postgres!.volumes).toContain('secrets:/run/tenantry/secrets:ro');
+    expect(dependsOnJob('postgres')).toBe(true);
+    expect(file.services.postgres!.environment!.POSTGRES_PASSWORD_FILE).toBe(`${SECRETS_MOUNT}/POSTGRES_PASSWORD`);
   });
 
   test('Hasura keeps its image’s entry point (the cli-migrations script applies the metadata)', () => {
