@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { explainDatabaseError } from '../../services/cli/src/errors.js';
 import { uniqueSlug } from '../fixtures/seed.js';
-import { cli, cliEnv, purgesSince, redisClient, streamTail, PURGE_STREAM } from './helpers.js';
+import { cli, cliEnv, ownerEmail, purgesSince, redisClient, streamTail, PURGE_STREAM } from './helpers.js';
 
 /** A real DNS server on a free UDP port, answering TXT questions from `records`. */
 const records = new Map<string, string[]>();
@@ -48,7 +48,7 @@ describe.concurrent('domains', () => {
   // About thirty CLI processes, each a Node start-up: on a loaded machine that outlasts the default.
   test('add prints the TXT record; verify looks it up through DNS; set-primary needs a verified domain', { timeout: 120_000 }, async () => {
     const slug = uniqueSlug('dom');
-    expect((await cli(['tenant', 'create', 'Domains', '--slug', slug], { env })).code).toBe(0);
+    expect((await cli(['tenant', 'create', 'Domains', '--slug', slug, '--owner', await ownerEmail('domains')], { env })).code).toBe(0);
     const domain = `App.${slug}.Example.TEST.`;
     const normalised = `app.${slug}.example.test`;
 
@@ -67,7 +67,7 @@ describe.concurrent('domains', () => {
       cli(['domain', 'set-primary', slug, normalised], { env }),
       cli(['domain', 'add', slug, 'not a domain'], { env }),
       cli(['domain', 'add', slug, '10.0.0.1'], { env }),
-      cli(['tenant', 'create', 'Other', '--slug', uniqueSlug('other'), '--json'], { env }),
+      cli(['tenant', 'create', 'Other', '--slug', uniqueSlug('other'), '--owner', await ownerEmail('other'), '--json'], { env }),
     ]);
     expect(noRecord.code).toBe(1);
     expect(noRecord.stderr).toBe(
@@ -144,7 +144,7 @@ describe('a domain another tenant verified first', () => {
   afterAll(() => admin.end());
 
   async function tenantWithClaim(label: string, domain: string): Promise<{ slug: string; token: string }> {
-    const created = await cli(['tenant', 'create', label, '--slug', uniqueSlug(label), '--json'], { env });
+    const created = await cli(['tenant', 'create', label, '--slug', uniqueSlug(label), '--owner', await ownerEmail(label), '--json'], { env });
     const slug = created.json<{ slug: string }>().slug;
     const added = await cli(['domain', 'add', slug, domain, '--json'], { env });
     expect(added.code, added.stderr).toBe(0);

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { Client as S3Client } from 'minio';
-import { services } from '../helpers/database.js';
+import { poolAs, services } from '../helpers/database.js';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/tenantry.mjs');
 /** This file's own purge stream, so no edge of another suite sees the CLI's purges. */
@@ -15,6 +15,18 @@ export interface CliResult {
   stderr: string;
   /** stdout parsed as JSON. */
   json<T = unknown>(): T;
+}
+
+/** A verified user's email, for `tenant create --owner` (every tenant has an owner). */
+export async function ownerEmail(label: string): Promise<string> {
+  const email = `${label.toLowerCase()}-owner-${randomBytes(5).toString('hex')}@example.test`;
+  const admin = poolAs('platform_admin', 1);
+  try {
+    await admin.query(`INSERT INTO users (email, display_name, email_verified_at) VALUES ($1, 'Owner', now())`, [email]);
+  } finally {
+    await admin.end();
+  }
+  return email;
 }
 
 /** The environment of the test services, as an operator would export it. */

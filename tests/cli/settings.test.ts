@@ -1,11 +1,11 @@
 import { describe, expect, test } from 'vitest';
 import { uniqueSlug } from '../fixtures/seed.js';
-import { cli } from './helpers.js';
+import { cli, ownerEmail } from './helpers.js';
 
 describe.concurrent('settings', () => {
   test('set parses JSON when it is JSON, keeps dotted keys, and get / list / unset read them back', async () => {
     const slug = uniqueSlug('settings');
-    expect((await cli(['tenant', 'create', 'Settings', '--slug', slug])).code).toBe(0);
+    expect((await cli(['tenant', 'create', 'Settings', '--slug', slug, '--owner', await ownerEmail('settings')])).code).toBe(0);
 
     const values: Array<[string, string, unknown, string[]?]> = [
       ['branding.primary_color', '#ff6600', '#ff6600'],

@@ -94,7 +94,7 @@ describe('the lint catches each way a tenant table can leak', () => {
       owner,
       'CREATE TABLE widgets (tenant_id uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE); CREATE INDEX ON widgets (tenant_id);',
     );
-    expect(rulesFor(problems, 'widgets')).toEqual(['policy-missing', 'rls-disabled', 'rls-not-forced']);
+    expect(rulesFor(problems, 'widgets')).toEqual(['deleted-tenant-writable', 'policy-missing', 'rls-disabled', 'rls-not-forced']);
     expect(problems.filter((p) => p.rule === 'policy-missing')).toHaveLength(8);
   });
 
