@@ -126,6 +126,8 @@ describe.each([
     for (const [name, service] of services(file)) {
       if (ONE_SHOT.has(name)) {
         expect(service.restart, `${name} is one-shot`).toBe('no');
+        // The image's HEALTHCHECK asks an HTTP port no job listens on.
+        expect(service.healthcheck, `${name} turns the image's health check off`).toEqual({ disable: true });
         continue;
       }
       if (NO_HEALTHCHECK[name]) continue;
