@@ -1,5 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { Command } from 'commander';
 import { z } from 'zod';
@@ -138,12 +139,36 @@ async function stopServices(services: ServiceState[]): Promise<void> {
   await Promise.all(services.filter((service) => service.name === 'postgres').map((service) => stopProcess(service.pid, 30_000)));
 }
 
+/** The stack's fixed ports: each must be free before anything starts, or its variable is named. */
+async function requireFreePorts(): Promise<void> {
+  const variables = Object.keys(config).filter((key) => key.endsWith('_PORT')) as Array<keyof typeof config>;
+  const taken: string[] = [];
+  await Promise.all(
+    variables.map(
+      (variable) =>
+        new Promise<void>((resolve) => {
+          const probe = createServer();
+          probe.once('error', () => {
+            taken.push(`${config[variable]} (${variable})`);
+            resolve();
+          });
+          probe.listen(Number(config[variable]), '127.0.0.1', () => probe.close(() => resolve()));
+        }),
+    ),
+  );
+  if (taken.length > 0) {
+    const [noun, verb] = taken.length === 1 ? ['port', 'is'] : ['ports', 'are'];
+    throw new Error(`${noun} ${taken.sort().join(', ')} ${verb} in use by another program — stop it, or set the variable to a free port`);
+  }
+}
+
 async function up(): Promise<void> {
   if ((await stopPartialStack(readJson<StackState>(files.state))) === 'running') {
     console.log('the stack is already running:');
     status({ json: false });
     return;
   }
+  await requireFreePorts();
   mkdirSync(files.logs, { recursive: true, mode: 0o755 });
   const secrets = loadSecrets();
   const started: NativeProcess[] = [];
@@ -260,6 +285,9 @@ async function up(): Promise<void> {
     console.log(`\nenvironment for the CLI and curl: ${files.env} (source it with: set -a; . ${path.relative(process.cwd(), files.env)}; set +a)`);
   } catch (error) {
     await Promise.all(started.map((service) => stopProcess(service.pid)));
+    const failed = /^(\S+) did not become ready/.exec((error as Error).message)?.[1];
+    const tail = failed ? logTail(failed) : '';
+    if (tail) console.error(`${failed}'s log ends with:\n${tail}`);
     throw error;
   }
 }

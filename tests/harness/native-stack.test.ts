@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,12 +36,23 @@ describe('npm run stack:up', () => {
     }
   });
 
-  test('when one service has stopped, says which (with its log) and restarts it; the data is kept', async () => {
+  test('a taken port is named before anything starts; when one service has stopped, says which (with its log) and restarts it; the data is kept', async () => {
     stackDir = await mkdtemp(path.join(os.tmpdir(), 'native-stack-'));
     // Run as root, Postgres drops to its own user, which must reach the data directory.
     await chmod(stackDir, 0o755);
     const ports = Object.fromEntries(await Promise.all(PORT_VARIABLES.map(async (name) => [name, String(await getPort())] as const)));
     env = { PATH: process.env.PATH, HOME: process.env.HOME, TENANTRY_CACHE_DIR: process.env.TENANTRY_CACHE_DIR, STACK_DIR: path.join(stackDir, '.stack'), ...ports };
+    // A port someone else holds is named with its variable before anything starts.
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(Number(ports.STACK_AUTH_PORT), '127.0.0.1', resolve));
+    try {
+      await expect(stack('up')).rejects.toMatchObject({
+        stderr: expect.stringContaining(`port ${ports.STACK_AUTH_PORT} (STACK_AUTH_PORT) is in use by another program`),
+      });
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
+
     await stack('up');
     const state = JSON.parse(await readFile(path.join(stackDir, '.stack/state.json'), 'utf8')) as StackState;
     const catcher = state.services.find((service) => service.name === 'mail-catcher')!;
