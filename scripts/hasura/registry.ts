@@ -18,7 +18,7 @@
  * inserts preset the tenant column from the session. The generator adds these; entries here
  * only add extra conditions, so a table can never be written without them.
  */
-import type { BaseHasuraRole } from '../../services/shared/src/roles.js';
+import { ROLES, type BaseHasuraRole } from '../../services/shared/src/roles.js';
 
 export {
   BASE_HASURA_ROLES,
@@ -96,7 +96,7 @@ const tenantFor = <T>(roles: readonly RegistryRole[], rule: T): Partial<Record<R
 const MANAGERS = ['owner', 'tenant_admin'] as const;
 const WRITERS = ['owner', 'tenant_admin', 'member'] as const;
 /** Roles a tenant admin may hand out or touch: never owner ("only owners touch owners"). */
-const BELOW_OWNER = { role: { _in: ['admin', 'member', 'guest'] } };
+const BELOW_OWNER = { role: { _in: ROLES.filter((role) => role !== 'owner') } };
 
 const projectColumns = ['id', 'tenant_id', 'name', 'description', 'status', 'created_by', 'created_at', 'updated_at'] as const;
 const projectWrites = ['name', 'description', 'status'] as const;

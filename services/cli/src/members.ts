@@ -64,7 +64,7 @@ async function memberRows(tenantId: string, db: Queryable = adminPool(), userId?
     `SELECT m.user_id, u.email, u.display_name, m.role, m.joined_at
        FROM tenant_members m JOIN users u ON u.id = m.user_id
       WHERE m.tenant_id = $1 AND ($2::uuid IS NULL OR m.user_id = $2)
-      ORDER BY array_position(ARRAY['owner','admin','member','guest']::member_role[], m.role), lower(u.email)`,
+      ORDER BY m.role, lower(u.email)`,
     [tenantId, userId ?? null],
   );
   return rows;
