@@ -40,8 +40,10 @@ export async function readMessages(directory: string): Promise<CaughtMessage[]> 
   });
 }
 
-const escapeHtml = (text: string): string =>
-  text.replace(/[&<>"']/g, (character) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[character]!);
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (character) => HTML_ESCAPES[character]!);
+const unescapeHtml = (text: string): string =>
+  text.replace(/&(?:amp|lt|gt|quot|#39);/g, (entity) => Object.entries(HTML_ESCAPES).find(([, escaped]) => escaped === entity)![0]);
 
 function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
@@ -107,19 +109,25 @@ export async function handleLinkPage(req: IncomingMessage, res: ServerResponse, 
     res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8' });
     res.end(page(title, body));
   };
+  // A browser gets the page; curl (Accept: */*) gets the outcome as one line of text.
+  const sendOutcome = (status: number, title: string, body: string) => {
+    if ((req.headers.accept ?? '').includes('text/html')) return send(status, title, body);
+    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
+    res.end(`${unescapeHtml(body.replace(/<[^>]+>/g, ''))}\n`);
+  };
   const linkPath = url.pathname.replace(/^\/+/, '');
   if (!['verify-email', 'password-reset', 'invitations/accept'].includes(linkPath)) return false;
   // A form posts to the link itself, so the token may come in the query or the form.
   const fields = new URLSearchParams([...url.searchParams, ...(req.method === 'POST' ? await formFields(req) : [])]);
   const token = fields.get('token') ?? '';
   if (!token) {
-    send(400, 'Link without a token', '<p>This link has no <code>token</code>: open the whole link from the mail.</p>');
+    sendOutcome(400, 'Link without a token', '<p>This link has no <code>token</code>: open the whole link from the mail.</p>');
     return true;
   }
 
   if (linkPath === 'verify-email') {
     const answer = await callAuth(authUrl, '/auth/verify-email', { token });
-    send(answer.status < 300 ? 200 : 400, 'Verify your email address', outcome(answer, 'Your email address is verified.'));
+    sendOutcome(answer.status < 300 ? 200 : 400, 'Verify your email address', outcome(answer, 'Your email address is verified.'));
     return true;
   }
 
@@ -131,7 +139,7 @@ export async function handleLinkPage(req: IncomingMessage, res: ServerResponse, 
       return true;
     }
     const answer = await callAuth(authUrl, '/auth/password-reset/confirm', { token, password: fields.get('password') ?? '' });
-    send(answer.status < 300 ? 200 : 400, 'Reset your password', outcome(answer, 'Your password is changed; every session was logged out.'));
+    sendOutcome(answer.status < 300 ? 200 : 400, 'Reset your password', outcome(answer, 'Your password is changed; every session was logged out.'));
     return true;
   }
 
@@ -156,6 +164,6 @@ export async function handleLinkPage(req: IncomingMessage, res: ServerResponse, 
     answer = await callAuth(authUrl, '/auth/invitations/accept', { token, password, ...(displayName ? { displayName } : {}) });
   }
   const tenant = (answer.body.tenant as { slug?: string } | undefined)?.slug;
-  send(answer.status < 300 ? 200 : 400, 'Accept the invitation', outcome(answer, `You joined ${tenant ?? 'the tenant'}.`));
+  sendOutcome(answer.status < 300 ? 200 : 400, 'Accept the invitation', outcome(answer, `You joined ${tenant ?? 'the tenant'}.`));
   return true;
 }
