@@ -4,7 +4,7 @@ import { HttpError } from '../http/errors.js';
  * The one catalog of error codes every Tenantry answer uses, the services' and the edge's:
  * code → [HTTP status, default message]. A code that is not here is a type error in
  * TypeScript, and the edge's Lua reads a file generated from this one
- * (nginx/lua/tenantry/error_catalog.lua, `npm run edge:error-catalog`; a test fails when it
+ * (nginx/lua/tenantry/error_catalog.lua, `npx tsx scripts/edge/error-catalog.ts`; a test fails when it
  * is stale). Messages never say whether an email exists.
  */
 export const ERRORS = {
