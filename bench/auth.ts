@@ -38,7 +38,7 @@ import { startRedis, stopProcess } from '../scripts/native/services.js';
 import { buildAuthApp } from '../services/auth/src/app.js';
 import { KeyRing } from '../services/auth/src/keys.js';
 import type { Mailer } from '../services/shared/src/mail/mailer.js';
-import { PasswordHasher } from '../services/auth/src/passwords.js';
+import { PasswordHasher } from '../services/shared/src/passwords.js';
 import { LoginLimiter } from '../services/auth/src/rate-limit.js';
 import { TokenIssuer } from '../services/auth/src/tokens.js';
 import { startBenchDatabase } from './lib/database.js';

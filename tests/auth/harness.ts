@@ -12,7 +12,7 @@ import { buildAuthApp } from '../../services/auth/src/app.js';
 import type { AuthDependencies } from '../../services/auth/src/deps.js';
 import { KeyRing } from '../../services/auth/src/keys.js';
 import { smtpMailer } from '../../services/shared/src/mail/mailer.js';
-import { PasswordHasher } from '../../services/auth/src/passwords.js';
+import { PasswordHasher } from '../../services/shared/src/passwords.js';
 import { LoginLimiter, type LoginLimits } from '../../services/auth/src/rate-limit.js';
 import { TokenIssuer } from '../../services/auth/src/tokens.js';
 import { poolAs, services } from '../helpers/database.js';

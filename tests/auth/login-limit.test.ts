@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { PasswordHasher } from '../../services/auth/src/passwords.js';
+import { PasswordHasher } from '../../services/shared/src/passwords.js';
 import { LoginLimiter, loginKeys, sourceOf } from '../../services/auth/src/rate-limit.js';
 import { expectError, PASSWORD, signUp, startHarness, uniqueEmail, type Harness } from './harness.js';
 

@@ -2,7 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { PasswordHasher } from '../../services/auth/src/passwords.js';
+import { PasswordHasher } from '../../services/shared/src/passwords.js';
 import { createRedisClient, REDIS_COMMAND_TIMEOUT_MS } from '../../services/shared/src/redis.js';
 import { poolAs, services } from '../helpers/database.js';
 import { seedTenant } from '../fixtures/seed.js';

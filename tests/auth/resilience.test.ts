@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { services } from '../helpers/database.js';
 import { call, DedicatedPostgres, sleep, startServiceProcess, type Answer, type ServiceProcess } from './outage-helpers.js';
-import { PasswordHasher } from '../../services/auth/src/passwords.js';
+import { PasswordHasher } from '../../services/shared/src/passwords.js';
 import { seedTenant } from '../fixtures/seed.js';
 import { PASSWORD } from './harness.js';
 

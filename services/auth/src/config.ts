@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { postgresUrl } from '../../shared/src/config.js';
+import { argon2EnvironmentSchema } from '../../shared/src/passwords.js';
 
 const signingKeys = z
   .string()
@@ -27,10 +28,8 @@ export const authConfigSchema = z.object({
   AUTH_REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(300).default(30 * 24 * 3600),
   /** JSON array of {kid, privateKeyPem} (RSA, PKCS#8 or PKCS#1 PEM), newest first: the first signs, all are published. Unset: an ephemeral key (one replica, dev only). */
   AUTH_SIGNING_KEYS: signingKeys.optional(),
-  /** argon2id cost. The defaults are OWASP's minimum for argon2id (19 MiB, t=2, p=1). */
-  AUTH_ARGON2_MEMORY_KIB: z.coerce.number().int().min(1024).default(19456),
-  AUTH_ARGON2_TIME_COST: z.coerce.number().int().min(1).default(2),
-  AUTH_ARGON2_PARALLELISM: z.coerce.number().int().min(1).default(1),
+  /** argon2id cost, read as the CLI reads it (services/shared/src/passwords.ts). */
+  ...argon2EnvironmentSchema.shape,
   /**
    * Login throttling per (email, source address): from this consecutive failure the pair
    * waits, the first wait doubling up to the longest; a success clears the pair. No lockout

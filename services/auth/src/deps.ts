@@ -3,7 +3,7 @@ import type { Pool } from 'pg';
 import type { Logger } from '../../shared/src/logger.js';
 import type { KeyRing } from './keys.js';
 import type { Mailer } from '../../shared/src/mail/mailer.js';
-import type { PasswordHasher } from './passwords.js';
+import type { PasswordHasher } from '../../shared/src/passwords.js';
 import type { LoginLimiter } from './rate-limit.js';
 import type { TokenIssuer } from './tokens.js';
 

@@ -7,7 +7,7 @@ import { buildAuthApp } from './app.js';
 import { authConfigSchema } from './config.js';
 import { KeyRing } from './keys.js';
 import { smtpMailer } from '../../shared/src/mail/mailer.js';
-import { PasswordHasher } from './passwords.js';
+import { argon2Parameters, PasswordHasher } from '../../shared/src/passwords.js';
 import { LoginLimiter } from './rate-limit.js';
 import { TokenIssuer } from './tokens.js';
 
@@ -33,7 +33,7 @@ const app = buildAuthApp({
   logger,
   keys,
   tokens: new TokenIssuer({ keys, issuer: config.AUTH_ISSUER, audience: config.AUTH_AUDIENCE, ttlSeconds: config.AUTH_ACCESS_TOKEN_TTL_SECONDS }),
-  passwords: new PasswordHasher({ memoryCost: config.AUTH_ARGON2_MEMORY_KIB, timeCost: config.AUTH_ARGON2_TIME_COST, parallelism: config.AUTH_ARGON2_PARALLELISM }),
+  passwords: new PasswordHasher(argon2Parameters(config)),
   mailer,
   limiter: new LoginLimiter(redis, {
     delayFromFailure: config.AUTH_LOGIN_DELAY_FROM_FAILURE,
