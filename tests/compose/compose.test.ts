@@ -205,7 +205,7 @@ describe('production override', () => {
 
   test('no dev profiles, console and dev mode off, replicas behind the edge', () => {
     expect(JSON.stringify(prod)).not.toContain('profiles');
-    expect(Object.keys(prod.services).filter((name) => base.services[name]?.profiles?.length)).toEqual([]);
+    expect(Object.keys(prod.services).filter((name) => base.services[name]?.profiles?.includes('dev'))).toEqual([]);
     for (const name of ['hasura', 'auth', 'resolver']) expect(merged.services[name]!.deploy?.replicas, name).toBeGreaterThanOrEqual(2);
     expect(prod.services.hasura!.environment).toMatchObject({ HASURA_GRAPHQL_ENABLE_CONSOLE: 'false', HASURA_GRAPHQL_DEV_MODE: 'false' });
   });
