@@ -7,6 +7,7 @@ import type pg from 'pg';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { listTenantTables } from '../../services/shared/src/db/isolation-lint.js';
+import { isUuid } from '../../services/shared/src/ids.js';
 import { SEEDED_TABLES, hex, seedTenant, uniqueSlug } from '../fixtures/seed.js';
 import { poolAs } from '../helpers/database.js';
 import { cli, handMadeTarball, objectNames, privateTempDir, s3Client, type TarEntrySpec } from './helpers.js';
@@ -24,7 +25,6 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const IMPORT_REASON = /^tenant import of /;
 
 /**
@@ -40,7 +40,7 @@ async function comparable(tenantId: string): Promise<Record<string, string[]>> {
     const labels = new Map(users.map((user) => [user.id, `user:${user.email}`]));
     labels.set(tenantId, '<tenant>');
     const label = (value: unknown): unknown => {
-      if (typeof value === 'string') return UUID.test(value) ? (labels.get(value) ?? '<id>') : value;
+      if (typeof value === 'string') return isUuid(value) ? (labels.get(value) ?? '<id>') : value;
       if (Array.isArray(value)) return value.map(label);
       if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, label(item)]));
       return value;

@@ -1,7 +1,9 @@
 import os from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Client as S3Client } from 'minio';
-import pg from 'pg';
+import type pg from 'pg';
+import { createServicePool } from '../../shared/src/db/pool.js';
+import { createLogger } from '../../shared/src/logger.js';
 import { publishEdgePurge, type EdgePurge } from '../../shared/src/edge-purge.js';
 import { inTransaction as inSharedTransaction } from '../../shared/src/db/transaction.js';
 import { cliConfig, need } from './config.js';
@@ -28,8 +30,16 @@ let s3: S3Client | undefined;
 /** Postgres as platform_admin (BYPASSRLS); every change it makes is audited by the database. */
 export function adminPool(): pg.Pool {
   // A command waits at most 10 s for a connection: an unreachable database is an error to
-  // report, not a hang.
-  pool ??= new pg.Pool({ connectionString: need('PLATFORM_ADMIN_DATABASE_URL'), max: 2, application_name: 'tenantry-cli', connectionTimeoutMillis: 10_000 });
+  // report, not a hang. A statement may take as long as it needs (a purge, an import). A
+  // lost connection fails the command's query, which reports it: the pool's log stays silent.
+  pool ??= createServicePool({
+    connectionString: need('PLATFORM_ADMIN_DATABASE_URL'),
+    applicationName: 'tenantry-cli',
+    logger: createLogger('tenantry-cli', 'silent'),
+    max: 2,
+    connectionTimeoutMillis: 10_000,
+    queryTimeoutMillis: 0,
+  });
   return pool;
 }
 
@@ -59,9 +69,6 @@ export async function s3Client(): Promise<S3Client> {
   }
   return s3;
 }
-
-/** The per-tenant bucket: its name is the shared kit's (services/shared/src/tenancy.ts). */
-export { tenantBucket as bucketOf } from '../../shared/src/tenancy.js';
 
 export async function closeConnections(): Promise<void> {
   const closing: Promise<unknown>[] = [];

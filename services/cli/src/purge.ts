@@ -1,7 +1,7 @@
 import { listTenantTables } from '../../shared/src/db/isolation-lint.js';
 import { quoteIdent } from '../../shared/src/ids.js';
-import { tenantRedisPrefix } from '../../shared/src/tenancy.js';
-import { adminPool, bucketOf, inTransaction, redisClient, s3Client } from './context.js';
+import { tenantBucket, tenantRedisPrefix } from '../../shared/src/tenancy.js';
+import { adminPool, inTransaction, redisClient, s3Client } from './context.js';
 import { findTenant, purgeTenantFromEdges, type TenantRow } from './tenants.js';
 import { progress } from './progress.js';
 
@@ -36,7 +36,7 @@ async function purgeRedis(tenantId: string, onBatch: (count: number) => void): P
 /** Removes the tenant's bucket and every object in it; a missing bucket is fine. */
 async function purgeBucket(tenantId: string, onBatch: (count: number) => void): Promise<{ objects: number; removed: boolean }> {
   const s3 = await s3Client();
-  const bucket = bucketOf(tenantId);
+  const bucket = tenantBucket(tenantId);
   if (!(await s3.bucketExists(bucket))) return { objects: 0, removed: false };
   let objects = 0;
   for (;;) {

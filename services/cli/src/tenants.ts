@@ -8,8 +8,6 @@ import { CliError, explainDatabaseError } from './errors.js';
 import { findUser, type UserRow } from './users.js';
 import { isUuid } from '../../shared/src/ids.js';
 
-export { isUuid };
-
 export type TenantStatus = 'active' | 'suspended' | 'deleted';
 
 export interface TenantRow {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import { hashToken, newOpaqueToken } from '../../shared/src/secrets.js';
 import { listTenantTables, type TenantTable } from '../../shared/src/db/isolation-lint.js';
-import { adminPool, bucketOf, inTransaction, s3Client, type Queryable } from './context.js';
+import { adminPool, inTransaction, s3Client, type Queryable } from './context.js';
 import { CliError, explainDatabaseError, isPgError } from './errors.js';
 import { progress } from './progress.js';
 import { findTenant } from './tenants.js';
@@ -24,8 +24,9 @@ import {
 } from './transfer-archive.js';
 import { findUser } from './users.js';
 import { isUuid, quoteIdent } from '../../shared/src/ids.js';
-
-export { EXPORT_FORMAT, EXPORT_FORMAT_VERSION, type Manifest };
+import { refusingConstraint } from '../../shared/src/errors/database.js';
+import { MAILED_PATHS, mailedLink } from '../../shared/src/mail/templates.js';
+import { tenantBucket } from '../../shared/src/tenancy.js';
 
 const qualified = (table: { schema: string; table: string }) => `${quoteIdent(table.schema)}.${quoteIdent(table.table)}`;
 
@@ -134,7 +135,7 @@ export async function exportTenant(tenantRef: string, output: string): Promise<E
     }
 
     const s3 = await s3Client();
-    const bucket = bucketOf(manifest.source.tenant_id);
+    const bucket = tenantBucket(manifest.source.tenant_id);
     if (await s3.bucketExists(bucket)) {
       await mkdir(path.join(work, 'objects'));
       const names: Array<{ name: string; size: number }> = [];
@@ -301,11 +302,7 @@ async function checkOwner(reference: string, db: Queryable = adminPool()) {
 }
 
 function invitationLink(publicUrl: string | undefined, token: string): string | null {
-  if (!publicUrl) return null;
-  // The auth service mails the same link (services/auth/src/email-tokens.ts).
-  const url = new URL('invitations/accept', publicUrl.endsWith('/') ? publicUrl : `${publicUrl}/`);
-  url.searchParams.set('token', token);
-  return url.toString();
+  return publicUrl ? mailedLink(publicUrl, MAILED_PATHS.acceptInvitation, token) : null;
 }
 
 /** Removes the unpacked archive; a failure to do so is reported, never put in the place of the import's own error. */
@@ -526,7 +523,7 @@ export async function importTenant(file: string, options: ImportOptions): Promis
             ])
             .catch((error: unknown) => {
               // Pending invitations take seats: an invitation past the limit could only fail.
-              if (isPgError(error) && error.constraint === 'tenant_members_user_limit') {
+              if (isPgError(error) && refusingConstraint(error) === 'tenant_members_user_limit') {
                 throw new CliError(
                   `the owner and ${invitees.size} invitation(s) do not fit plan '${planId}' (${/limit of (\d+)/.exec(error.message)?.[1] ?? 'its'} users) — choose a plan with more users with --plan`,
                 );
@@ -540,7 +537,7 @@ export async function importTenant(file: string, options: ImportOptions): Promis
         let objects = 0;
         if (manifest.objects.length > 0) {
           const s3 = await s3Client();
-          const bucket = bucketOf(newTenantId);
+          const bucket = tenantBucket(newTenantId);
           await s3.makeBucket(bucket);
           bucketCreated = bucket;
           bar.start(manifest.objects.length, `importing ${newSlug}: objects`);

@@ -17,6 +17,7 @@ export interface ServicePoolOptions {
    * a database that hangs (a frozen host, a network partition) keeps its TCP connections
    * open, and without this a request would wait on it forever. The failed client is
    * destroyed, not reused (pool.query and inTransaction release it with the error).
+   * 0: no limit (the CLI's long statements).
    */
   queryTimeoutMillis?: number;
 }
