@@ -10,13 +10,11 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { baseHasuraRoleOf, readOnlyHasuraRole, type HasuraRole } from '../../services/shared/src/roles.js';
 import {
-  baseHasuraRoleOf,
-  readOnlyHasuraRole,
   TENANT_SESSION_VARIABLE,
   TRACKED_TABLES,
   type BoolExp,
-  type HasuraRole,
   type SelectRule,
   type TrackedTable,
 } from './registry.js';

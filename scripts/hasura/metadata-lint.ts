@@ -10,13 +10,10 @@ import type pg from 'pg';
 import { parse } from 'yaml';
 import { listTenantTables } from '../../services/shared/src/db/isolation-lint.js';
 import { METADATA_DIR } from './generate-metadata.js';
+import { BASE_HASURA_ROLES, baseHasuraRoleOf, HASURA_ROLES, readOnlyHasuraRole } from '../../services/shared/src/roles.js';
 import {
-  BASE_HASURA_ROLES,
-  baseHasuraRoleOf,
   BILLING_COLUMNS,
-  HASURA_ROLES,
   INTERNAL_TABLES,
-  readOnlyHasuraRole,
   SECRET_COLUMNS,
   SERVER_ONLY_COLUMNS,
   TENANT_SESSION_VARIABLE,

@@ -2,7 +2,7 @@
  * The one registry the Hasura metadata is generated from (scripts/hasura/generate-metadata.ts)
  * and the metadata lint (scripts/hasura/metadata-lint.ts) checks against the database.
  *
- * Roles. The tenant roles owner / admin / member / guest (services/auth/src/permissions.ts)
+ * Roles. The tenant roles owner / admin / member / guest (services/shared/src/roles.ts, with HASURA_ROLE and the other role lists)
  * are Hasura roles, except that Hasura reserves the name `admin`: it is the built-in role
  * with unrestricted access (a JWT whose role is `admin` bypasses every permission, and
  * metadata may not define permissions for it). The tenant admin is therefore the Hasura role
@@ -20,18 +20,6 @@
  */
 import { ROLES, type BaseHasuraRole } from '../../services/shared/src/roles.js';
 
-export {
-  BASE_HASURA_ROLES,
-  HASURA_ROLE,
-  HASURA_ROLES,
-  READ_ONLY_HASURA_ROLES,
-  baseHasuraRoleOf,
-  isReadOnlyHasuraRole,
-  readOnlyHasuraRole,
-  type BaseHasuraRole,
-  type HasuraRole,
-  type TenantRole,
-} from '../../services/shared/src/roles.js';
 /** The roles a registry entry names: the base roles and anonymous (read-only twins are generated). */
 export type RegistryRole = BaseHasuraRole | 'anonymous';
 /** The session variable every tenant filter compares with; a claim of the token (JWT mode). */

@@ -1,7 +1,7 @@
 import type { Express } from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { ERRORS } from '../../services/auth/src/errors.js';
+import { ERRORS } from '../../services/shared/src/errors/catalog.js';
 import { startHarness, type Harness } from './harness.js';
 
 let h: Harness;

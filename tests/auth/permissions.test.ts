@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { can, grantMatches, ROLE_PERMISSIONS, ROLES, type Role } from '../../services/auth/src/permissions.js';
+import { can, grantMatches, ROLE_PERMISSIONS, type Role } from '../../services/auth/src/permissions.js';
+import { ROLES } from '../../services/shared/src/roles.js';
 
 const RESOURCES = ['users', 'projects', 'settings', 'billing', 'owners', 'ownership'];
 const ACTIONS = ['read', 'write', 'delete', 'transfer'];

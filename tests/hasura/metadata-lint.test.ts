@@ -5,8 +5,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { diffMetadata, generateMetadata, METADATA_DIR } from '../../scripts/hasura/generate-metadata.js';
 import { lintMetadata, loadTables, requiresTenant, type MetadataProblem, type TableMetadata } from '../../scripts/hasura/metadata-lint.js';
-import { HASURA_ROLE, TRACKED_TABLES } from '../../scripts/hasura/registry.js';
-import { ROLES } from '../../services/auth/src/permissions.js';
+import { TRACKED_TABLES } from '../../scripts/hasura/registry.js';
+import { HASURA_ROLE, ROLES } from '../../services/shared/src/roles.js';
 import { services } from '../helpers/database.js';
 
 const rules = (problems: MetadataProblem[]) => [...new Set(problems.map((problem) => problem.rule))].sort();

@@ -4,9 +4,6 @@
  * enum, and the auth service, the CLI and the Hasura registry take the list from ROLES.
  */
 import { afterAll, expect, test } from 'vitest';
-import { ROLES as AUTH_ROLES } from '../../services/auth/src/permissions.js';
-import { ROLES as CLI_ROLES } from '../../services/cli/src/members.js';
-import { ROLES as ARCHIVE_ROLES } from '../../services/cli/src/transfer-archive.js';
 import { ROLES } from '../../services/shared/src/roles.js';
 import { poolAs } from '../helpers/database.js';
 
@@ -16,10 +13,4 @@ afterAll(() => service.end());
 test('the SQL enum member_role is ROLES, in order', async () => {
   const { rows } = await service.query<{ role: string }>('SELECT unnest(enum_range(NULL::member_role))::text AS role');
   expect(rows.map((row) => row.role)).toEqual([...ROLES]);
-});
-
-test('auth and the CLI use the one list, not copies', () => {
-  expect(AUTH_ROLES).toBe(ROLES);
-  expect(CLI_ROLES).toBe(ROLES);
-  expect(ARCHIVE_ROLES).toBe(ROLES);
 });

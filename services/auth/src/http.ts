@@ -6,5 +6,3 @@ import type { AuthDependencies } from './deps.js';
 export type Context<B, Q, P> = KitContext<AuthDependencies, B, Q, P>;
 export type Operation = KitOperation<AuthDependencies>;
 export const defineOperation = operationsFor<AuthDependencies>();
-export { emailSchema } from '../../shared/src/email.js';
-export { passwordSchema } from '../../shared/src/passwords.js';

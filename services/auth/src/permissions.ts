@@ -1,7 +1,6 @@
-import type { TenantRole } from '../../shared/src/roles.js';
+import { ROLES, type TenantRole } from '../../shared/src/roles.js';
 
-/** The tenant roles: one list, in services/shared/src/roles.ts. */
-export { ROLES } from '../../shared/src/roles.js';
+/** A tenant role: the one list is ROLES in services/shared/src/roles.ts. */
 export type Role = TenantRole;
 
 /** What each role may do before per-member extras. */
@@ -41,5 +40,8 @@ export function can(member: Member | null | undefined, permission: string): bool
   return grants.some((grant) => grantMatches(grant, permission));
 }
 
-/** Rank for "only owners touch owners" and "a key's role never exceeds its creator's". */
-export const ROLE_RANK: Record<Role, number> = { owner: 3, admin: 2, member: 1, guest: 0 };
+/**
+ * Rank for "only owners touch owners" and "a key's role never exceeds its creator's": ROLES
+ * lists the roles highest first, so the owner ranks highest and the guest 0.
+ */
+export const ROLE_RANK = Object.fromEntries(ROLES.map((role, index) => [role, ROLES.length - 1 - index])) as Record<Role, number>;

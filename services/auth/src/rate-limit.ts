@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Redis } from 'ioredis';
 import { normaliseEmail } from '../../shared/src/email.js';
-import { fail } from './errors.js';
+import { fail } from '../../shared/src/errors/catalog.js';
 
 export interface LoginLimits {
   /** Failures from one source address (across emails) within windowSeconds before the address is locked. */

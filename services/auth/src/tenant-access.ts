@@ -1,10 +1,10 @@
 import type { PoolClient } from 'pg';
 import { withTenant } from '../../shared/src/db/tenant-context.js';
 import type { AuthDependencies } from './deps.js';
-import { fail } from './errors.js';
+import { fail } from '../../shared/src/errors/catalog.js';
 import type { Context } from './http.js';
 import { can, type Member, type Role } from './permissions.js';
-import type { Principal } from './tokens.js';
+import type { Principal } from '../../shared/src/auth/verifier.js';
 
 export interface Acting {
   tenantId: string;

@@ -6,9 +6,6 @@ import { hasuraRoleFor } from '../../shared/src/roles.js';
 import type { KeyRing } from './keys.js';
 import type { Role } from './permissions.js';
 
-// Verification (and the claims' shape) is the shared kit's: auth verifies as every service does.
-export { HASURA_NAMESPACE, type AccessTokenClaims, type HasuraClaims, type Principal } from '../../shared/src/auth/verifier.js';
-
 /** The role a token carries when it names no tenant: Hasura serves it public data only. */
 export const NO_TENANT_ROLE = 'anonymous';
 

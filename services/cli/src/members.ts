@@ -4,7 +4,6 @@ import { findTenant } from './tenants.js';
 import { findUser } from './users.js';
 import type { TenantRole } from '../../shared/src/roles.js';
 
-export { ROLES } from '../../shared/src/roles.js';
 export type Role = TenantRole;
 
 export interface MemberRow {

@@ -208,7 +208,6 @@ const email = z.string().transform((value, context) => {
   }
   return normalised;
 });
-export { ROLES };
 export type Role = TenantRole;
 const role = z.enum(ROLES);
 

@@ -60,9 +60,6 @@ function foldLocalPart(local: string): string | null {
   return null;
 }
 
-/** True when `email` is already in the stored form. */
-export const isNormalisedEmail = (email: string): boolean => normaliseEmail(email) === email;
-
 /**
  * An address in, its stored spelling out (normaliseEmail): every route compares and stores
  * the same form the database's unique index and CHECK expect.

@@ -11,7 +11,7 @@
  */
 /**
  * The one list of tenant roles, highest first. The auth service's permissions and the CLI
- * import it; the SQL enum member_role is checked against it (tests/db/role-permissions-sync.test.ts).
+ * import it; the SQL enum member_role is checked against it (tests/shared/roles-enum.test.ts).
  */
 export const ROLES = ['owner', 'admin', 'member', 'guest'] as const;
 export type TenantRole = (typeof ROLES)[number];

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { withTenant } from '../../../shared/src/db/tenant-context.js';
-import { fail, pgError } from '../errors.js';
+import { fail } from '../../../shared/src/errors/catalog.js';
+import { refusingConstraint } from '../../../shared/src/errors/database.js';
+import { ROLES } from '../../../shared/src/roles.js';
 import { defineOperation } from '../http.js';
-import { ROLE_RANK, ROLES, type Role } from '../permissions.js';
+import { ROLE_RANK, type Role } from '../permissions.js';
 import { hashToken, sameSecret } from '../../../shared/src/secrets.js';
 import { actingMember, authorize, inTenant } from '../tenant-access.js';
 
@@ -89,8 +91,7 @@ export const createApiKey = defineOperation({
     }).catch((error: unknown) => {
       // The database holds the same rule for every writer; it speaks when the role changed
       // between the check above and the insert.
-      const { code, constraint } = pgError(error);
-      if (code === '23514' && constraint === 'api_keys_role_within_creator') throw fail('forbidden', 'a key cannot have a role above yours');
+      if (refusingConstraint(error) === 'api_keys_role_within_creator') throw fail('forbidden', 'a key cannot have a role above yours');
       throw error;
     });
     return { status: 201, body: { ...view(row), key } };

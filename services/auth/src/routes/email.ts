@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { consumeEmailToken, createEmailToken, link, sendMail, sendVerificationMail } from '../email-tokens.js';
-import { fail } from '../errors.js';
-import { defineOperation, emailSchema, passwordSchema } from '../http.js';
+import { emailSchema } from '../../../shared/src/email.js';
+import { fail } from '../../../shared/src/errors/catalog.js';
+import { passwordSchema } from '../../../shared/src/passwords.js';
+import { defineOperation } from '../http.js';
 import { revokeAllSessions } from '../sessions.js';
 import { inTransaction } from '../../../shared/src/db/transaction.js';
 import { MAILED_PATHS, passwordResetMail } from '../../../shared/src/mail/templates.js';

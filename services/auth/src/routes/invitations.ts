@@ -5,9 +5,14 @@ import { withTenant } from '../../../shared/src/db/tenant-context.js';
 import { invitationMail, MAILED_PATHS } from '../../../shared/src/mail/templates.js';
 import { link, sendMail } from '../email-tokens.js';
 import type { AuthDependencies } from '../deps.js';
-import { fail, mapMembershipError, pgError } from '../errors.js';
-import { defineOperation, emailSchema, passwordSchema } from '../http.js';
-import { ROLE_RANK, ROLES, type Role } from '../permissions.js';
+import { emailSchema } from '../../../shared/src/email.js';
+import { fail } from '../../../shared/src/errors/catalog.js';
+import { pgError } from '../../../shared/src/errors/database.js';
+import { passwordSchema } from '../../../shared/src/passwords.js';
+import { ROLES } from '../../../shared/src/roles.js';
+import { mapMembershipError } from '../errors.js';
+import { defineOperation } from '../http.js';
+import { ROLE_RANK, type Role } from '../permissions.js';
 import { hashToken, newOpaqueToken } from '../../../shared/src/secrets.js';
 import { pickTenant, startSession } from '../sessions.js';
 import { actingMember, authorize, inTenant, type Acting } from '../tenant-access.js';
@@ -77,11 +82,7 @@ export async function inviteByEmail(deps: AuthDependencies, acting: Acting, emai
       [acting.tenantId, email, role, hashToken(token), acting.userId],
     );
     return { row: rows[0]!, name: await tenantName(client, acting.tenantId) };
-  }).catch((error: unknown) => {
-    const { code, constraint } = pgError(error);
-    if (code === '23505' && constraint === 'tenant_invitations_one_pending') throw fail('invitation_pending');
-    return mapMembershipError(error);
-  });
+  }).catch(mapMembershipError);
   await mailInvitation(deps, row.name, email, token);
   return view(row.row);
 }

@@ -1,7 +1,10 @@
 import { z } from 'zod';
-import { fail, mapMembershipError } from '../errors.js';
-import { defineOperation, emailSchema, type Context } from '../http.js';
-import { can, ROLE_RANK, ROLES, type Role } from '../permissions.js';
+import { emailSchema } from '../../../shared/src/email.js';
+import { fail } from '../../../shared/src/errors/catalog.js';
+import { ROLES } from '../../../shared/src/roles.js';
+import { mapMembershipError } from '../errors.js';
+import { defineOperation, type Context } from '../http.js';
+import { can, ROLE_RANK, type Role } from '../permissions.js';
 import { actingMember, authorize, inTenant, type Acting } from '../tenant-access.js';
 import { invitationSchema, inviteByEmail } from './invitations.js';
 

@@ -4,9 +4,12 @@ import { z } from 'zod';
 import { withTenant } from '../../../shared/src/db/tenant-context.js';
 import { slugSchema } from '../../../shared/src/tenancy.js';
 import { sendVerificationMail } from '../email-tokens.js';
-import { fail, pgError } from '../errors.js';
-import { defineOperation, emailSchema, passwordSchema, type Context } from '../http.js';
-import { ROLES } from '../permissions.js';
+import { emailSchema } from '../../../shared/src/email.js';
+import { fail } from '../../../shared/src/errors/catalog.js';
+import { databaseRefusal, refusingConstraint } from '../../../shared/src/errors/database.js';
+import { PASSWORD_MAX_LENGTH, passwordSchema } from '../../../shared/src/passwords.js';
+import { ROLES } from '../../../shared/src/roles.js';
+import { defineOperation, type Context } from '../http.js';
 import { accessTokenFor, pickTenant, revokeFamily, rotateSession, startSession, userTenants, type ClientInfo, type UserTenant } from '../sessions.js';
 
 export const sessionSchema = z.object({
@@ -53,11 +56,9 @@ export const signup = defineOperation({
         await insertUser(deps.pool);
       }
     } catch (error) {
-      const { code, constraint } = pgError(error);
-      if (code === '23505' && constraint === 'users_email_key') throw fail('email_in_use');
-      if (code === '23505' && constraint === 'tenants_slug_key') throw fail('slug_taken');
-      if (code === '23514' && constraint === 'tenants_slug_valid') throw fail('validation_failed', 'tenant.slug: is reserved');
-      throw error;
+      // The slug's refusal names the field; the email and slug taken answer the shared map's codes.
+      if (refusingConstraint(error) === 'tenants_slug_valid') throw fail('validation_failed', 'tenant.slug: is reserved');
+      throw databaseRefusal(error) ?? error;
     }
     await sendVerificationMail(deps, deps.pool, userId, body.email);
     const tenant = tenantId ? await pickTenant(deps.pool, userId, tenantId) : null;
@@ -71,7 +72,7 @@ export const login = defineOperation({
   summary: 'Log in with email and password; the session is scoped to the given tenant (id or slug) or the first active one',
   tag: 'session',
   auth: 'none',
-  body: z.object({ email: emailSchema, password: z.string().min(1).max(256), tenant: z.string().min(1).max(63).optional() }),
+  body: z.object({ email: emailSchema, password: z.string().min(1).max(PASSWORD_MAX_LENGTH), tenant: z.string().min(1).max(63).optional() }),
   responses: {
     200: { description: 'logged in', schema: sessionSchema },
     401: { description: 'email or password wrong (never says which)' },

@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import { withTenant } from '../../../shared/src/db/tenant-context.js';
 import type { AuthDependencies } from '../deps.js';
-import { fail, pgError } from '../errors.js';
+import { fail } from '../../../shared/src/errors/catalog.js';
+import { pgError } from '../../../shared/src/errors/database.js';
+import { ROLES } from '../../../shared/src/roles.js';
 import { defineOperation, type Context } from '../http.js';
-import { ROLES, type Role } from '../permissions.js';
+import type { Role } from '../permissions.js';
 import { memberTokenState } from '../tokens.js';
 
 /** Impersonation tokens live 5 minutes at most. */

@@ -1,5 +1,6 @@
 import { Argument, Command } from 'commander';
-import { listMembers, addMember, removeMember, ROLES, updateMember, type MemberRow, type Role } from '../members.js';
+import { listMembers, addMember, removeMember, updateMember, type MemberRow, type Role } from '../members.js';
+import { ROLES } from '../../../shared/src/roles.js';
 import { printJson, printTable, say, type JsonOption } from '../output.js';
 
 const roleArgument = (required: boolean) =>

@@ -4,8 +4,8 @@ import { HttpError } from '../http/errors.js';
  * The one catalog of error codes every Tenantry answer uses, the services' and the edge's:
  * code → [HTTP status, default message]. A code that is not here is a type error in
  * TypeScript, and the edge's Lua reads a file generated from this one
- * (nginx/lua/tenantry/error_catalog.lua, `npx tsx scripts/edge/error-catalog.ts`; a test fails when it
- * is stale). Messages never say whether an email exists.
+ * (nginx/lua/tenantry/error_catalog.lua, `npm run edge:catalog`; `npm run edge:catalog:check` and a test fail
+ * when it is stale). Messages never say whether an email exists.
  */
 export const ERRORS = {
   // Requests that cannot be read or do not match their schema.
@@ -63,8 +63,6 @@ export const ERRORS = {
 } as const satisfies Record<string, readonly [number, string]>;
 
 export type ErrorCode = keyof typeof ERRORS;
-
-export const isErrorCode = (code: string): code is ErrorCode => Object.hasOwn(ERRORS, code);
 
 /** The error to throw for `code`: the catalog's status, its default message unless a more precise one is given. */
 export function fail(code: ErrorCode, message?: string): HttpError {
