@@ -4,7 +4,7 @@
  * same statuses as the services. `--check` fails when the committed file is stale
  * (tests/shared/error-catalog.test.ts runs it too).
  *
- *   npx tsx scripts/edge/error-catalog.ts [--check]
+ *   npm run edge:catalog        (npm run edge:catalog:check: --check)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -46,7 +46,7 @@ export function errorCatalogLuaIsCurrent(): boolean {
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   if (process.argv.includes('--check')) {
     if (!errorCatalogLuaIsCurrent()) {
-      console.error(`${path.relative(process.cwd(), ERROR_CATALOG_LUA)} is stale: run npx tsx scripts/edge/error-catalog.ts`);
+      console.error(`${path.relative(process.cwd(), ERROR_CATALOG_LUA)} is stale: run npm run edge:catalog`);
       process.exit(1);
     }
   } else {

@@ -7,6 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
+import { MAILED_PATHS } from '../../services/shared/src/mail/templates.js';
 
 export interface CaughtMessage {
   file: string;
@@ -116,7 +117,7 @@ export async function handleLinkPage(req: IncomingMessage, res: ServerResponse, 
     res.end(`${unescapeHtml(body.replace(/<[^>]+>/g, ''))}\n`);
   };
   const linkPath = url.pathname.replace(/^\/+/, '');
-  if (!['verify-email', 'password-reset', 'invitations/accept'].includes(linkPath)) return false;
+  if (!(Object.values(MAILED_PATHS) as string[]).includes(linkPath)) return false;
   // A form posts to the link itself, so the token may come in the query or the form.
   const fields = new URLSearchParams([...url.searchParams, ...(req.method === 'POST' ? await formFields(req) : [])]);
   const token = fields.get('token') ?? '';
@@ -125,13 +126,13 @@ export async function handleLinkPage(req: IncomingMessage, res: ServerResponse, 
     return true;
   }
 
-  if (linkPath === 'verify-email') {
+  if (linkPath === MAILED_PATHS.verifyEmail) {
     const answer = await callAuth(authUrl, '/auth/verify-email', { token });
     sendOutcome(answer.status < 300 ? 200 : 400, 'Verify your email address', outcome(answer, 'Your email address is verified.'));
     return true;
   }
 
-  if (linkPath === 'password-reset') {
+  if (linkPath === MAILED_PATHS.passwordReset) {
     if (req.method !== 'POST') {
       send(200, 'Reset your password', `<form method="post">${hiddenToken(token)}
 <label>New password (at least 10 characters) <input type="password" name="password" required minlength="10" maxlength="256"></label>

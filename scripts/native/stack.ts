@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { loadConfigOrExit } from '../../services/shared/src/config.js';
+import { loadConfigOrExit, STACK_ENV_FILE } from '../../services/shared/src/config.js';
 import { bootstrapDatabase, LOGIN_ROLES, roleUrl, type LoginRole } from '../../services/shared/src/db/bootstrap.js';
 import { migrate } from '../../services/shared/src/db/migrations.js';
 import { randomSecret } from './environment.js';
@@ -14,7 +14,7 @@ import { isAlive, launch, startMinio, startPostgres, startRedis, startStripeMock
 const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);
 const config = loadConfigOrExit(
   z.object({
-    STACK_DIR: z.string().default(path.resolve(import.meta.dirname, '../../.stack')),
+    STACK_DIR: z.string().default(path.dirname(STACK_ENV_FILE)),
     STACK_POSTGRES_PORT: port(55432),
     STACK_REDIS_PORT: port(56379),
     STACK_S3_PORT: port(59000),

@@ -45,8 +45,11 @@ export const postgresUrl = z
   .url()
   .refine((value) => /^postgres(ql)?:\/\//.test(value), 'must be a postgres:// or postgresql:// URL');
 
-/** The native stack's settings (written by `npm run stack:up`), at the repository root. */
-export const STACK_ENV_FILE = path.resolve(import.meta.dirname, '../../../.stack/env');
+/**
+ * The native stack's settings (written by `npm run stack:up`): `env` in STACK_DIR, which is
+ * `.stack` at the repository root unless set. The stack script takes its directory from here.
+ */
+export const STACK_ENV_FILE = path.join(process.env.STACK_DIR ?? path.resolve(import.meta.dirname, '../../../.stack'), 'env');
 
 /**
  * Loads the native stack's `.stack/env` into process.env, so that a command run on this
