@@ -18,14 +18,13 @@ test('the Lua error catalog is generated from the shared catalog and current', (
   for (const [code, [status]] of Object.entries(ERRORS)) expect(renderErrorCatalogLua()).toContain(`  ${code} = { status = ${status}, `);
 });
 
-test('every refusal in the edge Lua names a catalog code with the status it expects', () => {
+test('every refusal in the edge Lua names a catalog code (the catalog gives its status)', () => {
   const refusals: string[] = [];
   for (const file of readdirSync(luaDir).filter((name) => name.endsWith('.lua'))) {
     const source = readFileSync(path.join(luaDir, file), 'utf8');
-    for (const [, status, code] of source.matchAll(/refuse\(\s*[^,]+,\s*(\d{3}|nil),\s*"([a-z_]+)"/g)) {
+    for (const [, code] of source.matchAll(/refuse\(\s*[^,]+,\s*"([a-z_]+)"/g)) {
       refusals.push(`${file} ${code}`);
       expect(Object.hasOwn(ERRORS, code!), `${file}: ${code} is not in the catalog`).toBe(true);
-      if (status !== 'nil') expect(ERRORS[code as keyof typeof ERRORS][0], `${file}: ${code}`).toBe(Number(status));
     }
   }
   expect(refusals.length).toBeGreaterThan(15);

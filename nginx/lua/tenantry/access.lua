@@ -44,26 +44,26 @@ end
 -- The first source that names a tenant wins: header id, header slug, custom domain,
 -- subdomain, token claim. Returns the lookup (by, value) or nil; refuses malformed input.
 local function resolver_unavailable(graphql, what, err)
-  return respond.refuse(graphql, 503, "resolver_unavailable", what .. " cannot be resolved right now: " .. err)
+  return respond.refuse(graphql, "resolver_unavailable", what .. " cannot be resolved right now: " .. err)
 end
 
 local function tenant_reference(headers, token_tenant, graphql)
   local id, err = single(headers, "x-tenant-id")
-  if err then return respond.refuse(graphql, 400, "invalid_tenant_header", err) end
+  if err then return respond.refuse(graphql, "invalid_tenant_header", err) end
   if id then
     id = id:lower()
     if not id:find(UUID) then
-      return respond.refuse(graphql, 400, "invalid_tenant_header", "X-Tenant-ID must be a UUID")
+      return respond.refuse(graphql, "invalid_tenant_header", "X-Tenant-ID must be a UUID")
     end
     return "id", id
   end
 
   local slug
   slug, err = single(headers, "x-tenant-slug")
-  if err then return respond.refuse(graphql, 400, "invalid_tenant_header", err) end
+  if err then return respond.refuse(graphql, "invalid_tenant_header", err) end
   if slug then
     if #slug > 63 or not slug:find(SLUG) or slug:find("--", 1, true) then
-      return respond.refuse(graphql, 400, "invalid_tenant_header", "X-Tenant-Slug is not a valid tenant slug")
+      return respond.refuse(graphql, "invalid_tenant_header", "X-Tenant-Slug is not a valid tenant slug")
     end
     return "slug", slug
   end
@@ -84,7 +84,7 @@ local function tenant_reference(headers, token_tenant, graphql)
 
   if token_tenant then
     if not token_tenant:find(UUID) then
-      return respond.refuse(graphql, 401, "invalid_token", "the token's tenant claim is not a UUID")
+      return respond.refuse(graphql, "invalid_token", "the token's tenant claim is not a UUID")
     end
     return "id", token_tenant
   end
@@ -95,19 +95,19 @@ end
 -- change to their role: the member's answer is cached for member_ttl only.
 local function check_membership(graphql, tenant_id, claims)
   if not claims.user_id:find(UUID) then
-    return respond.refuse(graphql, 401, "invalid_token", "the token's user claim is not a UUID")
+    return respond.refuse(graphql, "invalid_token", "the token's user claim is not a UUID")
   end
   local member, err = cache.lookup("member", tenant_id .. ":" .. claims.user_id)
   if member == nil then
     return resolver_unavailable(graphql, "the membership", err)
   end
   if not member then
-    return respond.refuse(graphql, 401, "token_revoked", "the token's user is no longer a member of this tenant")
+    return respond.refuse(graphql, "token_revoked", "the token's user is no longer a member of this tenant")
   end
   -- Both are whole seconds: a token issued in the very second of the change may predate
   -- it, so that second is refused too (the auth service waits it out before issuing).
   if not claims.issued_at or claims.issued_at <= member.tokens_valid_after then
-    return respond.refuse(graphql, 401, "token_revoked", "the member's role changed after this token was issued; get a new one")
+    return respond.refuse(graphql, "token_revoked", "the member's role changed after this token was issued; get a new one")
   end
 end
 
@@ -115,15 +115,15 @@ end
 function _M.run(options)
   local graphql = options.graphql
   if not PROXIED_METHODS[ngx.req.get_method()] then
-    return respond.refuse(graphql, 405, "method_not_allowed", "this method is not served here", { Allow = methods.ALLOW })
+    return respond.refuse(graphql, "method_not_allowed", "this method is not served here", { Allow = methods.ALLOW })
   end
   local path_problem = request_path.problem(ngx.var.request_uri)
   if path_problem then
-    return respond.refuse(graphql, 400, "bad_request", path_problem)
+    return respond.refuse(graphql, "bad_request", path_problem)
   end
   local headers, err = ngx.req.get_headers(0)
   if err then
-    return respond.refuse(graphql, 400, "bad_request", "cannot read the request headers")
+    return respond.refuse(graphql, "bad_request", "cannot read the request headers")
   end
   strip_client_headers(headers)
   if options.tenant == "none" then
@@ -132,10 +132,10 @@ function _M.run(options)
 
   local authorization
   authorization, err = single(headers, "authorization")
-  if err then return respond.refuse(graphql, 400, "bad_request", err) end
+  if err then return respond.refuse(graphql, "bad_request", err) end
   local has_token, claims, token_err = token.claims(authorization)
   if has_token and token_err then
-    return respond.refuse(graphql, 401, "invalid_token", token_err)
+    return respond.refuse(graphql, "invalid_token", token_err)
   end
   local token_tenant = claims and claims.tenant_id
 
@@ -150,26 +150,26 @@ function _M.run(options)
       return resolver_unavailable(graphql, "the tenant", lookup_err)
     end
     if not tenant then
-      return respond.refuse(graphql, 404, "tenant_not_found", "no such tenant")
+      return respond.refuse(graphql, "tenant_not_found", "no such tenant")
     end
   end
 
   if not tenant then
     if options.tenant == "required" then
-      return respond.refuse(graphql, 400, "tenant_required",
+      return respond.refuse(graphql, "tenant_required",
         "name the tenant with X-Tenant-Slug, X-Tenant-ID, its host name, or a token scoped to it")
     end
     return
   end
 
   if tenant.status == "deleted" then
-    return respond.refuse(graphql, 404, "tenant_not_found", "no such tenant")
+    return respond.refuse(graphql, "tenant_not_found", "no such tenant")
   end
   if tenant.status == "suspended" then
-    return respond.refuse(graphql, 403, "tenant_suspended", "this tenant is suspended")
+    return respond.refuse(graphql, "tenant_suspended", "this tenant is suspended")
   end
   if token_tenant and token_tenant ~= tenant.id then
-    return respond.refuse(graphql, 403, "tenant_mismatch", "the token belongs to another tenant than the one this request names")
+    return respond.refuse(graphql, "tenant_mismatch", "the token belongs to another tenant than the one this request names")
   end
   if claims and claims.user_id then
     check_membership(graphql, tenant.id, claims)
@@ -177,7 +177,7 @@ function _M.run(options)
 
   local allowed, retry_after = ratelimit.allow(tenant)
   if not allowed then
-    return respond.refuse(graphql, 429, "rate_limited", "too many requests for this tenant", { ["Retry-After"] = retry_after })
+    return respond.refuse(graphql, "rate_limited", "too many requests for this tenant", { ["Retry-After"] = retry_after })
   end
 
   -- nginx.conf turns these into the X-Tenant-Id, X-Hasura-Tenant-Id and X-Tenant-Slug headers.

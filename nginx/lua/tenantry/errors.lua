@@ -50,7 +50,7 @@ function _M.send()
     name = "not_found"
   end
   local refusal = REFUSALS[name]
-  return respond.refuse(graphql, nil, name, refusal.message, refusal.headers)
+  return respond.refuse(graphql, name, refusal.message, refusal.headers)
 end
 
 return _M

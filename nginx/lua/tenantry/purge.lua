@@ -53,15 +53,15 @@ end
 
 function _M.handle_request()
   if ngx.req.get_method() ~= "POST" then
-    return respond.refuse(false, 405, "method_not_allowed", "use POST")
+    return respond.refuse(false, "method_not_allowed", "use POST")
   end
   if not trusted() then
-    return respond.refuse(false, 403, "forbidden", "purging is for the platform only")
+    return respond.refuse(false, "forbidden", "purging is for the platform only")
   end
   ngx.req.read_body()
   local request, err = purge_request(cjson.decode(ngx.req.get_body_data() or ""))
   if not request then
-    return respond.refuse(false, 400, "bad_request", err)
+    return respond.refuse(false, "bad_request", err)
   end
   cache.purge(request.tenant_id, request.keys)
   ngx.say(cjson.encode({ purged = true }))
@@ -69,7 +69,7 @@ end
 
 function _M.stats()
   if not trusted() then
-    return respond.refuse(false, 403, "forbidden", "stats are for the platform only")
+    return respond.refuse(false, "forbidden", "stats are for the platform only")
   end
   local dict = ngx.shared.tenants
   ngx.say(cjson.encode({

@@ -1,8 +1,7 @@
 -- One way to refuse a request: the services' {"error":{code,message}} shape, or
 -- GraphQL's {"errors":[…]} on the GraphQL route.
--- Codes and statuses come from the one error catalog (tenantry.error_catalog, generated
--- from services/shared/src/errors/catalog.ts): the status a caller passes is what it
--- expects, the catalog's is what is answered (tests/shared/error-catalog.test.ts keeps them equal).
+-- Codes, statuses and default messages come from the one error catalog
+-- (tenantry.error_catalog, generated from services/shared/src/errors/catalog.ts).
 local cjson = require "cjson.safe"
 local catalog = require "tenantry.error_catalog"
 
@@ -11,7 +10,8 @@ local ngx = ngx
 local _M = {}
 
 -- graphql: answer in GraphQL's shape (the GraphQL route). message: the catalog's when nil.
-function _M.refuse(graphql, status, code, message, headers)
+function _M.refuse(graphql, code, message, headers)
+  local status
   local entry = catalog[code]
   if entry then
     status = entry.status
