@@ -23,10 +23,8 @@ export async function actingMember(context: Context<unknown, unknown, unknown>):
   if (!principal) throw fail('unauthenticated');
   if (!principal.tenantId) throw fail('not_a_member', 'the access token names no tenant: switch to one first');
   if (principal.apiKeyId) throw fail('api_key_not_allowed');
-  // Staff acting as a member may look, not change membership, keys or invitations here.
-  if (principal.actor && req.method !== 'GET') throw fail('forbidden', 'impersonation tokens are read-only on /auth');
-  // A read-only Hasura role reads and never writes, through GraphQL or here.
-  if (principal.readOnly && req.method !== 'GET') throw fail('forbidden', 'read-only tokens change nothing');
+  // Read-only tokens (impersonation, read-only keys) never get here on a write: the kit
+  // refuses them for every non-GET route before the handler runs.
   const tenantId = principal.tenantId;
   const headerId = req.get('x-tenant-id');
   if (headerId !== undefined && headerId !== tenantId) throw fail('tenant_mismatch');
