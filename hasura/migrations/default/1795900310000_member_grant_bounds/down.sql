@@ -13,3 +13,11 @@ DROP FUNCTION app.grants_cover(text[], text);
 DROP FUNCTION app.grant_matches(text, text);
 DROP FUNCTION app.role_rank(member_role);
 DROP FUNCTION app.role_permissions(member_role);
+
+-- The foundation's permission-list CHECK. NULL elements are not put back: removing them
+-- lost nothing a permission check ever matched.
+CREATE OR REPLACE FUNCTION app.is_valid_permission_list(permissions text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT coalesce(bool_and(p ~ '^(\*|[a-z][a-z0-9_]*:(\*|[a-z][a-z0-9_]*))$'), true) FROM unnest(permissions) AS p
+$$;

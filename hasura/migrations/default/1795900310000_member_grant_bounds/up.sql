@@ -13,12 +13,37 @@
 --   * changing, adding or removing someone else needs users:write, and both the old and
 --     the new role must be at most the writer's own (owner > admin > member > guest);
 --     every permission added must be covered by the writer's own grants;
---   * an invitation (made, or its role or address changed) needs users:write and a role,
---     before and after, at most the writer's own.
+--   * making, changing, revoking or deleting an invitation needs users:write and a role,
+--     before and after, at most the writer's own. One write stays open to any users:write
+--     member: marking a pending invitation whose expiry has passed as expired, and nothing
+--     else (the auth service does it before re-inviting an address);
+--   * a NULL element is no permission: the CHECK on permission lists refuses it, and the
+--     trigger compares elements with IS NOT DISTINCT FROM semantics anyway (bool_and skips
+--     NULLs, so '{billing:read,NULL}' passed the old CHECK, `p <> ALL (OLD.permissions)`
+--     was then NULL for every p, and an admin wrote '{*}' over their own row).
 -- platform_admin (the audited CLI), app_definer (the vetted definer functions below) and
 -- the tables' owner (migrations, fixtures, cascades of foreign keys) are not bounded.
 -- The two paths where no writer is a member yet are definer functions that check their own
 -- preconditions: app.create_tenant_with_owner (signup) and app.accept_invitation.
+
+-- ---------------------------------------------------------------------------
+-- NULL permission elements.
+-- ---------------------------------------------------------------------------
+-- tenant_members forces row-level security on its owner too, and no policy names the
+-- migration's role: without lifting FORCE the data fix would see no rows.
+ALTER TABLE tenant_members NO FORCE ROW LEVEL SECURITY;
+UPDATE tenant_members SET permissions = array_remove(permissions, NULL)
+WHERE EXISTS (SELECT 1 FROM unnest(permissions) AS p WHERE p IS NULL);
+ALTER TABLE tenant_members FORCE ROW LEVEL SECURITY;
+
+-- A one-dimensional list of well-formed names; a NULL element is no permission.
+CREATE OR REPLACE FUNCTION app.is_valid_permission_list(permissions text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT coalesce(array_ndims(permissions), 1) = 1
+     AND coalesce(bool_and(p IS NOT NULL AND p ~ '^(\*|[a-z][a-z0-9_]*:(\*|[a-z][a-z0-9_]*))$'), true)
+  FROM unnest(permissions) AS p
+$$;
 
 -- ---------------------------------------------------------------------------
 -- The role model of services/auth/src/permissions.ts in SQL; tests/db/role-permissions-sync
@@ -105,16 +130,15 @@ BEGIN
   END IF;
 
   -- The audited CLI, the vetted definer functions, and the owner of the table (migrations,
-  -- fixtures, and ON DELETE CASCADE, which PostgreSQL runs as the table's owner).
+  -- fixtures, and foreign-key actions, which PostgreSQL runs as the table's owner).
   IF current_user IN ('platform_admin', 'app_definer')
      OR pg_has_role(current_user, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID), 'MEMBER') THEN
     RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
   END IF;
 
   -- A row outside the session's tenant is row-level security's to refuse (FORCE RLS, and
-  -- every policy of a role without BYPASSRLS requires the session tenant): stepping aside
-  -- keeps one refusal, RLS's own, for every cross-tenant write. A role that bypasses RLS
-  -- gets no such pass.
+  -- every policy of a role without BYPASSRLS requires the session tenant). A role that
+  -- bypasses RLS gets no such pass.
   IF (session_tenant IS NULL OR EXISTS (SELECT 1 FROM unnest(row_tenants) AS t WHERE t IS DISTINCT FROM session_tenant))
      AND NOT (SELECT r.rolbypassrls FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
     RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
@@ -139,14 +163,15 @@ BEGIN
   IF TG_OP <> 'DELETE' THEN new_role := NEW.role; END IF;
 
   IF TG_TABLE_NAME = 'tenant_members' THEN
-    IF TG_OP = 'UPDATE' AND (NEW.tenant_id <> OLD.tenant_id OR NEW.user_id <> OLD.user_id) THEN
+    IF TG_OP = 'UPDATE' AND (NEW.tenant_id IS DISTINCT FROM OLD.tenant_id OR NEW.user_id IS DISTINCT FROM OLD.user_id) THEN
       refusal := 'a membership never moves: tenant_id and user_id do not change';
     ELSIF TG_OP <> 'INSERT' AND OLD.user_id = actor_id THEN
       -- The writer's own row: leaving, stepping down and dropping extras only.
       IF TG_OP = 'UPDATE' THEN
         IF app.role_rank(new_role) > app.role_rank(old_role) THEN
           refusal := format('you cannot raise your own role (%s to %s)', old_role, new_role);
-        ELSIF EXISTS (SELECT 1 FROM unnest(NEW.permissions) AS p WHERE p <> ALL (OLD.permissions)) THEN
+        ELSIF EXISTS (SELECT 1 FROM unnest(NEW.permissions) AS p
+                      WHERE NOT EXISTS (SELECT 1 FROM unnest(OLD.permissions) AS o WHERE o IS NOT DISTINCT FROM p)) THEN
           refusal := 'you cannot add to your own permissions';
         END IF;
       END IF;
@@ -155,25 +180,37 @@ BEGIN
       END IF;
     END IF;
     IF TG_OP <> 'DELETE' THEN
+      -- Added: every element of the new list the old one lacks, NULL included (a NULL is
+      -- covered by no grant, so it is refused below even if the CHECK ever let one in).
       SELECT coalesce(array_agg(p), '{}') INTO added FROM unnest(NEW.permissions) AS p
-       WHERE TG_OP = 'INSERT' OR p <> ALL (OLD.permissions);
+       WHERE TG_OP = 'INSERT'
+          OR NOT EXISTS (SELECT 1 FROM unnest(OLD.permissions) AS o WHERE o IS NOT DISTINCT FROM p);
     END IF;
+  ELSIF TG_OP = 'UPDATE'
+        AND OLD.status = 'pending' AND NEW.status = 'expired' AND OLD.expires_at <= now()
+        AND to_jsonb(NEW) - 'status' - 'updated_at' = to_jsonb(OLD) - 'status' - 'updated_at' THEN
+    -- Marking a lapsed invitation expired records what already holds: no role is handed
+    -- out or taken away, so any users:write member may (the re-invite path does).
+    old_role := NULL;
+    new_role := NULL;
   END IF;
 
   IF refusal IS NULL AND NOT app.member_can(actor_role, actor_extras, 'users:write') THEN
-    refusal := CASE WHEN TG_TABLE_NAME = 'tenant_invitations' THEN 'inviting needs users:write'
+    refusal := CASE WHEN TG_TABLE_NAME = 'tenant_invitations' THEN 'changing invitations needs users:write'
                     ELSE 'changing another member needs users:write' END;
   END IF;
   IF refusal IS NULL AND old_role IS NOT NULL AND app.role_rank(old_role) > actor_rank THEN
-    refusal := format('you cannot change a member whose role (%s) is above your own (%s)', old_role, actor_role);
+    refusal := CASE WHEN TG_TABLE_NAME = 'tenant_invitations'
+                    THEN format('you cannot change an invitation whose role (%s) is above your own (%s)', old_role, actor_role)
+                    ELSE format('you cannot change a member whose role (%s) is above your own (%s)', old_role, actor_role) END;
   END IF;
   IF refusal IS NULL AND new_role IS NOT NULL AND app.role_rank(new_role) > actor_rank THEN
     refusal := format('you cannot give the role %s: it is above your own (%s)', new_role, actor_role);
   END IF;
   IF refusal IS NULL THEN
     FOREACH permission IN ARRAY added LOOP
-      IF NOT app.member_can(actor_role, actor_extras, permission) THEN
-        refusal := format('you cannot grant %s: you do not hold it', permission);
+      IF permission IS NULL OR NOT app.member_can(actor_role, actor_extras, permission) THEN
+        refusal := format('you cannot grant %s: you do not hold it', coalesce(permission, 'NULL'));
         EXIT;
       END IF;
     END LOOP;
@@ -188,8 +225,10 @@ $$;
 
 CREATE TRIGGER tenant_members_grant_bounds BEFORE INSERT OR UPDATE OR DELETE ON tenant_members
   FOR EACH ROW EXECUTE FUNCTION app.enforce_grant_bounds();
--- Changing an invitation's address re-issues it to someone else: the same bounds as its role.
-CREATE TRIGGER tenant_invitations_grant_bounds BEFORE INSERT OR UPDATE OF role, email ON tenant_invitations
+-- Every write to an invitation is bounded, not only its role: changing its address
+-- re-issues it to someone else, and re-opening (new token, new expiry), revoking and
+-- deleting it hand out or take away its role as surely as changing the role does.
+CREATE TRIGGER tenant_invitations_grant_bounds BEFORE INSERT OR UPDATE OR DELETE ON tenant_invitations
   FOR EACH ROW EXECUTE FUNCTION app.enforce_grant_bounds();
 
 -- ---------------------------------------------------------------------------

@@ -22,8 +22,11 @@ GRANT SELECT (read_only) ON api_keys TO hasura_app;
 -- SECURITY INVOKER: the membership is read with the writer's own rights (app_service in
 -- the tenant's context sees its tenant's members and no other's), so a writer that cannot
 -- see the creator as a member of the key's tenant cannot write the key. The platform's
--- audited paths (platform_admin: the CLI; app_definer: definer functions) and superusers
--- are exempt: they are the ones that repair what this refuses.
+-- audited paths (platform_admin: the CLI; app_definer: definer functions), superusers and
+-- the table's owner are exempt: they are the ones that repair what this refuses.
+-- The role is bounded by the creator, so the creator must be the writer (otherwise an admin
+-- inserts an owner key naming the owner as created_by): on INSERT created_by is the
+-- session's user, and a key's creator, prefix and secret never change afterwards.
 CREATE FUNCTION app.ensure_api_key_role_within_creator() RETURNS trigger
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public, pg_temp
 AS $$
@@ -32,8 +35,11 @@ DECLARE
   ranks constant member_role[] := ARRAY['guest', 'member', 'admin', 'owner']::member_role[];
   creator_role member_role;
 BEGIN
+  -- The platform's audited paths, superusers, and the table's owner (migrations and the
+  -- ON DELETE SET NULL of created_by, which PostgreSQL runs as the owner).
   IF current_user IN ('platform_admin', 'app_definer')
-     OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+     OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+     OR pg_has_role(current_user, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID), 'MEMBER') THEN
     RETURN NEW;
   END IF;
   -- A row of another tenant than the session's (or with no session): row-level security,
@@ -41,9 +47,21 @@ BEGIN
   IF NEW.tenant_id IS DISTINCT FROM app.current_tenant_id() THEN
     RETURN NEW;
   END IF;
+  -- A key's secret and the creator it acts for are fixed when it is made: swapping either
+  -- would hand someone else's key, with its role, to the writer.
+  IF TG_OP = 'UPDATE' AND (NEW.created_by IS DISTINCT FROM OLD.created_by
+                           OR NEW.key_hash IS DISTINCT FROM OLD.key_hash
+                           OR NEW.prefix IS DISTINCT FROM OLD.prefix) THEN
+    RAISE EXCEPTION 'an API key''s creator, prefix and secret never change: revoke it and create another'
+      USING ERRCODE = 'insufficient_privilege', CONSTRAINT = 'api_keys_creator_is_writer';
+  END IF;
   IF NEW.created_by IS NULL THEN
     RAISE EXCEPTION 'an API key needs its creator (created_by), a member of its tenant'
       USING ERRCODE = 'check_violation', CONSTRAINT = 'api_keys_role_within_creator';
+  END IF;
+  IF TG_OP = 'INSERT' AND NEW.created_by IS DISTINCT FROM app.current_user_id() THEN
+    RAISE EXCEPTION 'an API key''s creator is the user who writes it (created_by %, session user %)', NEW.created_by, coalesce(app.current_user_id()::text, 'none')
+      USING ERRCODE = 'insufficient_privilege', CONSTRAINT = 'api_keys_creator_is_writer';
   END IF;
   SELECT m.role INTO creator_role FROM public.tenant_members m WHERE m.tenant_id = NEW.tenant_id AND m.user_id = NEW.created_by;
   IF creator_role IS NULL THEN
@@ -58,7 +76,7 @@ BEGIN
 END
 $$;
 REVOKE EXECUTE ON FUNCTION app.ensure_api_key_role_within_creator() FROM PUBLIC;
-CREATE TRIGGER api_keys_role_within_creator BEFORE INSERT OR UPDATE OF role ON api_keys
+CREATE TRIGGER api_keys_role_within_creator BEFORE INSERT OR UPDATE OF role, created_by, key_hash, prefix ON api_keys
   FOR EACH ROW EXECUTE FUNCTION app.ensure_api_key_role_within_creator();
 
 -- The exchange's lookup: read_only instead of scopes, and the creator's tokens_valid_after,

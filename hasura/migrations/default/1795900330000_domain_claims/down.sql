@@ -1,3 +1,7 @@
+DROP TRIGGER tenant_domains_verified_name ON tenant_domains;
+DROP FUNCTION app.keep_verified_domain_name();
+REVOKE INSERT (tenant_id, domain, is_primary), UPDATE (is_primary) ON tenant_domains FROM app_service;
+GRANT INSERT, UPDATE ON tenant_domains TO app_service;
 REVOKE INSERT (tenant_id, domain, is_primary), UPDATE (is_primary) ON tenant_domains FROM hasura_app;
 GRANT INSERT, UPDATE ON tenant_domains TO hasura_app;
 

@@ -5,9 +5,12 @@
 --   * only verified domains are unique: the first tenant to verify wins, a second
 --     verification fails on tenant_domains_verified_domain_key;
 --   * verifying removes every other tenant's unverified claim on that domain;
---   * hasura_app may write only the columns a tenant chooses (domain, is_primary): the
---     verification state is written by the CLI (platform_admin) after a DNS check, or by
---     app_service, never by a tenant.
+--   * hasura_app and app_service may write only the columns a tenant chooses (domain,
+--     is_primary): the verification state is written by the CLI (platform_admin) after a
+--     DNS check, never by a tenant (no service writes domains);
+--   * the name of a verified domain never changes except by the platform: renaming one to
+--     another tenant's name kept verified_at (and the rival trigger deleted the real
+--     owner's claim).
 
 ALTER TABLE tenant_domains DROP CONSTRAINT tenant_domains_domain_key;
 ALTER TABLE tenant_domains ADD CONSTRAINT tenant_domains_tenant_id_domain_key UNIQUE (tenant_id, domain);
@@ -43,3 +46,26 @@ CREATE TRIGGER tenant_domains_remove_rival_claims AFTER INSERT OR UPDATE OF veri
 -- updates is_primary only.
 REVOKE INSERT, UPDATE ON tenant_domains FROM hasura_app;
 GRANT INSERT (tenant_id, domain, is_primary), UPDATE (is_primary) ON tenant_domains TO hasura_app;
+
+-- app_service gets what hasura_app has: no service writes domains (the CLI is platform_admin).
+REVOKE INSERT, UPDATE ON tenant_domains FROM app_service;
+GRANT INSERT (tenant_id, domain, is_primary), UPDATE (is_primary) ON tenant_domains TO app_service;
+
+-- No application role may update `domain` now; this holds whatever is granted later:
+-- verification belongs to the name it was checked for.
+CREATE FUNCTION app.keep_verified_domain_name() RETURNS trigger
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+  IF current_user <> 'platform_admin'
+     AND NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID), 'MEMBER') THEN
+    RAISE EXCEPTION 'a verified domain keeps its name (% cannot become %): claim the new name and verify it', OLD.domain, NEW.domain
+      USING ERRCODE = 'insufficient_privilege', CONSTRAINT = 'tenant_domains_verified_name';
+  END IF;
+  RETURN NEW;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION app.keep_verified_domain_name() FROM PUBLIC;
+CREATE TRIGGER tenant_domains_verified_name BEFORE UPDATE OF domain ON tenant_domains
+  FOR EACH ROW WHEN (OLD.verified_at IS NOT NULL AND NEW.domain IS DISTINCT FROM OLD.domain)
+  EXECUTE FUNCTION app.keep_verified_domain_name();
