@@ -1,4 +1,4 @@
--- Back to 1795900350000: no state machine, deleted tenants writable, owners checked on
+-- Back to 1795900340000: no state machine, deleted tenants writable, owners checked on
 -- update and delete only, invitations outside the user limit.
 
 DROP TRIGGER tenant_invitations_user_limit ON tenant_invitations;

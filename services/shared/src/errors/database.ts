@@ -29,7 +29,7 @@ export const DATABASE_REFUSALS = {
   tenant_members_last_owner: ['23514', 'last_owner'],
   tenant_members_pkey: ['23505', 'already_member'],
   tenant_invitations_one_pending: ['23505', 'invitation_pending'],
-  // An API key's role never exceeds its creator's (hasura/migrations/default/1795900350000_grant_bounds_tightening).
+  // An API key's role never exceeds its creator's (hasura/migrations/default/1795900320000_api_key_access).
   api_keys_role_within_creator: ['23514', 'forbidden'],
   // Formats and uniqueness of tenants, domains, settings and users.
   tenants_slug_valid: ['23514', 'validation_failed'],
