@@ -48,38 +48,40 @@ test('helper calls count as wrapped only inside a (SELECT …)', () => {
   expect(unwrappedHelperCalls("(( SELECT 1) = 1 AND tenant_id = app.current_tenant_id())")).toEqual(['app.current_tenant_id']);
 });
 
-describe('the lint catches each way a tenant table can leak', () => {
-  let scratch: ScratchDatabase;
-  let owner: pg.Client;
-  let admin: pg.Client;
+// One migrated scratch database for every lint case: the tenantry owner, and a superuser
+// (`admin`) for what only a superuser can set up.
+let scratch: ScratchDatabase;
+let owner: pg.Client;
+let admin: pg.Client;
 
-  beforeAll(async () => {
-    scratch = await createScratchDatabase({ migrated: true });
-    owner = new pg.Client({ connectionString: scratch.url('tenantry_owner') });
-    await owner.connect();
-    const adminUrl = new URL(services().endpoints.postgresAdminUrl);
-    adminUrl.pathname = `/${scratch.name}`;
-    admin = new pg.Client({ connectionString: adminUrl.toString() });
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await owner.end();
-    await admin.end();
-    await scratch.drop();
-  });
+beforeAll(async () => {
+  scratch = await createScratchDatabase({ migrated: true });
+  owner = new pg.Client({ connectionString: scratch.url('tenantry_owner') });
+  await owner.connect();
+  const adminUrl = new URL(services().endpoints.postgresAdminUrl);
+  adminUrl.pathname = `/${scratch.name}`;
+  admin = new pg.Client({ connectionString: adminUrl.toString() });
+  await admin.connect();
+});
+afterAll(async () => {
+  await owner.end();
+  await admin.end();
+  await scratch.drop();
+});
 
-  /** Runs DDL and the lint in one transaction that is rolled back, so cases stay apart. */
-  async function lintAfter(client: pg.Client, ddl: string): Promise<IsolationProblem[]> {
-    await client.query('BEGIN');
-    try {
-      await client.query(ddl);
-      // The whole lint, as `npm run db:lint` runs it: function problems must show there too.
-      return await lintTenantIsolation(client);
-    } finally {
-      await client.query('ROLLBACK');
-    }
+/** Runs DDL and the lint in one transaction that is rolled back, so cases stay apart. */
+async function lintAfter(client: pg.Client, ddl: string): Promise<IsolationProblem[]> {
+  await client.query('BEGIN');
+  try {
+    await client.query(ddl);
+    // The whole lint, as `npm run db:lint` runs it: function problems must show there too.
+    return await lintTenantIsolation(client);
+  } finally {
+    await client.query('ROLLBACK');
   }
+}
 
+describe('the lint catches each way a tenant table can leak', () => {
   const wellFormed = (table: string) => `
     CREATE TABLE ${table} (id uuid PRIMARY KEY, tenant_id uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE);
     CREATE INDEX ON ${table} (tenant_id);
@@ -163,36 +165,6 @@ describe('the lint catches each way a tenant table can leak', () => {
 });
 
 describe('the lint catches definers a temporary table can shadow and functions anyone may call', () => {
-  let scratch: ScratchDatabase;
-  let owner: pg.Client;
-  let superuser: pg.Client;
-
-  beforeAll(async () => {
-    scratch = await createScratchDatabase({ migrated: true });
-    owner = new pg.Client({ connectionString: scratch.url('tenantry_owner') });
-    await owner.connect();
-    const adminUrl = new URL(services().endpoints.postgresAdminUrl);
-    adminUrl.pathname = `/${scratch.name}`;
-    superuser = new pg.Client({ connectionString: adminUrl.toString() });
-    await superuser.connect();
-  });
-  afterAll(async () => {
-    await owner.end();
-    await superuser.end();
-    await scratch.drop();
-  });
-
-  /** DDL, then the lint as db:lint runs it, in a transaction that is rolled back. */
-  async function lintAfter(client: pg.Client, ddl: string): Promise<IsolationProblem[]> {
-    await client.query('BEGIN');
-    try {
-      await client.query(ddl);
-      return await lintTenantIsolation(client);
-    } finally {
-      await client.query('ROLLBACK');
-    }
-  }
-
   const definer = (name: string, searchPath: string) => `
     CREATE FUNCTION ${name}() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER ${searchPath}
     AS $$ SELECT count(*) FROM public.tenant_members $$;
@@ -244,8 +216,8 @@ describe('the lint catches definers a temporary table can shadow and functions a
 
   test('a function with the default ACL (NULL: EXECUTE for PUBLIC) is reported', async () => {
     // The superuser has no default privileges of ours, so its function keeps PostgreSQL's.
-    const problems = await lintAfter(superuser, 'CREATE FUNCTION public.lint_probe(integer) RETURNS int LANGUAGE sql AS $$ SELECT $1 $$;');
-    const acl = await superuser.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'lint_probe'");
+    const problems = await lintAfter(admin, 'CREATE FUNCTION public.lint_probe(integer) RETURNS int LANGUAGE sql AS $$ SELECT $1 $$;');
+    const acl = await admin.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'lint_probe'");
     expect(acl.rows).toEqual([{ n: 0 }]);
     expect(problems.map(({ table, rule }) => ({ table, rule }))).toEqual([{ table: 'lint_probe(integer)', rule: 'function-public-execute' }]);
   });
