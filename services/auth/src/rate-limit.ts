@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Redis } from 'ioredis';
-import { normaliseEmail } from '../../shared/src/email.js';
 import { fail } from '../../shared/src/errors/catalog.js';
 
 export interface LoginLimits {
@@ -58,9 +57,9 @@ function throttleUnavailable(cause: unknown): Error {
  */
 export function loginKeys(email: string, ip: string) {
   const source = sourceOf(ip);
-  // One pair per mailbox however it is spelled (case, Unicode form, IDN or punycode domain).
-  const mailbox = normaliseEmail(email) ?? email.trim().toLowerCase();
-  const pair = createHash('sha256').update(`${mailbox}\n${source}`).digest('hex').slice(0, 32);
+  // `email` arrives normalised (the request schema's emailSchema), so every spelling of a
+  // mailbox (case, Unicode form, IDN or punycode domain) is one pair.
+  const pair = createHash('sha256').update(`${email}\n${source}`).digest('hex').slice(0, 32);
   return {
     pairFailures: `platform:{login}:pair:${pair}:failures`,
     pairDelay: `platform:{login}:pair:${pair}:delay`,
