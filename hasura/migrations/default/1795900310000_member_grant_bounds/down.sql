@@ -13,6 +13,7 @@ DROP FUNCTION app.grants_cover(text[], text);
 DROP FUNCTION app.grant_matches(text, text);
 DROP FUNCTION app.role_rank(member_role);
 DROP FUNCTION app.role_permissions(member_role);
+DROP FUNCTION app.writer_is_exempt(oid);
 
 -- The foundation's permission-list CHECK. NULL elements are not put back: removing them
 -- lost nothing a permission check ever matched.

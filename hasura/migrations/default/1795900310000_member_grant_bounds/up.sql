@@ -99,6 +99,17 @@ AS $$
     AND m.user_id = (nullif(current_setting('hasura.user', true), '')::jsonb ->> 'x-hasura-user-id')::uuid
 $$;
 
+-- Writers no bound applies to: the audited CLI (platform_admin), the vetted definer
+-- functions (app_definer), and the owner of the table (migrations, fixtures, and
+-- foreign-key actions, which PostgreSQL runs as the table's owner; superusers are members
+-- of every role). Every bounding trigger asks this one function.
+CREATE FUNCTION app.writer_is_exempt(p_table oid) RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+  SELECT current_user IN ('platform_admin', 'app_definer')
+      OR pg_catalog.pg_has_role(current_user, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = p_table), 'MEMBER')
+$$;
+
 -- ---------------------------------------------------------------------------
 -- The trigger. SECURITY INVOKER: current_user is the writer (inside a definer function,
 -- that function's owner).
@@ -129,10 +140,7 @@ BEGIN
     row_tenants := ARRAY[OLD.tenant_id];
   END IF;
 
-  -- The audited CLI, the vetted definer functions, and the owner of the table (migrations,
-  -- fixtures, and foreign-key actions, which PostgreSQL runs as the table's owner).
-  IF current_user IN ('platform_admin', 'app_definer')
-     OR pg_has_role(current_user, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID), 'MEMBER') THEN
+  IF app.writer_is_exempt(TG_RELID) THEN
     RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
   END IF;
 
@@ -305,7 +313,7 @@ ALTER FUNCTION app.session_member(uuid) OWNER TO app_definer;
 ALTER FUNCTION app.create_tenant_with_owner(uuid, text, text, uuid) OWNER TO app_definer;
 ALTER FUNCTION app.accept_invitation(text, uuid) OWNER TO app_definer;
 
-REVOKE EXECUTE ON FUNCTION
+REVOKE EXECUTE ON FUNCTION app.writer_is_exempt(oid),
   app.role_permissions(member_role), app.role_rank(member_role), app.grant_matches(text, text),
   app.grants_cover(text[], text), app.member_can(member_role, text[], text), app.session_member(uuid),
   app.enforce_grant_bounds(), app.create_tenant_with_owner(uuid, text, text, uuid), app.accept_invitation(text, uuid)
@@ -316,6 +324,8 @@ GRANT EXECUTE ON FUNCTION
   app.grants_cover(text[], text), app.member_can(member_role, text[], text), app.session_member(uuid)
   TO hasura_app, app_service;
 GRANT EXECUTE ON FUNCTION app.create_tenant_with_owner(uuid, text, text, uuid), app.accept_invitation(text, uuid) TO app_service;
+-- Every bounding trigger asks it first, as whoever writes.
+GRANT EXECUTE ON FUNCTION app.writer_is_exempt(oid) TO hasura_app, app_service, platform_admin, app_definer;
 
 -- What the two definer functions touch.
 GRANT INSERT ON tenants, tenant_members TO app_definer;

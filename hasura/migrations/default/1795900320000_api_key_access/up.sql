@@ -31,15 +31,11 @@ CREATE FUNCTION app.ensure_api_key_role_within_creator() RETURNS trigger
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public, pg_temp
 AS $$
 DECLARE
-  -- Lowest first: a higher position is a higher role.
-  ranks constant member_role[] := ARRAY['guest', 'member', 'admin', 'owner']::member_role[];
   creator_role member_role;
 BEGIN
-  -- The platform's audited paths, superusers, and the table's owner (migrations and the
-  -- ON DELETE SET NULL of created_by, which PostgreSQL runs as the owner).
-  IF current_user IN ('platform_admin', 'app_definer')
-     OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
-     OR pg_has_role(current_user, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID), 'MEMBER') THEN
+  -- The platform's audited paths and the table's owner (migrations and the ON DELETE SET
+  -- NULL of created_by, which PostgreSQL runs as the owner).
+  IF app.writer_is_exempt(TG_RELID) THEN
     RETURN NEW;
   END IF;
   -- A row of another tenant than the session's (or with no session): row-level security,
@@ -68,7 +64,7 @@ BEGIN
     RAISE EXCEPTION 'the creator of an API key must be a member of its tenant'
       USING ERRCODE = 'check_violation', CONSTRAINT = 'api_keys_role_within_creator';
   END IF;
-  IF array_position(ranks, NEW.role) > array_position(ranks, creator_role) THEN
+  IF app.role_rank(NEW.role) > app.role_rank(creator_role) THEN
     RAISE EXCEPTION 'an API key''s role (%) cannot be above its creator''s (%)', NEW.role, creator_role
       USING ERRCODE = 'check_violation', CONSTRAINT = 'api_keys_role_within_creator';
   END IF;
