@@ -5,7 +5,7 @@
 set -euo pipefail
 
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
-STRIPE_MOCK_VERSION="${STRIPE_MOCK_VERSION:-v0.197.0}"
+STRIPE_MOCK_VERSION="${STRIPE_MOCK_VERSION:-v0.203.0}"
 CACHE_DIR="${TENANTRY_CACHE_DIR:-/var/cache/tenantry}"
 BIN_DIR="$CACHE_DIR/bin"
 
@@ -54,5 +54,14 @@ build minio github.com/minio/minio "$MINIO_VERSION" &
 build_minio=$!
 build stripe-mock github.com/stripe/stripe-mock "$STRIPE_MOCK_VERSION"
 wait "$build_minio"
+
+# stripe-mock answers from fixtures; tests that read an object back start it with a copy
+# whose objects they set (-fixtures), so the bundled file is kept beside the binary.
+fixtures="$BIN_DIR/stripe-mock-fixtures-$STRIPE_MOCK_VERSION.json"
+if [ ! -s "$fixtures" ]; then
+  module_dir="$(go mod download -json "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  cp "$module_dir/embedded/openapi/fixtures3.json" "$fixtures"
+fi
+ln -sfn "$fixtures" "$BIN_DIR/stripe-mock-fixtures.json"
 
 echo "install-native-deps: done; binaries in $BIN_DIR"

@@ -7,7 +7,7 @@ export const IMAGES = {
   postgres: 'postgres:15.10-bookworm',
   redis: 'redis:7.4.2-bookworm',
   s3: 'quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z',
-  stripe: 'stripe/stripe-mock:v0.197.0',
+  stripe: 'stripe/stripe-mock:v0.203.0',
 } as const;
 
 type Wanted = Record<'postgres' | 'redis' | 's3' | 'stripe', boolean>;

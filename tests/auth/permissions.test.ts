@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { can, grantMatches, ROLE_PERMISSIONS, type Role } from '../../services/auth/src/permissions.js';
+import { can, grantMatches, ROLE_PERMISSIONS, type Role } from '../../services/shared/src/permissions.js';
 import { ROLES } from '../../services/shared/src/roles.js';
 
 const RESOURCES = ['users', 'projects', 'settings', 'billing', 'owners', 'ownership'];
@@ -10,7 +10,7 @@ const ALL = RESOURCES.flatMap((resource) => ACTIONS.map((action) => `${resource}
 /** The spec's table, written out by hand: what each role may do among ALL. */
 const EXPECTED: Record<Role, (permission: string) => boolean> = {
   owner: () => true,
-  admin: (p) => p.startsWith('users:') || p.startsWith('projects:') || p === 'settings:read' || p === 'settings:write',
+  admin: (p) => p.startsWith('users:') || p.startsWith('projects:') || p === 'settings:read' || p === 'settings:write' || p === 'billing:read',
   member: (p) => p === 'projects:read' || p === 'projects:write',
   guest: (p) => p === 'projects:read',
 };

@@ -151,16 +151,19 @@ describe.each([deployed, temporaryGrantedBack])('definer attacks through tempora
       const since = await lastAuditId();
 
       await beginAs(client, { tenantId: attacker.tenantId, userId: attacker.ownerUserId, role: 'owner' });
-      const changed = await client.query(`UPDATE public.tenants SET plan_id = 'enterprise', owner_user_id = $2 WHERE id = $1`, [
+      // A plan per role: an update that changes nothing is no audit entry.
+      const plan = role === 'app_service' ? 'enterprise' : 'pro';
+      const changed = await client.query(`UPDATE public.tenants SET plan_id = $3, owner_user_id = $2 WHERE id = $1`, [
         attacker.tenantId,
         attacker.memberUserId,
+        plan,
       ]);
       await client.query('COMMIT');
       expect(changed.rowCount).toBe(1);
 
       const entries = await auditSince(attacker.tenantId, since);
       expect(entries.map(({ action, db_role, after }) => ({ action, db_role, plan: after?.plan_id, owner: after?.owner_user_id }))).toEqual([
-        { action: 'tenants.update', db_role: role, plan: 'enterprise', owner: attacker.memberUserId },
+        { action: 'tenants.update', db_role: role, plan, owner: attacker.memberUserId },
       ]);
     },
   );

@@ -1,12 +1,12 @@
 /**
- * The role model exists twice: services/auth/src/permissions.ts (the auth service's 403s)
+ * The role model exists twice: services/shared/src/permissions.ts (every service's 403s)
  * and app.role_permissions / app.role_rank / app.grant_matches in SQL (the database's
  * grant bounds, which every writer passes). They must give the same answers: every role,
  * and a property-based sample of grants and permissions, odd spellings included.
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, test } from 'vitest';
-import { can, grantMatches, ROLE_PERMISSIONS, ROLE_RANK, type Role } from '../../services/auth/src/permissions.js';
+import { can, grantMatches, ROLE_PERMISSIONS, ROLE_RANK, type Role } from '../../services/shared/src/permissions.js';
 import { ROLES } from '../../services/shared/src/roles.js';
 import { poolAs } from '../helpers/database.js';
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import type { AuthDependencies } from './deps.js';
 import { fail } from '../../shared/src/errors/catalog.js';
-import type { Role } from './permissions.js';
+import type { Role } from '../../shared/src/permissions.js';
 import { hashToken, newOpaqueToken } from '../../shared/src/secrets.js';
 import { memberTokenState } from './tokens.js';
 

@@ -3,7 +3,7 @@ import { withTenant } from '../../shared/src/db/tenant-context.js';
 import type { AuthDependencies } from './deps.js';
 import { fail } from '../../shared/src/errors/catalog.js';
 import type { Context } from './http.js';
-import { can, type Member, type Role } from './permissions.js';
+import { can, type Member, type Role } from '../../shared/src/permissions.js';
 import type { Principal } from '../../shared/src/auth/verifier.js';
 
 export interface Acting {

@@ -4,7 +4,7 @@ import type { Pool, PoolClient } from 'pg';
 import { HASURA_NAMESPACE, TokenVerifier, type HasuraClaims, type Principal } from '../../shared/src/auth/verifier.js';
 import { hasuraRoleFor } from '../../shared/src/roles.js';
 import type { KeyRing } from './keys.js';
-import type { Role } from './permissions.js';
+import type { Role } from '../../shared/src/permissions.js';
 
 /** The role a token carries when it names no tenant: Hasura serves it public data only. */
 export const NO_TENANT_ROLE = 'anonymous';

@@ -5,7 +5,7 @@ import { fail } from '../../../shared/src/errors/catalog.js';
 import { refusingConstraint } from '../../../shared/src/errors/database.js';
 import { ROLES } from '../../../shared/src/roles.js';
 import { defineOperation } from '../http.js';
-import { ROLE_RANK, type Role } from '../permissions.js';
+import { ROLE_RANK, type Role } from '../../../shared/src/permissions.js';
 import { hashToken, sameSecret } from '../../../shared/src/secrets.js';
 import { actingMember, authorize, inTenant } from '../tenant-access.js';
 

@@ -12,7 +12,7 @@ import { passwordSchema } from '../../../shared/src/passwords.js';
 import { ROLES } from '../../../shared/src/roles.js';
 import { mapMembershipError } from '../errors.js';
 import { defineOperation } from '../http.js';
-import { ROLE_RANK, type Role } from '../permissions.js';
+import { ROLE_RANK, type Role } from '../../../shared/src/permissions.js';
 import { hashToken, newOpaqueToken } from '../../../shared/src/secrets.js';
 import { pickTenant, startSession } from '../sessions.js';
 import { actingMember, authorize, inTenant, type Acting } from '../tenant-access.js';

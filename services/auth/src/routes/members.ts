@@ -4,7 +4,7 @@ import { fail } from '../../../shared/src/errors/catalog.js';
 import { ROLES } from '../../../shared/src/roles.js';
 import { mapMembershipError } from '../errors.js';
 import { defineOperation, type Context } from '../http.js';
-import { can, ROLE_RANK, type Role } from '../permissions.js';
+import { can, ROLE_RANK, type Role } from '../../../shared/src/permissions.js';
 import { actingMember, authorize, inTenant, type Acting } from '../tenant-access.js';
 import { invitationSchema, inviteByEmail } from './invitations.js';
 

@@ -5,7 +5,7 @@ import { fail } from '../../../shared/src/errors/catalog.js';
 import { pgError } from '../../../shared/src/errors/database.js';
 import { ROLES } from '../../../shared/src/roles.js';
 import { defineOperation, type Context } from '../http.js';
-import type { Role } from '../permissions.js';
+import type { Role } from '../../../shared/src/permissions.js';
 import { memberTokenState } from '../tokens.js';
 
 /** Impersonation tokens live 5 minutes at most. */

@@ -1,4 +1,4 @@
-import { ROLES, type TenantRole } from '../../shared/src/roles.js';
+import { ROLES, type TenantRole } from './roles.js';
 
 /** A tenant role: the one list is ROLES in services/shared/src/roles.ts. */
 export type Role = TenantRole;
@@ -6,7 +6,7 @@ export type Role = TenantRole;
 /** What each role may do before per-member extras. */
 export const ROLE_PERMISSIONS: Record<Role, readonly string[]> = {
   owner: ['*'],
-  admin: ['users:*', 'projects:*', 'settings:read', 'settings:write'],
+  admin: ['users:*', 'projects:*', 'settings:read', 'settings:write', 'billing:read'],
   member: ['projects:read', 'projects:write'],
   guest: ['projects:read'],
 };
