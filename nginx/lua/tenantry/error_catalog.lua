@@ -3,6 +3,8 @@
 return {
   bad_request = { status = 400, message = "the request could not be read" },
   validation_failed = { status = 422, message = "the request is not valid" },
+  plan_not_available = { status = 422, message = "that plan cannot be bought" },
+  invalid_signature = { status = 400, message = "the webhook signature is missing, invalid or stale" },
   payload_too_large = { status = 413, message = "request body too large" },
   not_found = { status = 404, message = "no such route" },
   method_not_allowed = { status = 405, message = "this method is not served here" },
@@ -22,6 +24,8 @@ return {
   api_key_not_allowed = { status = 403, message = "API-key tokens cannot manage the tenant" },
   user_disabled = { status = 403, message = "the account is disabled" },
   email_mismatch = { status = 403, message = "the invitation is for another email address" },
+  feature_not_in_plan = { status = 403, message = "the tenant's plan does not include this feature" },
+  custom_domain_not_in_plan = { status = 403, message = "this domain is not served: the tenant's plan no longer includes custom domains" },
   invalid_tenant_header = { status = 400, message = "the tenant header is malformed" },
   tenant_required = { status = 400, message = "this request must name a tenant" },
   tenant_inactive = { status = 403, message = "the tenant is not active" },
@@ -35,6 +39,8 @@ return {
   domain_taken = { status = 409, message = "that domain is already taken" },
   invitation_pending = { status = 409, message = "a pending invitation for this email exists" },
   invitation_not_pending = { status = 409, message = "the invitation was already accepted, revoked or has expired" },
+  subscription_exists = { status = 409, message = "the tenant already has a subscription: change it in the billing portal (POST /billing/portal)" },
+  no_billing_account = { status = 409, message = "the tenant has no billing account yet: start with POST /billing/checkout" },
   login_required = { status = 409, message = "an account with this email exists: log in and accept with your access token" },
   member_not_found = { status = 404, message = "no such member" },
   user_not_found = { status = 404, message = "no such user" },
@@ -46,5 +52,6 @@ return {
   internal = { status = 500, message = "internal error" },
   unavailable = { status = 503, message = "a dependency is unavailable" },
   upstream_unavailable = { status = 503, message = "the service behind this route is unavailable" },
+  payment_provider_unavailable = { status = 503, message = "the payment provider did not answer; try again" },
   resolver_unavailable = { status = 503, message = "the tenant cannot be resolved right now" },
 }

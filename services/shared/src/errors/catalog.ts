@@ -11,6 +11,8 @@ export const ERRORS = {
   // Requests that cannot be read or do not match their schema.
   bad_request: [400, 'the request could not be read'],
   validation_failed: [422, 'the request is not valid'],
+  plan_not_available: [422, 'that plan cannot be bought'],
+  invalid_signature: [400, 'the webhook signature is missing, invalid or stale'],
   payload_too_large: [413, 'request body too large'],
   not_found: [404, 'no such route'],
   method_not_allowed: [405, 'this method is not served here'],
@@ -31,6 +33,8 @@ export const ERRORS = {
   api_key_not_allowed: [403, 'API-key tokens cannot manage the tenant'],
   user_disabled: [403, 'the account is disabled'],
   email_mismatch: [403, 'the invitation is for another email address'],
+  feature_not_in_plan: [403, "the tenant's plan does not include this feature"],
+  custom_domain_not_in_plan: [403, "this domain is not served: the tenant's plan no longer includes custom domains"],
   // Which tenant.
   invalid_tenant_header: [400, 'the tenant header is malformed'],
   tenant_required: [400, 'this request must name a tenant'],
@@ -46,6 +50,8 @@ export const ERRORS = {
   domain_taken: [409, 'that domain is already taken'],
   invitation_pending: [409, 'a pending invitation for this email exists'],
   invitation_not_pending: [409, 'the invitation was already accepted, revoked or has expired'],
+  subscription_exists: [409, 'the tenant already has a subscription: change it in the billing portal (POST /billing/portal)'],
+  no_billing_account: [409, 'the tenant has no billing account yet: start with POST /billing/checkout'],
   login_required: [409, 'an account with this email exists: log in and accept with your access token'],
   // Not there.
   member_not_found: [404, 'no such member'],
@@ -59,6 +65,7 @@ export const ERRORS = {
   internal: [500, 'internal error'],
   unavailable: [503, 'a dependency is unavailable'],
   upstream_unavailable: [503, 'the service behind this route is unavailable'],
+  payment_provider_unavailable: [503, 'the payment provider did not answer; try again'],
   resolver_unavailable: [503, 'the tenant cannot be resolved right now'],
 } as const satisfies Record<string, readonly [number, string]>;
 

@@ -31,6 +31,9 @@ export const DATABASE_REFUSALS = {
   tenant_invitations_one_pending: ['23505', 'invitation_pending'],
   // An API key's role never exceeds its creator's (hasura/migrations/default/1795900320000_api_key_access).
   api_keys_role_within_creator: ['23514', 'forbidden'],
+  // Features bind (hasura/migrations/default/1795900500000_billing).
+  plan_feature_api_keys: ['42501', 'feature_not_in_plan'],
+  plan_feature_custom_domains: ['42501', 'feature_not_in_plan'],
   // Formats and uniqueness of tenants, domains, settings and users.
   tenants_slug_valid: ['23514', 'validation_failed'],
   tenants_slug_key: ['23505', 'slug_taken'],

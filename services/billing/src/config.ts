@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { postgresUrl } from '../../shared/src/config.js';
+import { stripeConfigSchema } from '../../shared/src/stripe.js';
+
+const webhookSecrets = z
+  .string()
+  .transform((text) => text.split(',').map((secret) => secret.trim()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^whsec_[A-Za-z0-9+/=_-]+$/, 'each secret must be a Stripe signing secret (whsec_…)')).min(1, 'name at least one secret'));
+
+/** Every variable the billing service reads, declared once. */
+export const billingConfigSchema = z.object({
+  /** app_service's URL: tenant rows inside withTenant, the rest through the billing definers. */
+  DATABASE_URL: postgresUrl,
+  /** Edge purges go out on Redis (the edge applies a plan change within a second). */
+  REDIS_URL: z.string().url(),
+  BILLING_HOST: z.string().default('127.0.0.1'),
+  BILLING_PORT: z.coerce.number().int().min(1).max(65535).default(4003),
+  ...stripeConfigSchema.shape,
+  /**
+   * The endpoint's signing secrets, comma-separated: during a rotation both the old and the
+   * new one, so no event is refused while Stripe switches.
+   */
+  STRIPE_WEBHOOK_SECRETS: webhookSecrets,
+  /** How old a signature's timestamp may be (replays older than this are refused). */
+  STRIPE_WEBHOOK_TOLERANCE_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
+  /**
+   * Where Checkout and the portal send the customer back: `{host}` becomes the tenant's own
+   * host (its primary verified domain, else `<slug>.<BASE_DOMAIN>`); the edge serves no
+   * pages, so this is the frontend's page. `{result}` becomes `success` or `cancel`.
+   */
+  BILLING_RETURN_URL: z
+    .string()
+    .refine((value) => value.includes('{host}'), 'must contain {host}, the tenant\'s own host')
+    .default('https://{host}/settings/billing?checkout={result}'),
+  BASE_DOMAIN: z.string().min(1),
+  /** Past due this long, the tenant is suspended (reason `billing`) until an invoice is paid. */
+  BILLING_GRACE_DAYS: z.coerce.number().min(0).max(90).default(7),
+  /** Run the inbox worker in this process (one or more replicas may; they take turns per object). */
+  BILLING_WORKER: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((value) => value === 'true'),
+  /** The auth service's JWKS, to verify access tokens. */
+  AUTH_JWKS_URL: z.string().url(),
+  AUTH_ISSUER: z.string().min(1).default('https://auth.tenantry.local'),
+  AUTH_AUDIENCE: z.string().min(1).default('tenantry'),
+  SMTP_URL: z.string().url(),
+  MAIL_FROM: z.string().min(3).default('Tenantry <no-reply@tenantry.local>'),
+  LOG_LEVEL: z.string().default('info'),
+});
+
+export type BillingConfig = z.infer<typeof billingConfigSchema>;
