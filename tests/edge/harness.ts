@@ -167,6 +167,8 @@ export interface EdgeHarness {
   edge: EdgeInstance;
   admin: pg.Pool;
   purgeSecret: string;
+  /** The Redis stream this edge polls for purges (publishEdgePurge's third argument). */
+  purgeStream: string;
   stopResolver(): Promise<void>;
   startResolver(): Promise<void>;
   createTenant(options?: { status?: 'active' | 'suspended' | 'deleted'; plan?: string }): Promise<{ id: string; slug: string }>;
@@ -179,6 +181,7 @@ export async function startEdgeHarness(overrides: Record<string, string> = {}): 
   const resolverPool = new pg.Pool({ connectionString: urls.app_service, max: 4 });
   const resolverSecret = randomBytes(24).toString('base64url');
   const purgeSecret = randomBytes(24).toString('base64url');
+  const purgeStream = `edge:purges:${randomBytes(4).toString('hex')}`;
   const resolverApp = buildResolverApp({ pool: resolverPool, secret: resolverSecret, logger: pino({ level: 'silent' }) });
   const resolverPort = await getPort();
   let resolver: Server | undefined;
@@ -210,7 +213,7 @@ export async function startEdgeHarness(overrides: Record<string, string> = {}): 
       RESOLVER_SECRET: resolverSecret,
       EDGE_PURGE_SECRET: purgeSecret,
       REDIS_URL: endpoints.redisUrl,
-      EDGE_PURGE_STREAM: `edge:purges:${randomBytes(4).toString('hex')}`,
+      EDGE_PURGE_STREAM: purgeStream,
       EDGE_NEGATIVE_CACHE_TTL_SECONDS: '1',
       EDGE_ERROR_LOG_LEVEL: 'info',
       ...overrides,
@@ -220,6 +223,7 @@ export async function startEdgeHarness(overrides: Record<string, string> = {}): 
     edge,
     admin,
     purgeSecret,
+    purgeStream: overrides.EDGE_PURGE_STREAM ?? purgeStream,
     stopResolver,
     startResolver,
     async createTenant({ status = 'active', plan = 'pro' } = {}) {

@@ -18,6 +18,15 @@ local _M = {}
 local UUID, SLUG = patterns.UUID, patterns.SLUG
 local PROXIED_METHODS = methods.PROXIED
 
+-- What the owners of a tenant suspended for non-payment may still do: see why, and pay.
+-- Matched on the method and the raw path (what the upstream receives), byte for byte.
+local BILLING_SUSPENSION_ROUTES = {
+  ["GET /billing/subscription"] = true,
+  ["POST /billing/portal"] = true,
+}
+local BILLING_SUSPENSION_MESSAGE =
+  "this tenant is suspended for billing: its owners can still reach GET /billing/subscription and POST /billing/portal"
+
 -- A header sent more than once arrives as a table; it is never a valid tenant reference.
 -- rawget: the table's keys are already lower case, and its __index (which normalises a
 -- missing name with string operations) would run for every header a request lacks.
@@ -43,6 +52,7 @@ end
 
 -- The first source that names a tenant wins: header id, header slug, custom domain,
 -- subdomain, token claim. Returns the lookup (by, value) or nil; refuses malformed input.
+-- A custom domain's tenant comes back resolved ("resolved", tenant).
 local function resolver_unavailable(graphql, what, err)
   return respond.refuse(graphql, "resolver_unavailable", what .. " cannot be resolved right now: " .. err)
 end
@@ -92,7 +102,8 @@ local function tenant_reference(headers, token_tenant, graphql)
 end
 
 -- A user's token stops working within seconds of the user leaving the tenant or of a
--- change to their role: the member's answer is cached for member_ttl only.
+-- change to their role: the member's answer is cached for member_ttl only. Returns the
+-- member ({ role, … }) when the token may pass.
 local function check_membership(graphql, tenant_id, claims)
   if not claims.user_id:find(UUID) then
     return respond.refuse(graphql, "invalid_token", "the token's user claim is not a UUID")
@@ -109,6 +120,17 @@ local function check_membership(graphql, tenant_id, claims)
   if not claims.issued_at or claims.issued_at <= member.tokens_valid_after then
     return respond.refuse(graphql, "token_revoked", "the member's role changed after this token was issued; get a new one")
   end
+  return member
+end
+
+-- Whether this request may reach a tenant suspended for billing, before its membership is
+-- checked: one of the routes above, with a user's own token (not an API key's).
+local function billing_suspension_route(claims)
+  if not (claims and claims.user_id) or claims.api_key then
+    return false
+  end
+  local raw_path = ngx.var.request_uri:match("^[^?]*")
+  return BILLING_SUSPENSION_ROUTES[ngx.req.get_method() .. " " .. raw_path] == true
 end
 
 -- options.tenant: "required", "optional" or "none"; options.graphql: answer in GraphQL's shape.
@@ -141,7 +163,8 @@ function _M.run(options)
 
   local by, value = tenant_reference(headers, token_tenant, graphql)
   local tenant
-  if by == "resolved" then
+  local via_domain = by == "resolved"
+  if via_domain then
     tenant = value
   elseif by then
     local lookup_err
@@ -165,14 +188,29 @@ function _M.run(options)
   if tenant.status == "deleted" then
     return respond.refuse(graphql, "tenant_not_found", "no such tenant")
   end
+  -- The domain row is kept when the plan loses the feature: it serves again when it returns.
+  -- Anything but true refuses, so an answer that does not say is not taken for a yes.
+  if via_domain and tenant.custom_domains ~= true then
+    return respond.refuse(graphql, "custom_domain_not_in_plan")
+  end
+  local billing_suspension = tenant.status == "suspended" and tenant.suspension_reason == "billing"
   if tenant.status == "suspended" then
-    return respond.refuse(graphql, "tenant_suspended", "this tenant is suspended")
+    if not billing_suspension then
+      return respond.refuse(graphql, "tenant_suspended", "this tenant is suspended")
+    end
+    if not billing_suspension_route(claims) then
+      return respond.refuse(graphql, "tenant_suspended", BILLING_SUSPENSION_MESSAGE)
+    end
   end
   if token_tenant and token_tenant ~= tenant.id then
     return respond.refuse(graphql, "tenant_mismatch", "the token belongs to another tenant than the one this request names")
   end
   if claims and claims.user_id then
-    check_membership(graphql, tenant.id, claims)
+    local member = check_membership(graphql, tenant.id, claims)
+    -- Only the owners pay: every other member of a tenant suspended for billing is refused.
+    if billing_suspension and member.role ~= "owner" then
+      return respond.refuse(graphql, "tenant_suspended", BILLING_SUSPENSION_MESSAGE)
+    end
   end
 
   local allowed, retry_after = ratelimit.allow(tenant)

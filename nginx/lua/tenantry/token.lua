@@ -20,7 +20,8 @@ local function decode_segment(segment)
   return ngx.decode_base64(padded)
 end
 
--- Returns has_token, claims, err. claims: { tenant_id, user_id, issued_at } (any may be nil).
+-- Returns has_token, claims, err. claims: { tenant_id, user_id, issued_at, api_key } (any may
+-- be nil; api_key is true for an API key's token).
 function _M.claims(authorization)
   if not authorization then
     return false
@@ -47,6 +48,8 @@ function _M.claims(authorization)
     tenant_id = tenant and tenant:lower(),
     user_id = user and user:lower(),
     issued_at = type(claims.iat) == "number" and claims.iat or nil,
+    -- Any value marks it: an API key acts for its creator's user, but is not that user's session.
+    api_key = namespace["x-hasura-api-key-id"] ~= nil,
   }
 end
 

@@ -8,6 +8,10 @@ export interface TenantResolution {
   plan: string;
   rate_limit_rps: number;
   max_api_requests_month: number | null;
+  /** Why a suspended tenant is suspended (`billing` lets its owners reach the billing portal); null otherwise. */
+  suspension_reason: string | null;
+  /** Whether the plan in force includes custom domains: without it the edge refuses the tenant's domains, and says why. */
+  custom_domains: boolean;
 }
 
 export type ResolveBy = 'id' | 'slug' | 'domain';
@@ -26,6 +30,8 @@ export async function resolveTenant(pool: Pool, by: ResolveBy, value: string): P
     plan_id: string;
     rate_limit_rps: number;
     max_api_requests_month: string | null;
+    suspension_reason: string | null;
+    custom_domains: boolean | null;
   }>({ name: `resolve-tenant-by-${by}`, text: QUERIES[by], values: [value] });
   const row = rows[0];
   if (!row) return null;
@@ -36,6 +42,8 @@ export async function resolveTenant(pool: Pool, by: ResolveBy, value: string): P
     plan: row.plan_id,
     rate_limit_rps: row.rate_limit_rps,
     max_api_requests_month: row.max_api_requests_month === null ? null : Number(row.max_api_requests_month),
+    suspension_reason: row.suspension_reason,
+    custom_domains: row.custom_domains === true,
   };
 }
 
