@@ -38,7 +38,7 @@ describe('resolver service', () => {
     const { rows } = await admin.query<{ id: string }>("INSERT INTO tenants (slug, name, plan_id) VALUES ($1, 'R', 'starter') RETURNING id", [slug]);
     const id = rows[0]!.id;
     await admin.query('INSERT INTO tenant_domains (tenant_id, domain, verified_at) VALUES ($1, $2, now())', [id, domain]);
-    const expected = { id, slug, status: 'active', plan: 'starter', rate_limit_rps: 20, max_api_requests_month: 100000 };
+    const expected = { id, slug, status: 'active', plan: 'starter', rate_limit_rps: 20, max_api_requests_month: 100000, suspension_reason: null, custom_domains: true };
     expect(await resolve(`by=id&value=${id}`)).toEqual({ status: 200, body: { tenant: expected } });
     expect(await resolve(`by=slug&value=${slug}`)).toEqual({ status: 200, body: { tenant: expected } });
     expect(await resolve(`by=domain&value=${encodeURIComponent(`${slug.toUpperCase()}.bücher.test.`)}`)).toEqual({ status: 200, body: { tenant: expected } });
@@ -46,10 +46,27 @@ describe('resolver service', () => {
 
   test('an unverified domain and an unknown slug are 404', async () => {
     const slug = `res-${randomBytes(4).toString('hex')}`;
-    const { rows } = await admin.query<{ id: string }>("INSERT INTO tenants (slug, name) VALUES ($1, 'R') RETURNING id", [slug]);
+    const { rows } = await admin.query<{ id: string }>("INSERT INTO tenants (slug, name, plan_id) VALUES ($1, 'R', 'starter') RETURNING id", [slug]);
     await admin.query('INSERT INTO tenant_domains (tenant_id, domain) VALUES ($1, $2)', [rows[0]!.id, `${slug}.test`]);
     expect((await resolve(`by=domain&value=${slug}.test`)).status).toBe(404);
     expect(await resolve('by=slug&value=nobody-here')).toEqual({ status: 404, body: { error: { code: 'tenant_not_found', message: 'no such tenant' } } });
+  });
+
+  test("says why a tenant is suspended, and whether its plan (with the tenant's overrides) includes custom domains", async () => {
+    const slug = `res-${randomBytes(4).toString('hex')}`;
+    const { rows } = await admin.query<{ id: string }>("INSERT INTO tenants (slug, name, plan_id) VALUES ($1, 'R', 'starter') RETURNING id", [slug]);
+    const id = rows[0]!.id;
+    const domain = `${slug}.test`;
+    await admin.query('INSERT INTO tenant_domains (tenant_id, domain, verified_at) VALUES ($1, $2, now())', [id, domain]);
+    await admin.query('SELECT app.billing_set_plan($1, $2, $3)', [id, 'free', 'canceled']);
+    await admin.query('SELECT app.billing_set_suspended($1, true, $2)', [id, 'grace over']);
+    // The domain still names its tenant: the edge refuses it, and says why.
+    expect(await resolve(`by=domain&value=${domain}`)).toEqual({
+      status: 200,
+      body: { tenant: expect.objectContaining({ id, status: 'suspended', suspension_reason: 'billing', plan: 'free', custom_domains: false }) },
+    });
+    await admin.query(`UPDATE tenants SET feature_overrides = '{"custom_domains": true}' WHERE id = $1`, [id]);
+    expect((await resolve(`by=id&value=${id}`)).body.tenant).toMatchObject({ custom_domains: true });
   });
 
   test('refuses a missing or wrong secret, and malformed queries', async () => {

@@ -11,30 +11,52 @@ export interface UserTenant {
   slug: string;
   name: string;
   status: 'active' | 'suspended' | 'deleted';
+  /** Why a suspended tenant is suspended; null when it is not. */
+  suspension_reason: string | null;
   role: Role;
   joined_at: Date;
 }
 
-/** The user's tenants (not deleted ones), through the SECURITY DEFINER helper: no tenant context exists yet. */
+/**
+ * The user's tenants (not deleted ones), through the SECURITY DEFINER helpers: no tenant
+ * context exists yet. The resolver's answer adds why a tenant is suspended.
+ */
 export async function userTenants(pool: Pool | PoolClient, userId: string): Promise<UserTenant[]> {
-  const { rows } = await pool.query<UserTenant>('SELECT * FROM app.user_tenants($1)', [userId]);
+  const { rows } = await pool.query<UserTenant>({
+    name: 'auth-user-tenants',
+    text: `SELECT u.tenant_id, u.slug, u.name, u.status, r.suspension_reason, u.role, u.joined_at
+           FROM app.user_tenants($1) u LEFT JOIN LATERAL app.resolve_tenant_by_id(u.tenant_id) r ON true
+           ORDER BY u.slug`,
+    values: [userId],
+  });
   return rows;
 }
 
 /**
+ * Whether the member may hold a session in the tenant: an active one, or, for its owners
+ * only, one suspended for billing, so that they can reach the billing portal and pay (the
+ * edge lets such a token reach exactly GET /billing/subscription and POST /billing/portal).
+ */
+export function maySessionIn(tenant: Pick<UserTenant, 'status' | 'suspension_reason' | 'role'>): boolean {
+  if (tenant.status === 'active') return true;
+  return tenant.status === 'suspended' && tenant.suspension_reason === 'billing' && tenant.role === 'owner';
+}
+
+/**
  * The tenant a session is scoped to: the requested one (id or slug) or, by default, the first
- * active one. Inside a transaction, pass its client: a second connection from the pool while
- * the first holds a lock waits for itself once every connection does the same.
+ * active one, else the first the user may still hold a session in (maySessionIn). Inside a
+ * transaction, pass its client: a second connection from the pool while the first holds a
+ * lock waits for itself once every connection does the same.
  */
 export async function pickTenant(db: Pool | PoolClient, userId: string, wanted: string | null | undefined): Promise<UserTenant | null> {
   const tenants = await userTenants(db, userId);
   if (wanted) {
     const tenant = tenants.find((candidate) => candidate.tenant_id === wanted || candidate.slug === wanted);
     if (!tenant) throw fail('not_a_member');
-    if (tenant.status !== 'active') throw fail('tenant_inactive');
+    if (!maySessionIn(tenant)) throw fail('tenant_inactive');
     return tenant;
   }
-  return tenants.find((candidate) => candidate.status === 'active') ?? null;
+  return tenants.find((candidate) => candidate.status === 'active') ?? tenants.find(maySessionIn) ?? null;
 }
 
 export interface IssuedSession {
@@ -152,7 +174,7 @@ export async function rotateSession(
       tenant = await pickTenant(db, row.user_id, switchTo.tenant);
     } else {
       const tenants = await userTenants(db, row.user_id);
-      tenant = tenants.find((candidate) => candidate.tenant_id === row.session_tenant_id && candidate.status === 'active') ?? null;
+      tenant = tenants.find((candidate) => candidate.tenant_id === row.session_tenant_id && maySessionIn(candidate)) ?? null;
     }
     await db.query('UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1', [row.id]);
     const refreshToken = await insertRefreshToken(db, deps, {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { withTenant } from '../../../shared/src/db/tenant-context.js';
 import { fail } from '../../../shared/src/errors/catalog.js';
-import { refusingConstraint } from '../../../shared/src/errors/database.js';
+import { databaseRefusal, refusingConstraint } from '../../../shared/src/errors/database.js';
 import { ROLES } from '../../../shared/src/roles.js';
 import { defineOperation } from '../http.js';
 import { ROLE_RANK, type Role } from '../../../shared/src/permissions.js';
@@ -72,7 +72,7 @@ export const createApiKey = defineOperation({
   }),
   responses: {
     201: { description: 'created; `key` is shown once', schema: apiKeySchema.extend({ key: z.string() }) },
-    403: { description: 'missing settings:write, or a role above yours' },
+    403: { description: "missing settings:write, a role above yours, or the tenant's plan does not include API keys (feature_not_in_plan)" },
     422: { description: 'invalid or unknown fields (there are no scopes: use role and readOnly)' },
   },
   async handler(context) {
@@ -92,7 +92,8 @@ export const createApiKey = defineOperation({
       // The database holds the same rule for every writer; it speaks when the role changed
       // between the check above and the insert.
       if (refusingConstraint(error) === 'api_keys_role_within_creator') throw fail('forbidden', 'a key cannot have a role above yours');
-      throw error;
+      // A plan without `api_keys` (feature_not_in_plan), and every other rule the database holds.
+      throw databaseRefusal(error) ?? error;
     });
     return { status: 201, body: { ...view(row), key } };
   },

@@ -171,7 +171,15 @@ export const me = defineOperation({
   },
 });
 
-const tenantView = (tenant: UserTenant) => ({ id: tenant.tenant_id, slug: tenant.slug, name: tenant.name, status: tenant.status, role: tenant.role });
+const tenantView = (tenant: UserTenant) => ({
+  id: tenant.tenant_id,
+  slug: tenant.slug,
+  name: tenant.name,
+  status: tenant.status,
+  // `billing`: its owners may still switch to it and pay; any other reason keeps everyone out.
+  suspensionReason: tenant.suspension_reason,
+  role: tenant.role,
+});
 
 export const tenants = defineOperation({
   method: 'get',
