@@ -73,6 +73,12 @@ export function tableMetadata(table: TrackedTable): Record<string, unknown> {
             },
     }));
   }
+  if (table.computedFields?.length) {
+    metadata.computed_fields = table.computedFields.map((field) => ({
+      name: field.name,
+      definition: { function: { name: field.function.name, schema: field.function.schema } },
+    }));
+  }
   if (table.arrayRelationships?.length) {
     metadata.array_relationships = table.arrayRelationships.map((relationship) => ({
       name: relationship.name,
@@ -91,6 +97,7 @@ export function tableMetadata(table: TrackedTable): Record<string, unknown> {
     role,
     permission: {
       columns: [...rule.columns],
+      ...(rule.computedFields?.length ? { computed_fields: [...rule.computedFields] } : {}),
       filter: withTenant(table, rule.filter),
       ...(rule.limit !== undefined ? { limit: rule.limit } : {}),
       ...(rule.allowAggregations ? { allow_aggregations: true } : {}),

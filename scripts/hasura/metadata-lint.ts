@@ -13,6 +13,9 @@ import { METADATA_DIR } from './generate-metadata.js';
 import { BASE_HASURA_ROLES, baseHasuraRoleOf, HASURA_ROLES, readOnlyHasuraRole } from '../../services/shared/src/roles.js';
 import {
   BILLING_COLUMNS,
+  BILLING_READERS,
+  featureComputedField,
+  featureFunction,
   INTERNAL_TABLES,
   SECRET_COLUMNS,
   SERVER_ONLY_COLUMNS,
@@ -34,7 +37,9 @@ export type MetadataRule =
   | 'wildcard-columns'
   | 'secret-column'
   | 'server-only-writable'
-  | 'guest-billing'
+  | 'billing-below-manager'
+  | 'unknown-computed-field'
+  | 'feature-without-computed-field'
   | 'anonymous-write'
   | 'anonymous-aggregation'
   | 'column-not-granted'
@@ -56,6 +61,7 @@ interface Permission<P> {
 export interface TableMetadata {
   table: { name: string; schema?: string };
   configuration?: Record<string, unknown>;
+  computed_fields?: Array<{ name: string; definition: { function: { name: string; schema?: string } } }>;
   object_relationships?: Array<{
     name: string;
     using: {
@@ -71,7 +77,7 @@ export interface TableMetadata {
     };
   }>;
   insert_permissions?: Array<Permission<{ check?: BoolExp; set?: Record<string, string>; columns: string[] | '*' }>>;
-  select_permissions?: Array<Permission<{ columns: string[] | '*'; filter?: BoolExp; limit?: number; allow_aggregations?: boolean }>>;
+  select_permissions?: Array<Permission<{ columns: string[] | '*'; computed_fields?: string[]; filter?: BoolExp; limit?: number; allow_aggregations?: boolean }>>;
   update_permissions?: Array<Permission<{ columns: string[] | '*'; filter?: BoolExp; check?: BoolExp | null; set?: Record<string, string> }>>;
   delete_permissions?: Array<Permission<{ filter?: BoolExp }>>;
 }
@@ -104,8 +110,20 @@ interface ForeignKey {
   refTable: string;
   refColumn: string;
 }
+/** A function that may back a scalar computed field: one argument, a row of `rowTable`. */
+interface RowFunction {
+  rowTable: string | null;
+  volatility: 'i' | 's' | 'v';
+  returnsSet: boolean;
+  returnsScalar: boolean;
+  executable: boolean;
+}
 interface Catalog {
   columns: Map<string, Set<string>>;
+  /** Functions of one argument, by "schema.name". */
+  rowFunctions: Map<string, RowFunction>;
+  /** Every key of plans.features in the live database. */
+  planFeatures: string[];
   foreignKeys: ForeignKey[];
   privileges: Map<string, { select: Set<string>; insert: Set<string>; update: Set<string>; delete: boolean }>;
   tenantTables: Map<string, string>;
@@ -149,7 +167,25 @@ async function readCatalog(client: pg.ClientBase, role: string, schema: string):
     [schema],
   );
   const tenantTables = new Map((await listTenantTables(client, schema)).map((table) => [table.table, table.tenantColumn]));
-  return { columns, foreignKeys, privileges, tenantTables };
+  const { rows: functions } = await client.query<{ name: string; row_table: string | null } & Omit<RowFunction, 'rowTable'>>(
+    `SELECT n.nspname || '.' || p.proname AS name, r.relname AS row_table, p.provolatile AS volatility, p.proretset AS "returnsSet",
+            rt.typtype IN ('b', 'd', 'e') AS "returnsScalar", has_function_privilege($1, p.oid, 'EXECUTE') AND has_schema_privilege($1, n.oid, 'USAGE') AS executable
+       FROM pg_proc p
+       JOIN pg_namespace n ON n.oid = p.pronamespace
+       JOIN pg_type rt ON rt.oid = p.prorettype
+       LEFT JOIN pg_type at ON at.oid = p.proargtypes[0]
+       LEFT JOIN pg_class r ON r.oid = at.typrelid
+      WHERE p.pronargs = 1 AND p.prokind = 'f' AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+    [role],
+  );
+  const rowFunctions = new Map(functions.map(({ name, row_table, ...rest }) => [name, { rowTable: row_table, ...rest }]));
+  const hasPlans = columns.get('plans')?.has('features') ?? false;
+  const planFeatures = hasPlans
+    ? (await client.query<{ key: string }>(`SELECT DISTINCT jsonb_object_keys(features) AS key FROM ${client.escapeIdentifier(schema)}.plans ORDER BY 1`)).rows.map(
+        (row) => row.key,
+      )
+    : [];
+  return { columns, rowFunctions, planFeatures, foreignKeys, privileges, tenantTables };
 }
 
 const isSessionTenant = (value: unknown) => typeof value === 'string' && value.toLowerCase() === TENANT_SESSION_VARIABLE.toLowerCase();
@@ -213,6 +249,8 @@ export async function lintMetadata(
     return undefined;
   };
 
+  const computedField = (table: TableMetadata, name: string) => table.computed_fields?.find((field) => field.name === name);
+
   /** Walks a boolean expression: every key is an operator, a column or a relationship of its table. */
   const checkExpression = (tableName: string, expression: unknown, where: string, role: string, needSelect: boolean) => {
     if (!expression || typeof expression !== 'object') return;
@@ -231,6 +269,8 @@ export async function lintMetadata(
         }
       } else if (table && relationshipTarget(table, key)) {
         checkExpression(relationshipTarget(table, key)!, value, where, role, needSelect);
+      } else if (table && computedField(table, key)) {
+        continue;
       } else {
         report(tableName, 'unknown-column', `${where} names ${key}, which is neither a column nor a relationship of ${tableName}`, role);
       }
@@ -291,6 +331,8 @@ export async function lintMetadata(
       }
     }
 
+    for (const field of table.computed_fields ?? []) checkComputedField(name, field);
+
     for (const { role, permission } of table.select_permissions ?? []) {
       checkRole(name, role);
       checkColumns(name, role, 'select', permission.columns);
@@ -299,10 +341,16 @@ export async function lintMetadata(
       for (const secret of SECRET_COLUMNS.filter((column) => selected.includes(column))) {
         report(name, 'secret-column', `select permission exposes ${secret}`, role);
       }
-      if (baseHasuraRoleOf(role) === 'guest' && BILLING_COLUMNS[name]) {
+      const base = baseHasuraRoleOf(role);
+      if (base && !BILLING_READERS.includes(base) && BILLING_COLUMNS[name]) {
         const billing = BILLING_COLUMNS[name]!;
         const exposed = billing.includes('*') ? selected : selected.filter((column) => billing.includes(column));
-        if (exposed.length > 0) report(name, 'guest-billing', `a guest sees billing columns: ${exposed.join(', ')}`, role);
+        if (exposed.length > 0) {
+          report(name, 'billing-below-manager', `only ${BILLING_READERS.join(' and ')} read billing, but ${role} sees: ${exposed.join(', ')}`, role);
+        }
+      }
+      for (const field of permission.computed_fields ?? []) {
+        if (!computedField(table, field)) report(name, 'unknown-computed-field', `select permission names computed field ${field}, which the table does not define`, role);
       }
       if (!permission.filter || Object.keys(permission.filter).length === 0) {
         report(name, 'unfiltered-select', 'select permission has no filter: only Hasura\'s admin may read a whole table', role);
@@ -389,6 +437,20 @@ export async function lintMetadata(
     }
   }
 
+  // Every feature a plan names can be tested by a permission: its computed field on tenants.
+  const tenantFields = byName.get('tenants')?.computed_fields ?? [];
+  for (const feature of catalog.planFeatures) {
+    const expected = featureFunction(feature);
+    const field = tenantFields.find((candidate) => candidate.name === featureComputedField(feature));
+    if (!field || field.definition.function.name !== expected.name || (field.definition.function.schema ?? 'public') !== expected.schema) {
+      report(
+        'tenants',
+        'feature-without-computed-field',
+        `plans.features names ${feature}, but tenants has no computed field ${featureComputedField(feature)} backed by ${expected.schema}.${expected.name}(tenants): add it to PLAN_FEATURES in scripts/hasura/registry.ts (and the function to a migration)`,
+      );
+    }
+  }
+
   for (const name of catalog.columns.keys()) {
     if (byName.has(name) || internalTables[name] !== undefined) continue;
     const tenantColumn = catalog.tenantTables.get(name);
@@ -401,6 +463,19 @@ export async function lintMetadata(
     );
   }
   return problems;
+
+  /** A scalar computed field: its function exists, takes this table's row, is not volatile, returns one scalar, and dbRole may run it. */
+  function checkComputedField(name: string, field: NonNullable<TableMetadata['computed_fields']>[number]) {
+    const qualifiedName = `${field.definition.function.schema ?? 'public'}.${field.definition.function.name}`;
+    const fn = catalog.rowFunctions.get(qualifiedName);
+    if (!fn || fn.rowTable !== name) {
+      report(name, 'unknown-computed-field', `computed field ${field.name}: no function ${qualifiedName}(${name}) exists`);
+    } else if (fn.volatility === 'v' || fn.returnsSet || !fn.returnsScalar) {
+      report(name, 'unknown-computed-field', `computed field ${field.name}: ${qualifiedName} must be STABLE or IMMUTABLE and return one scalar`);
+    } else if (!fn.executable) {
+      report(name, 'column-not-granted', `computed field ${field.name}: ${dbRole} may not EXECUTE ${qualifiedName}`);
+    }
+  }
 
   function checkManual(name: string, relationship: string, manual: { remote_table: { name: string }; column_mapping: Record<string, string> } | undefined) {
     const remote = manual && catalog.columns.get(manual.remote_table.name);

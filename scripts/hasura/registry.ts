@@ -30,6 +30,8 @@ export type BoolExp = Record<string, unknown>;
 
 export interface SelectRule {
   columns: readonly string[];
+  /** Scalar computed fields of the table the role may select. */
+  computedFields?: readonly string[];
   /** Extra conditions, AND-ed with the tenant filter on tenant tables. */
   filter?: BoolExp;
   limit?: number;
@@ -64,6 +66,12 @@ export interface ArrayRelationship {
   remoteColumn: string;
 }
 
+/** A scalar computed field: a STABLE function taking the table's row. */
+export interface ComputedField {
+  name: string;
+  function: { schema: string; name: string };
+}
+
 export interface TrackedTable {
   table: string;
   /** The GraphQL name of the table (root fields projects, projects_by_pk, …). */
@@ -72,11 +80,31 @@ export interface TrackedTable {
   tenantColumn?: 'tenant_id' | 'id';
   objectRelationships?: readonly ObjectRelationship[];
   arrayRelationships?: readonly ArrayRelationship[];
+  computedFields?: readonly ComputedField[];
   select?: Partial<Record<RegistryRole, SelectRule>>;
   insert?: Partial<Record<RegistryRole, InsertRule>>;
   update?: Partial<Record<RegistryRole, UpdateRule>>;
   delete?: Partial<Record<RegistryRole, DeleteRule>>;
 }
+
+/**
+ * The plan features the product binds (plans.features keys). Each has a computed field on
+ * tenants, `has_feature_<feature>`, backed by app.tenant_has_feature_<feature>(tenants)
+ * (migration 1795900500000_billing): the one answer of app.tenant_has_feature in a form a
+ * permission can test, on reads too, where no hasura.user exists. The metadata lint fails
+ * when a key of plans.features has no computed field here, or a function is missing.
+ */
+export const PLAN_FEATURES = ['api_keys', 'custom_domains', 'sso', 'audit_export'] as const;
+export type PlanFeature = (typeof PLAN_FEATURES)[number];
+export const featureComputedField = (feature: string): string => `has_feature_${feature}`;
+export const featureFunction = (feature: string) => ({ schema: 'app', name: `tenant_has_feature_${feature}` });
+const FEATURE_COMPUTED_FIELDS: readonly ComputedField[] = PLAN_FEATURES.map((feature) => ({
+  name: featureComputedField(feature),
+  function: featureFunction(feature),
+}));
+const featureFieldNames = FEATURE_COMPUTED_FIELDS.map((field) => field.name);
+/** A permission condition on a row with a `tenant` relationship: the tenant's plan has the feature. */
+const tenantHasFeature = (feature: PlanFeature): BoolExp => ({ tenant: { [featureComputedField(feature)]: { _eq: true } } });
 
 const tenantRelationship: ObjectRelationship = { name: 'tenant', using: { column: 'tenant_id' } };
 const tenantFor = <T>(roles: readonly RegistryRole[], rule: T): Partial<Record<RegistryRole, T>> =>
@@ -95,7 +123,12 @@ const planPublicColumns = [
 ] as const;
 const planPriceColumns = ['monthly_price_cents', 'currency'] as const;
 const subscriptionAdminColumns = [
-  'id', 'tenant_id', 'plan_id', 'status', 'current_period_start', 'current_period_end', 'cancel_at_period_end', 'canceled_at', 'created_at', 'updated_at',
+  'id', 'tenant_id', 'plan_id', 'status', 'current_period_start', 'current_period_end', 'cancel_at_period_end', 'canceled_at', 'trial_end', 'past_due_since',
+  'created_at', 'updated_at',
+] as const;
+const tenantManagerColumns = [
+  'id', 'slug', 'name', 'status', 'status_changed_at', 'suspended_at', 'suspension_reason', 'plan_id', 'owner_user_id',
+  'max_users', 'max_storage_bytes', 'max_api_requests_month', 'feature_overrides', 'settings', 'created_at', 'updated_at',
 ] as const;
 /** Public plans, or the plan the caller's tenant is on (enterprise plans are not public). */
 const ownPlanOrPublic = { _or: [{ is_public: { _eq: true } }, { tenants: { id: { _eq: TENANT_SESSION_VARIABLE } } }] };
@@ -108,8 +141,8 @@ export const TRACKED_TABLES: readonly TrackedTable[] = [
     select: {
       owner: { columns: [...planPublicColumns, ...planPriceColumns], filter: ownPlanOrPublic },
       tenant_admin: { columns: [...planPublicColumns, ...planPriceColumns], filter: ownPlanOrPublic },
-      member: { columns: [...planPublicColumns, ...planPriceColumns], filter: ownPlanOrPublic },
-      // A guest sees no billing: no prices.
+      // Members and guests see no billing: no prices (the public price list is anonymous's).
+      member: { columns: planPublicColumns, filter: ownPlanOrPublic },
       guest: { columns: planPublicColumns, filter: ownPlanOrPublic },
       // The public price list.
       anonymous: { columns: [...planPublicColumns, ...planPriceColumns], filter: { is_public: { _eq: true } }, limit: 50 },
@@ -141,19 +174,13 @@ export const TRACKED_TABLES: readonly TrackedTable[] = [
       { name: 'settings_entries', remoteTable: 'tenant_settings', remoteColumn: 'tenant_id' },
       { name: 'projects', remoteTable: 'projects', remoteColumn: 'tenant_id' },
     ],
+    computedFields: FEATURE_COMPUTED_FIELDS,
+    // Every tenant role may ask what its plan includes; the Stripe customer is the owner's.
     select: {
-      owner: {
-        columns: ['id', 'slug', 'name', 'status', 'status_changed_at', 'suspended_at', 'suspension_reason', 'plan_id', 'owner_user_id',
-          'max_users', 'max_storage_bytes', 'max_api_requests_month', 'settings', 'created_at', 'updated_at'],
-        limit: 1,
-      },
-      tenant_admin: {
-        columns: ['id', 'slug', 'name', 'status', 'status_changed_at', 'suspended_at', 'suspension_reason', 'plan_id', 'owner_user_id',
-          'max_users', 'max_storage_bytes', 'max_api_requests_month', 'settings', 'created_at', 'updated_at'],
-        limit: 1,
-      },
-      member: { columns: ['id', 'slug', 'name', 'status', 'plan_id', 'settings', 'created_at'], limit: 1 },
-      guest: { columns: ['id', 'slug', 'name', 'settings'], limit: 1 },
+      owner: { columns: [...tenantManagerColumns, 'stripe_customer_id'], computedFields: featureFieldNames, limit: 1 },
+      tenant_admin: { columns: tenantManagerColumns, computedFields: featureFieldNames, limit: 1 },
+      member: { columns: ['id', 'slug', 'name', 'status', 'plan_id', 'settings', 'created_at'], computedFields: featureFieldNames, limit: 1 },
+      guest: { columns: ['id', 'slug', 'name', 'settings'], computedFields: featureFieldNames, limit: 1 },
       // Public branding of the tenant the edge resolved (subdomain, X-Tenant-Slug, domain):
       // without a token Hasura takes X-Hasura-Tenant-Id from the edge's header.
       anonymous: { columns: ['slug', 'name', 'settings'], filter: { status: { _eq: 'active' } }, limit: 1 },
@@ -198,7 +225,9 @@ export const TRACKED_TABLES: readonly TrackedTable[] = [
     },
     // verified_at and verification_token are never client-writable: a domain is verified
     // by DNS (tenantry domains verify), or anyone could claim anyone's domain at the edge.
-    insert: tenantFor(MANAGERS, { columns: ['domain', 'is_primary'] }),
+    // A custom domain needs the plan's custom_domains: the database trigger refuses anyway,
+    // the check makes Hasura's answer a permission error rather than a database one.
+    insert: tenantFor(MANAGERS, { columns: ['domain', 'is_primary'], check: tenantHasFeature('custom_domains') }),
     update: tenantFor(MANAGERS, { columns: ['is_primary'] }),
     delete: tenantFor(MANAGERS, {}),
   },
@@ -242,11 +271,11 @@ export const TRACKED_TABLES: readonly TrackedTable[] = [
     graphqlName: 'tenant_subscriptions',
     tenantColumn: 'tenant_id',
     objectRelationships: [tenantRelationship, { name: 'plan', using: { column: 'plan_id' } }],
-    // Billing: Stripe ids for the owner only; a member sees the plan and state; a guest nothing.
+    // Billing: owners and admins read it (Stripe ids the owner only); members and guests
+    // see nothing (the plan in force is tenants.plan_id, its features the computed fields).
     select: {
-      owner: { columns: [...subscriptionAdminColumns, 'stripe_customer_id', 'stripe_subscription_id'], limit: 1 },
+      owner: { columns: [...subscriptionAdminColumns, 'stripe_customer_id', 'stripe_subscription_id', 'stripe_price_id'], limit: 1 },
       tenant_admin: { columns: subscriptionAdminColumns, limit: 1 },
-      member: { columns: ['id', 'tenant_id', 'plan_id', 'status'], limit: 1 },
     },
   },
   {
@@ -254,7 +283,11 @@ export const TRACKED_TABLES: readonly TrackedTable[] = [
     graphqlName: 'tenant_usage',
     tenantColumn: 'tenant_id',
     objectRelationships: [tenantRelationship],
-    select: tenantFor(MANAGERS, { columns: ['tenant_id', 'metric', 'period_start', 'quantity', 'updated_at'], allowAggregations: true, limit: 5000 }),
+    select: tenantFor(MANAGERS, {
+      columns: ['tenant_id', 'metric', 'period_start', 'quantity', 'reported_quantity', 'reported_at', 'updated_at'],
+      allowAggregations: true,
+      limit: 5000,
+    }),
   },
   {
     table: 'audit_log',
@@ -296,10 +329,19 @@ export const SECRET_COLUMNS: readonly string[] = ['password_hash', 'key_hash', '
 /** Columns no client may ever write: the edge trusts them. */
 export const SERVER_ONLY_COLUMNS: Readonly<Record<string, readonly string[]>> = {
   tenant_domains: ['verified_at', 'verification_token', 'tenant_id'],
-  tenants: ['status', 'plan_id', 'slug', 'max_users', 'max_storage_bytes', 'max_api_requests_month'],
+  tenants: [
+    'status', 'plan_id', 'slug', 'max_users', 'max_storage_bytes', 'max_api_requests_month', 'stripe_customer_id', 'feature_overrides',
+  ],
 };
-/** Tables where a billing column lives: a guest sees none of these. */
+/**
+ * Billing columns ('*': the whole table). Owners and admins read billing; members and guests
+ * (and their read-only twins) see none of these. The public price list is anonymous's.
+ */
 export const BILLING_COLUMNS: Readonly<Record<string, readonly string[]>> = {
-  plans: ['monthly_price_cents', 'currency', 'stripe_price_id'],
+  plans: ['monthly_price_cents', 'currency', 'stripe_price_id', 'stripe_product_id', 'stripe_metered_price_id', 'meter_event_name', 'meter_metric'],
+  tenants: ['stripe_customer_id', 'feature_overrides'],
   tenant_subscriptions: ['*'],
+  tenant_usage: ['*'],
 };
+/** The tenant roles that may read billing (BILLING_COLUMNS); every other tenant role sees none. */
+export const BILLING_READERS: readonly BaseHasuraRole[] = ['owner', 'tenant_admin'];

@@ -5,8 +5,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { diffMetadata, generateMetadata, METADATA_DIR } from '../../scripts/hasura/generate-metadata.js';
 import { lintMetadata, loadTables, requiresTenant, type MetadataProblem, type TableMetadata } from '../../scripts/hasura/metadata-lint.js';
-import { TRACKED_TABLES } from '../../scripts/hasura/registry.js';
-import { HASURA_ROLE, ROLES } from '../../services/shared/src/roles.js';
+import { PLAN_FEATURES, TRACKED_TABLES } from '../../scripts/hasura/registry.js';
+import { BASE_HASURA_ROLES, HASURA_ROLE, READ_ONLY_HASURA_ROLES, ROLES } from '../../services/shared/src/roles.js';
 import { services } from '../helpers/database.js';
 
 const rules = (problems: MetadataProblem[]) => [...new Set(problems.map((problem) => problem.rule))].sort();
@@ -197,21 +197,128 @@ describe('the metadata lint against the migrated database', () => {
     expect(rules(problems)).toEqual(['reserved-role', 'unknown-role', 'wildcard-columns']);
   });
 
-  test('hashes, billing for guests, and columns only the platform may write', async () => {
+  test('hashes, billing for members and guests, and columns only the platform may write', async () => {
     const problems = await lintWith((tables) => {
       (permission(tables.get('users')!, 'select_permissions', 'owner').columns as string[]).push('password_hash');
       (permission(tables.get('plans')!, 'select_permissions', 'guest').columns as string[]).push('monthly_price_cents');
+      (permission(tables.get('plans')!, 'select_permissions', 'member').columns as string[]).push('currency');
+      (permission(tables.get('tenants')!, 'select_permissions', 'member').columns as string[]).push('stripe_customer_id');
       tables.get('tenant_subscriptions')!.select_permissions!.push({
         role: 'guest',
         permission: { columns: ['id', 'status'], filter: { tenant_id: { _eq: 'X-Hasura-Tenant-Id' } } },
       });
+      tables.get('tenant_usage')!.select_permissions!.push({
+        role: 'member',
+        permission: { columns: ['metric', 'quantity'], filter: { tenant_id: { _eq: 'X-Hasura-Tenant-Id' } } },
+      });
       (permission(tables.get('tenant_domains')!, 'insert_permissions', 'tenant_admin').columns as string[]).push('verified_at');
-      (permission(tables.get('tenants')!, 'update_permissions', 'owner').columns as string[]).push('status');
+      (permission(tables.get('tenants')!, 'update_permissions', 'owner').columns as string[]).push('status', 'plan_id', 'stripe_customer_id', 'feature_overrides');
     });
-    // password_hash is not even granted to hasura_app: both rules speak.
-    expect(rules(problems)).toEqual(['column-not-granted', 'guest-billing', 'secret-column', 'server-only-writable']);
-    expect(problems.filter((problem) => problem.rule === 'guest-billing')).toHaveLength(2);
-    expect(problems.filter((problem) => problem.rule === 'server-only-writable').map((problem) => problem.table).sort()).toEqual(['tenant_domains', 'tenants']);
+    // password_hash is not even granted to hasura_app, nor are the tenants columns: both rules speak.
+    expect(rules(problems)).toEqual(['billing-below-manager', 'column-not-granted', 'secret-column', 'server-only-writable']);
+    expect(problems.filter((problem) => problem.rule === 'billing-below-manager').map((problem) => `${problem.table}/${problem.role}`).sort()).toEqual([
+      'plans/guest',
+      'plans/member',
+      'tenant_subscriptions/guest',
+      'tenant_usage/member',
+      'tenants/member',
+    ]);
+    const serverOnly = problems.filter((problem) => problem.rule === 'server-only-writable');
+    expect(serverOnly.map((problem) => `${problem.table}.${/write (\w+),/.exec(problem.message)?.[1]}`).sort()).toEqual([
+      'tenant_domains.verified_at',
+      'tenants.feature_overrides',
+      'tenants.plan_id',
+      'tenants.status',
+      'tenants.stripe_customer_id',
+    ]);
+  });
+
+  test('billing for members and guests is caught in the read-only twins too', async () => {
+    const problems = await lintMetadata(
+      client,
+      mutated((tables) => {
+        (permission(tables.get('plans')!, 'select_permissions', 'member_readonly').columns as string[]).push('monthly_price_cents');
+        tables.get('tenant_subscriptions')!.select_permissions!.push({
+          role: 'guest_readonly',
+          permission: { columns: ['status'], filter: { tenant_id: { _eq: 'X-Hasura-Tenant-Id' } } },
+        });
+      }),
+    );
+    expect(problems.filter((problem) => problem.rule === 'billing-below-manager').map((problem) => `${problem.table}/${problem.role}`).sort()).toEqual([
+      'plans/member_readonly',
+      'tenant_subscriptions/guest_readonly',
+    ]);
+  });
+
+  test('the committed metadata: members and guests read no billing, every tenant role reads the plan features', () => {
+    const tables = new Map(loadTables().map((table) => [table.table.name, table]));
+    const selectRoles = (name: string) => (tables.get(name)!.select_permissions ?? []).map((entry) => entry.role).sort();
+    expect(selectRoles('tenant_subscriptions')).toEqual(['owner', 'owner_readonly', 'tenant_admin', 'tenant_admin_readonly']);
+    expect(selectRoles('tenant_usage')).toEqual(['owner', 'owner_readonly', 'tenant_admin', 'tenant_admin_readonly']);
+    const tenants = tables.get('tenants')!;
+    expect(tenants.computed_fields!.map((field) => [field.name, `${field.definition.function.schema}.${field.definition.function.name}`])).toEqual(
+      PLAN_FEATURES.map((feature) => [`has_feature_${feature}`, `app.tenant_has_feature_${feature}`]),
+    );
+    for (const role of [...BASE_HASURA_ROLES, ...READ_ONLY_HASURA_ROLES]) {
+      expect(permission(tenants, 'select_permissions', role).computed_fields, role).toEqual(PLAN_FEATURES.map((feature) => `has_feature_${feature}`));
+    }
+    for (const role of ['owner', 'tenant_admin']) {
+      expect(permission(tables.get('tenant_domains')!, 'insert_permissions', role).check).toEqual({
+        _and: [{ tenant_id: { _eq: 'X-Hasura-Tenant-Id' } }, { tenant: { has_feature_custom_domains: { _eq: true } } }],
+      });
+    }
+  });
+
+  test('computed fields: a missing function, a function of another table, an undefined field in a permission or filter', async () => {
+    const problems = await lintWith((tables) => {
+      const tenants = tables.get('tenants')!;
+      tenants.computed_fields!.push(
+        { name: 'has_feature_teleport', definition: { function: { schema: 'app', name: 'tenant_has_feature_teleport' } } },
+        { name: 'role_rank', definition: { function: { schema: 'app', name: 'current_member_role' } } },
+      );
+      permission(tenants, 'select_permissions', 'guest').computed_fields!.push('has_feature_nothing');
+      permission(tables.get('tenant_domains')!, 'insert_permissions', 'owner').check = {
+        _and: [{ tenant_id: { _eq: 'X-Hasura-Tenant-Id' } }, { tenant: { has_feature_vanity: { _eq: true } } }],
+      };
+    });
+    expect(problems.map((problem) => `${problem.rule}: ${problem.message}`).sort()).toEqual([
+      expect.stringMatching(/^unknown-column: tenants \(owner\): insert check names has_feature_vanity/),
+      expect.stringMatching(/^unknown-computed-field: tenants \(guest\): .*has_feature_nothing/),
+      expect.stringMatching(/^unknown-computed-field: tenants: computed field has_feature_teleport: no function app.tenant_has_feature_teleport\(tenants\)/),
+      expect.stringMatching(/^unknown-computed-field: tenants: computed field role_rank: no function app.current_member_role\(tenants\)/),
+    ]);
+  });
+
+  test('a computed field whose function hasura_app may not run', async () => {
+    await client.query('BEGIN');
+    try {
+      await client.query('REVOKE EXECUTE ON FUNCTION app.tenant_has_feature_sso(public.tenants) FROM hasura_app');
+      const problems = await lintMetadata(client);
+      expect(problems).toEqual([
+        expect.objectContaining({ table: 'tenants', rule: 'column-not-granted', message: expect.stringContaining('EXECUTE app.tenant_has_feature_sso') }),
+      ]);
+    } finally {
+      await client.query('ROLLBACK');
+    }
+  });
+
+  test('a feature in plans.features without its computed field, or with a field backed by another function', async () => {
+    await client.query('BEGIN');
+    try {
+      await client.query(`UPDATE plans SET features = features || '{"white_label": true}' WHERE id = 'enterprise'`);
+      const problems = await lintMetadata(
+        client,
+        mutated((tables) => {
+          tables.get('tenants')!.computed_fields!.find((field) => field.name === 'has_feature_sso')!.definition.function.name = 'tenant_has_feature_api_keys';
+        }),
+      );
+      expect(problems.filter((problem) => problem.rule === 'feature-without-computed-field').map((problem) => problem.message)).toEqual([
+        expect.stringContaining('plans.features names sso'),
+        expect.stringContaining('plans.features names white_label'),
+      ]);
+    } finally {
+      await client.query('ROLLBACK');
+    }
   });
 
   test('anonymous writes or aggregates', async () => {
