@@ -9,11 +9,35 @@ export class WebhookSignatureError extends Error {
   }
 }
 
+/** A body whose signature holds but that is not a Stripe event Stripe would send. */
+export class WebhookPayloadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WebhookPayloadError';
+  }
+}
+
+/**
+ * What storing an event needs of it (the columns of stripe_events); the rest is Stripe's and
+ * kept as it came. jsonb cannot hold U+0000, so a body with one is refused here rather than
+ * by the database.
+ */
+function checkEnvelope(event: unknown): asserts event is Stripe.Event {
+  const { id, type, created, livemode, data } = (event ?? {}) as Record<string, unknown>;
+  const object = (data as { object?: unknown } | null | undefined)?.object;
+  if (typeof id !== 'string' || !/^evt_[A-Za-z0-9_]{1,255}$/.test(id)) throw new WebhookPayloadError('the signed body is not a Stripe event (no evt_ id)');
+  if (typeof type !== 'string' || type.length === 0 || type.length > 200) throw new WebhookPayloadError('the signed event has no type');
+  if (typeof created !== 'number' || !Number.isInteger(created) || created < 0 || created > 32_503_680_000) throw new WebhookPayloadError('the signed event has no valid `created` time');
+  if (typeof livemode !== 'boolean') throw new WebhookPayloadError('the signed event does not say whether it is live');
+  if (typeof object !== 'object' || object === null || Array.isArray(object)) throw new WebhookPayloadError('the signed event carries no object');
+}
+
 /**
  * Verifies the raw body against every configured signing secret (a rotation keeps two) and
  * returns the event. The SDK's check: HMAC-SHA256 over `<timestamp>.<body>`, compared in
  * constant time with every v1 signature of the header, and the timestamp within tolerance.
- * A body that is signed but not JSON is refused too: nothing Stripe sends.
+ * A body that is signed but is not a Stripe event (not JSON, no evt_ id, no object) is
+ * refused with WebhookPayloadError: nothing Stripe sends, and nothing to store.
  */
 export function verifyStripeEvent(
   stripe: Stripe,
@@ -25,12 +49,17 @@ export function verifyStripeEvent(
   if (!signatureHeader) throw new WebhookSignatureError('the Stripe-Signature header is missing');
   let lastProblem = 'no signing secret is configured';
   for (const secret of secrets) {
+    let event: unknown;
     try {
-      return stripe.webhooks.constructEvent(rawBody, signatureHeader, secret, toleranceSeconds);
+      event = stripe.webhooks.constructEvent(rawBody, signatureHeader, secret, toleranceSeconds);
     } catch (error) {
-      if (error instanceof SyntaxError) throw new WebhookSignatureError('the signed body is not JSON');
+      if (error instanceof SyntaxError) throw new WebhookPayloadError('the signed body is not JSON');
       lastProblem = error instanceof Error ? error.message : String(error);
+      continue;
     }
+    checkEnvelope(event);
+    if (rawBody.includes('\\u0000')) throw new WebhookPayloadError('the signed event contains U+0000, which cannot be stored');
+    return event;
   }
   throw new WebhookSignatureError(lastProblem);
 }
