@@ -190,12 +190,20 @@ export async function startMinio(options: StartOptions & { consolePort: number; 
   return { ...processInfo, endpoint, accessKey, secretKey };
 }
 
-/** stripe-mock serves HTTPS too, on 12112 of every interface unless told otherwise. */
-export async function startStripeMock(options: Omit<StartOptions, 'dataDir'> & { httpsPort: number }): Promise<StripeMockInstance> {
+/**
+ * stripe-mock serves HTTPS too, on 12112 of every interface unless told otherwise.
+ * `fixturesFile` replaces its bundled fixtures (a full fixtures file: tests that need Stripe
+ * to answer a given state copy the bundled one and change the objects they read back).
+ */
+export async function startStripeMock(
+  options: Omit<StartOptions, 'dataDir'> & { httpsPort: number; fixturesFile?: string },
+): Promise<StripeMockInstance> {
   await assertPortFree(options.port, 'stripe-mock');
   await assertPortFree(options.httpsPort, 'stripe-mock (HTTPS)');
   const stripeMock = findBinary('stripe-mock');
-  const processInfo = launch('stripe-mock', stripeMock, ['-http-addr', `127.0.0.1:${options.port}`, '-https-addr', `127.0.0.1:${options.httpsPort}`], { ...options, dataDir: '' });
+  const args = ['-http-addr', `127.0.0.1:${options.port}`, '-https-addr', `127.0.0.1:${options.httpsPort}`];
+  if (options.fixturesFile) args.push('-fixtures', options.fixturesFile);
+  const processInfo = launch('stripe-mock', stripeMock, args, { ...options, dataDir: '' });
   const apiBase = `http://127.0.0.1:${options.port}`;
   await waitUntilReady('stripe-mock', processInfo.child, options.logFile, async () => {
     const response = await fetch(`${apiBase}/v1/customers?limit=1`, { headers: { Authorization: 'Bearer sk_test_tenantry' } });
