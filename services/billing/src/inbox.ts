@@ -32,6 +32,17 @@ function checkEnvelope(event: unknown): asserts event is Stripe.Event {
   if (typeof object !== 'object' || object === null || Array.isArray(object)) throw new WebhookPayloadError('the signed event carries no object');
 }
 
+const STALE = 'stale';
+
+/** The SDK's reason, in a sentence of ours (its own carries paragraphs of advice). */
+function signatureProblem(error: unknown, toleranceSeconds: number): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/tolerance/i.test(message)) return STALE;
+  if (/extract timestamp and signatures/i.test(message)) return 'the Stripe-Signature header is malformed';
+  if (/No signatures found/i.test(message)) return 'no signature matches a signing secret of this endpoint';
+  return message.split('\n')[0]!.slice(0, 200) || `the signature was refused (tolerance ${toleranceSeconds} s)`;
+}
+
 /**
  * Verifies the raw body against every configured signing secret (a rotation keeps two) and
  * returns the event. The SDK's check: HMAC-SHA256 over `<timestamp>.<body>`, compared in
@@ -47,21 +58,23 @@ export function verifyStripeEvent(
   toleranceSeconds: number,
 ): Stripe.Event {
   if (!signatureHeader) throw new WebhookSignatureError('the Stripe-Signature header is missing');
-  let lastProblem = 'no signing secret is configured';
+  let problem = 'no signing secret is configured';
   for (const secret of secrets) {
     let event: unknown;
     try {
       event = stripe.webhooks.constructEvent(rawBody, signatureHeader, secret, toleranceSeconds);
     } catch (error) {
       if (error instanceof SyntaxError) throw new WebhookPayloadError('the signed body is not JSON');
-      lastProblem = error instanceof Error ? error.message : String(error);
+      // A stale timestamp is only reported once the signature matched a secret: that reason
+      // outranks the other secrets' mismatch.
+      if (problem !== STALE) problem = signatureProblem(error, toleranceSeconds);
       continue;
     }
     checkEnvelope(event);
     if (rawBody.includes('\\u0000')) throw new WebhookPayloadError('the signed event contains U+0000, which cannot be stored');
     return event;
   }
-  throw new WebhookSignatureError(lastProblem);
+  throw new WebhookSignatureError(problem === STALE ? `the signature's timestamp is more than ${toleranceSeconds} s old (a replay?)` : problem);
 }
 
 type WithCustomer = { customer?: string | { id: string } | null };
