@@ -12,13 +12,13 @@ interface Entry {
   reason: string | null;
 }
 
-/** A tenant with an owner and one more member, then a setting: a few audit entries of known actions. */
+/** A tenant with an owner and one more member, then a setting: a few audit entries of known actions. On starter: a custom domain is one of them. */
 async function tenantWithHistory(label: string): Promise<{ slug: string; member: string }> {
   const owner = `${label}-owner-${hex()}@example.test`;
   const member = `${label}-member-${hex()}@example.test`;
   const slug = uniqueSlug(label);
   for (const email of [owner, member]) expect((await cli(['user', 'create', email])).code).toBe(0);
-  const created = await cli(['tenant', 'create', label, '--slug', slug, '--owner', owner]);
+  const created = await cli(['tenant', 'create', label, '--slug', slug, '--owner', owner, '--plan', 'starter']);
   expect(created.code, created.stderr).toBe(0);
   expect((await cli(['member', 'add', slug, member, 'member'])).code).toBe(0);
   expect((await cli(['setting', 'set', slug, 'support.hours', '"9-5"'])).code).toBe(0);

@@ -48,7 +48,7 @@ describe.concurrent('domains', () => {
   // About thirty CLI processes, each a Node start-up: on a loaded machine that outlasts the default.
   test('add prints the TXT record; verify looks it up through DNS; set-primary needs a verified domain', { timeout: 120_000 }, async () => {
     const slug = uniqueSlug('dom');
-    expect((await cli(['tenant', 'create', 'Domains', '--slug', slug, '--owner', await ownerEmail('domains')], { env })).code).toBe(0);
+    expect((await cli(['tenant', 'create', 'Domains', '--slug', slug, '--owner', await ownerEmail('domains'), '--plan', 'starter'], { env })).code).toBe(0);
     const domain = `App.${slug}.Example.TEST.`;
     const normalised = `app.${slug}.example.test`;
 
@@ -144,7 +144,7 @@ describe('a domain another tenant verified first', () => {
   afterAll(() => admin.end());
 
   async function tenantWithClaim(label: string, domain: string): Promise<{ slug: string; token: string }> {
-    const created = await cli(['tenant', 'create', label, '--slug', uniqueSlug(label), '--owner', await ownerEmail(label), '--json'], { env });
+    const created = await cli(['tenant', 'create', label, '--slug', uniqueSlug(label), '--owner', await ownerEmail(label), '--plan', 'starter', '--json'], { env });
     const slug = created.json<{ slug: string }>().slug;
     const added = await cli(['domain', 'add', slug, domain, '--json'], { env });
     expect(added.code, added.stderr).toBe(0);

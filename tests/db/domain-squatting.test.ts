@@ -27,7 +27,7 @@ async function tenantWithOwner(label: string): Promise<Tenant> {
   const slug = uniqueSlug(label);
   const { rows } = await admin.query<{ tenant_id: string; user_id: string }>(
     `WITH owner AS (INSERT INTO users (email) VALUES ($2) RETURNING id),
-          tenant AS (INSERT INTO tenants (slug, name, owner_user_id) SELECT $1, $1, id FROM owner RETURNING id),
+          tenant AS (INSERT INTO tenants (slug, name, owner_user_id, plan_id) SELECT $1, $1, id, 'starter' FROM owner RETURNING id),
           member AS (INSERT INTO tenant_members (tenant_id, user_id, role) SELECT tenant.id, owner.id, 'owner' FROM tenant, owner),
           domain AS (INSERT INTO tenant_domains (tenant_id, domain, is_primary, verified_at) SELECT id, $3, true, now() FROM tenant)
      SELECT tenant.id AS tenant_id, owner.id AS user_id FROM tenant, owner`,
