@@ -29,6 +29,11 @@ const signingKeys: Generator = () => {
   return JSON.stringify([{ kid: `dev-${new Date().toISOString().slice(0, 10)}-${randomBytes(3).toString('hex')}`, privateKeyPem: pem }]);
 };
 
+/** Development talks to stripe-mock, which takes any well-formed test key. */
+const stripeTestKey: Generator = () => `sk_test_${randomBytes(18).toString('hex')}`;
+/** A webhook signing secret in Stripe's form: the dev stack signs its own test events with it. */
+const stripeWebhookSecret: Generator = () => `whsec_${randomBytes(24).toString('base64url')}`;
+
 /** Hasura verifies the auth service's tokens from its JWKS; issuer and audience follow the auth service's. */
 const hasuraJwtSecret: Generator = (env) =>
   JSON.stringify({
@@ -51,6 +56,8 @@ export const SECRETS: Record<string, Generator> = {
   HASURA_GRAPHQL_ADMIN_SECRET: randomToken(),
   RESOLVER_SECRET: randomToken(),
   EDGE_PURGE_SECRET: randomToken(),
+  STRIPE_SECRET_KEY: stripeTestKey,
+  STRIPE_WEBHOOK_SECRETS: stripeWebhookSecret,
 };
 
 /** Derived from other settings, not secret; production may still set it in .env. */

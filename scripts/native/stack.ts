@@ -23,6 +23,7 @@ const config = loadConfigOrExit(
     STACK_STRIPE_HTTPS_PORT: port(12112),
     STACK_RESOLVER_PORT: port(54001),
     STACK_AUTH_PORT: port(54002),
+    STACK_BILLING_PORT: port(54003),
     STACK_SMTP_PORT: port(54025),
     STACK_MAIL_HTTP_PORT: port(54080),
     EDGE_PORT: port(8080),
@@ -30,7 +31,6 @@ const config = loadConfigOrExit(
     BASE_DOMAIN: z.string().default('tenantry.localhost'),
     // Services that later issues add; until then the edge answers 503 on their routes.
     HASURA_UPSTREAM: z.string().default('127.0.0.1:8081'),
-    BILLING_UPSTREAM: z.string().default('127.0.0.1:4003'),
     STORAGE_UPSTREAM: z.string().default('127.0.0.1:4004'),
     POSTGRES_DB: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('tenantry'),
   }),
@@ -42,6 +42,8 @@ const files = {
   env: path.join(config.STACK_DIR, 'env'),
   logs: path.join(config.STACK_DIR, 'logs'),
 };
+/** stripe-mock accepts any well-formed test key. */
+const STACK_STRIPE_SECRET_KEY = 'sk_test_tenantry_native_stack';
 const repositoryRoot = path.resolve(import.meta.dirname, '../..');
 const migrationsDir = path.join(repositoryRoot, 'hasura/migrations/default');
 
@@ -51,6 +53,8 @@ interface Secrets {
   authSigningKeys: string;
   resolver: string;
   edgePurge: string;
+  /** STRIPE_WEBHOOK_SECRETS of the billing service: sign test events with it (.stack/env has it). */
+  stripeWebhook: string;
   roles: Record<LoginRole, string>;
   s3AccessKey: string;
   s3SecretKey: string;
@@ -77,6 +81,7 @@ function loadSecrets(): Secrets {
     authSigningKeys: JSON.stringify([{ kid: `stack-${Date.now()}`, privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) }]),
     resolver: randomSecret(24),
     edgePurge: randomSecret(24),
+    stripeWebhook: `whsec_${randomSecret(24)}`,
     roles: Object.fromEntries(LOGIN_ROLES.map((role) => [role, randomSecret()])) as Record<LoginRole, string>,
     s3AccessKey: `tenantry${randomSecret(4).toLowerCase().replace(/[^a-z0-9]/g, '')}`,
     s3SecretKey: randomSecret(24),
@@ -218,6 +223,19 @@ async function up(): Promise<void> {
       PUBLIC_URL: mailUrl,
     });
     started.push(auth);
+    const authUrl = `http://127.0.0.1:${config.STACK_AUTH_PORT}`;
+    const billing = await startNodeService('billing', 'services/billing/src/main.ts', config.STACK_BILLING_PORT, {
+      DATABASE_URL: url('app_service'),
+      REDIS_URL: redis.url,
+      BILLING_PORT: String(config.STACK_BILLING_PORT),
+      STRIPE_SECRET_KEY: STACK_STRIPE_SECRET_KEY,
+      STRIPE_API_BASE: stripe.apiBase,
+      STRIPE_WEBHOOK_SECRETS: secrets.stripeWebhook,
+      AUTH_JWKS_URL: `${authUrl}/auth/.well-known/jwks.json`,
+      SMTP_URL: smtpUrl,
+      BASE_DOMAIN: config.BASE_DOMAIN,
+    });
+    started.push(billing);
     const edge = await startEdge({
       runtimeDir: path.join(config.STACK_DIR, 'edge'),
       detached: true,
@@ -227,7 +245,7 @@ async function up(): Promise<void> {
         BASE_DOMAIN: config.BASE_DOMAIN,
         HASURA_UPSTREAM: config.HASURA_UPSTREAM,
         AUTH_UPSTREAM: `127.0.0.1:${config.STACK_AUTH_PORT}`,
-        BILLING_UPSTREAM: config.BILLING_UPSTREAM,
+        BILLING_UPSTREAM: `127.0.0.1:${config.STACK_BILLING_PORT}`,
         STORAGE_UPSTREAM: config.STORAGE_UPSTREAM,
         RESOLVER_UPSTREAM: `127.0.0.1:${config.STACK_RESOLVER_PORT}`,
         RESOLVER_SECRET: secrets.resolver,
@@ -246,7 +264,8 @@ async function up(): Promise<void> {
         { name: 'stripe-mock', pid: stripe.pid, url: stripe.apiBase },
         { name: 'resolver', pid: resolver.pid, url: `http://127.0.0.1:${config.STACK_RESOLVER_PORT}` },
         { name: 'mail-catcher', pid: mail.pid, url: `${mailUrl} (caught mail and its links; SMTP ${smtpUrl})` },
-        { name: 'auth', pid: auth.pid, url: `http://127.0.0.1:${config.STACK_AUTH_PORT}/auth` },
+        { name: 'auth', pid: auth.pid, url: `${authUrl}/auth` },
+        { name: 'billing', pid: billing.pid, url: `http://127.0.0.1:${config.STACK_BILLING_PORT}/billing` },
         { name: 'edge', pid: edge.pid, url: edge.url },
       ],
     };
@@ -266,13 +285,15 @@ async function up(): Promise<void> {
         `S3_ACCESS_KEY=${s3.accessKey}`,
         `S3_SECRET_KEY=${s3.secretKey}`,
         `STRIPE_API_BASE=${stripe.apiBase}`,
-        'STRIPE_SECRET_KEY=sk_test_tenantry_native_stack',
+        `STRIPE_SECRET_KEY=${STACK_STRIPE_SECRET_KEY}`,
+        `STRIPE_WEBHOOK_SECRETS=${secrets.stripeWebhook}`,
         `EDGE_PORT=${config.EDGE_PORT}`,
         `EDGE_URL=${edge.url}`,
         `BASE_DOMAIN=${config.BASE_DOMAIN}`,
         `EDGE_PURGE_SECRET=${secrets.edgePurge}`,
         `RESOLVER_SECRET=${secrets.resolver}`,
-        `AUTH_URL=http://127.0.0.1:${config.STACK_AUTH_PORT}`,
+        `AUTH_URL=${authUrl}`,
+        `BILLING_URL=http://127.0.0.1:${config.STACK_BILLING_PORT}`,
         `SMTP_URL=${smtpUrl}`,
         `PUBLIC_URL=${mailUrl}`,
         `MAIL_URL=${mailUrl}`,
@@ -318,7 +339,7 @@ function status(options: { json?: boolean }): void {
 }
 
 const program = new Command('stack').description(
-  'the native stack: Postgres, Redis, MinIO, stripe-mock, the tenant resolver and the edge on loopback, state in .stack/',
+  'the native stack: Postgres, Redis, MinIO, stripe-mock, the tenant resolver, auth, billing and the edge on loopback, state in .stack/',
 );
 program.command('up').description('start the stack in the background, bootstrap and migrate the database').action(up);
 program.command('down').description('stop the stack (data is kept)').option('--purge', 'also delete .stack/ with all data').action(down);

@@ -9,6 +9,8 @@ import { parse } from 'yaml';
 import { afterAll, describe, expect, test } from 'vitest';
 import { edgeEnvironmentSchema, writeEdgeConfig } from '../../scripts/edge/render.js';
 import { findBinary } from '../../scripts/native/binaries.js';
+import { authConfigSchema } from '../../services/auth/src/config.js';
+import { billingConfigSchema } from '../../services/billing/src/config.js';
 import { readConfig } from '../../services/shared/src/config.js';
 import {
   composeText,
@@ -41,6 +43,9 @@ const productionEnv = new Map([
   ['SMTP_URL', 'smtp://smtp.example-saas.com:587'],
   ['PUBLIC_URL', 'https://app.example-saas.com'],
   ['BASE_DOMAIN', 'example-saas.com'],
+  ['STRIPE_SECRET_KEY', 'sk_live_0123456789abcdef'],
+  ['STRIPE_WEBHOOK_SECRETS', 'whsec_old0123456789,whsec_new0123456789'],
+  ['BILLING_RETURN_URL', 'https://{host}/settings/billing?checkout={result}'],
 ]);
 /** The secrets volume of each setup, as its secrets job fills it (development: generated). */
 const secretsRoot = mkdtempSync(path.join(os.tmpdir(), 'compose-secrets-'));
@@ -190,6 +195,29 @@ describe.each([
     expect(containerEnv(file, file.services['edge-config']!).HASURA_UPSTREAM).toBe('hasura:8080');
     expect(Object.keys(file.services.edge!.depends_on ?? {})).toContain('hasura');
   });
+
+  test("billing: auth's image and dependencies, a health check on its own port, behind the edge, and an environment its config accepts", () => {
+    const { billing, auth } = file.services as Record<string, Service>;
+    expect(billing).toBeDefined();
+    expect([billing!.image, billing!.build]).toEqual([auth!.image, auth!.build]);
+    expect(billing!.command).toEqual(['node', 'services/billing/src/main.js']);
+    expect(JSON.stringify(billing!.healthcheck!.test)).toContain('http://127.0.0.1:4003/healthz');
+    expect(billing!.depends_on).toEqual(auth!.depends_on);
+    expect(containerEnv(file, file.services['edge-config']!).BILLING_UPSTREAM).toBe('billing:4003');
+    expect(file.services.edge!.depends_on).toMatchObject({ billing: { condition: 'service_healthy' } });
+
+    const config = readConfig(billingConfigSchema, containerEnv(file, billing!));
+    const authConfig = readConfig(authConfigSchema, containerEnv(file, auth!));
+    expect(config.BILLING_PORT).toBe(4003);
+    expect(config.BILLING_HOST).toBe('0.0.0.0');
+    expect(config.AUTH_JWKS_URL).toBe('http://auth:4002/auth/.well-known/jwks.json');
+    // Tokens are verified with the issuer and audience the auth service signs them with.
+    expect([config.AUTH_ISSUER, config.AUTH_AUDIENCE]).toEqual([authConfig.AUTH_ISSUER, authConfig.AUTH_AUDIENCE]);
+    const secretsDir = path.join(setups.get(file)!.secretsDir, 'secrets');
+    expect(config.STRIPE_SECRET_KEY).toBe(readFileSync(path.join(secretsDir, 'STRIPE_SECRET_KEY'), 'utf8'));
+    expect(config.STRIPE_WEBHOOK_SECRETS.join(',')).toBe(readFileSync(path.join(secretsDir, 'STRIPE_WEBHOOK_SECRETS'), 'utf8'));
+    expect(billing!.environment!.STRIPE_SECRET_KEY).toBe('$${STRIPE_SECRET_KEY}');
+  });
 });
 
 describe('production override', () => {
@@ -206,7 +234,7 @@ describe('production override', () => {
   test('no dev profiles, console and dev mode off, replicas behind the edge', () => {
     expect(JSON.stringify(prod)).not.toContain('profiles');
     expect(Object.keys(prod.services).filter((name) => base.services[name]?.profiles?.includes('dev'))).toEqual([]);
-    for (const name of ['hasura', 'auth', 'resolver']) expect(merged.services[name]!.deploy?.replicas, name).toBeGreaterThanOrEqual(2);
+    for (const name of ['hasura', 'auth', 'resolver', 'billing']) expect(merged.services[name]!.deploy?.replicas, name).toBeGreaterThanOrEqual(2);
     expect(prod.services.hasura!.environment).toMatchObject({ HASURA_GRAPHQL_ENABLE_CONSOLE: 'false', HASURA_GRAPHQL_DEV_MODE: 'false' });
   });
 
@@ -214,7 +242,7 @@ describe('production override', () => {
     const pgbouncer = merged.services.pgbouncer!;
     expect(pgbouncer.image).toMatch(/^edoburu\/pgbouncer:v\d+\.\d+\.\d+/);
     expect(pgbouncer.environment!.POOL_MODE).toBe('transaction');
-    for (const [name, key] of [['hasura', 'HASURA_GRAPHQL_DATABASE_URL'], ['auth', 'DATABASE_URL'], ['resolver', 'DATABASE_URL']] as const) {
+    for (const [name, key] of [['hasura', 'HASURA_GRAPHQL_DATABASE_URL'], ['auth', 'DATABASE_URL'], ['resolver', 'DATABASE_URL'], ['billing', 'DATABASE_URL']] as const) {
       expect(containerEnv(merged, merged.services[name]!)[key], name).toMatch(/@pgbouncer:5432\//);
       expect(Object.keys(merged.services[name]!.depends_on ?? {}), name).toContain('pgbouncer');
     }
@@ -224,8 +252,16 @@ describe('production override', () => {
     expect(readFileSync(path.join(ROOT, 'hasura/metadata/databases/databases.yaml'), 'utf8')).toContain('use_prepared_statements: false');
   });
 
+  test('billing talks to Stripe itself, returns to the frontend .env names, and has the real keys', () => {
+    const billing = containerEnv(merged, merged.services.billing!);
+    expect(billing.STRIPE_API_BASE).toBe('https://api.stripe.com');
+    expect(billing.BILLING_RETURN_URL).toBe(productionEnv.get('BILLING_RETURN_URL'));
+    expect(billing.STRIPE_WEBHOOK_SECRETS).toBe(productionEnv.get('STRIPE_WEBHOOK_SECRETS'));
+    expect(billing.STRIPE_SECRET_KEY).toBe(productionEnv.get('STRIPE_SECRET_KEY'));
+  });
+
   test('read-only file systems where the image allows, TLS certificates from a volume', () => {
-    for (const name of ['secrets', 'migrate', 'redis', 'resolver', 'auth', 'edge-config', 'edge', 'pgbouncer']) {
+    for (const name of ['secrets', 'migrate', 'redis', 'resolver', 'auth', 'billing', 'edge-config', 'edge', 'pgbouncer']) {
       expect(merged.services[name]!.read_only, name).toBe(true);
     }
     expect(merged.services.edge!.volumes).toContain('edge-certs:/etc/tenantry/tls:ro');
@@ -327,7 +363,7 @@ describe('the edge config rendered for the compose network passes nginx -t', () 
     ['docker-compose.yml + docker-compose.prod.yml', merged],
   ])('%s', (name, file) => {
     const { conf, hosts } = render(file, name.replace(/[^a-z]+/g, '-'));
-    expect(hosts).toEqual(expect.arrayContaining(['hasura', 'auth', 'resolver']));
+    expect(hosts).toEqual(expect.arrayContaining(['hasura', 'auth', 'resolver', 'billing']));
     const result = nginxTest(conf, hosts);
     expect(result.status, result.stderr).toBe(0);
     expect(readFileSync(conf, 'utf8')).toContain('upstream hasura   { server hasura:8080;');

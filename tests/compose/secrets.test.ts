@@ -7,6 +7,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { secretReferences, expandSecrets } from '../../scripts/compose/secret-references.js';
 import { parseConsumers, SECRETS, SecretsError, writeSecrets } from '../../scripts/compose/secrets.js';
 import { authConfigSchema } from '../../services/auth/src/config.js';
+import { billingConfigSchema } from '../../services/billing/src/config.js';
 import { readConfig } from '../../services/shared/src/config.js';
 import {
   composeText,
@@ -72,11 +73,12 @@ describe('a fresh checkout: docker compose up -d without .env', () => {
 
   test('the production override refuses to start without real secrets, naming each', () => {
     expect(refusedVariables(merged, new Map())).toEqual(
-      [...Object.keys(SECRETS), 'AUTH_ISSUER', 'BASE_DOMAIN', 'PUBLIC_URL', 'SMTP_URL'].sort(),
+      [...Object.keys(SECRETS), 'AUTH_ISSUER', 'BASE_DOMAIN', 'BILLING_RETURN_URL', 'PUBLIC_URL', 'SMTP_URL'].sort(),
     );
     // .env.example sets no secret: copying it unchanged is not enough for production either.
     expect(refusedVariables(merged, envExample())).toEqual(expect.arrayContaining(Object.keys(SECRETS)));
     expect(composeText('docker-compose.prod.yml')).toMatch(/\$\{POSTGRES_PASSWORD:\?set POSTGRES_PASSWORD in \.env/);
+    expect(Object.keys(SECRETS)).toEqual(expect.arrayContaining(['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRETS']));
   });
 
   test('the secrets job generates every secret once, keeps them across runs, and lets .env replace one', () => {
@@ -104,7 +106,7 @@ describe('a fresh checkout: docker compose up -d without .env', () => {
     expect(readFileSync(path.join(dir, 'secrets-auth', 'APP_SERVICE_DB_PASSWORD'), 'utf8')).toBe('chosen-in-dotenv-123');
   });
 
-  test('generated secrets are what their consumers accept: the auth service’s signing keys, the resolver secret, Hasura’s JWT settings', () => {
+  test('generated secrets are what their consumers accept: the auth service’s signing keys, the resolver secret, Hasura’s JWT settings, the billing service’s Stripe key and signing secret', () => {
     const dir = scratchDir();
     runSecretsJob(base, new Map(), dir);
     const authEnv = containerEnvironment(base.services.auth!, new Map(), dir);
@@ -118,6 +120,10 @@ describe('a fresh checkout: docker compose up -d without .env', () => {
       audience: auth.AUTH_AUDIENCE,
       claims_namespace: 'https://hasura.io/jwt/claims',
     });
+    const billing = readConfig(billingConfigSchema, containerEnvironment(base.services.billing!, new Map(), dir));
+    expect(billing.STRIPE_SECRET_KEY).toMatch(/^sk_test_/);
+    expect(billing.STRIPE_WEBHOOK_SECRETS).toEqual([expect.stringMatching(/^whsec_.{16,}$/)]);
+    expect(billing.STRIPE_API_BASE).toBe('http://stripe-mock:12111');
   });
 
   test('TENANTRY_SECRETS_FOR is read strictly: an unknown secret or a malformed line stops the job', () => {
@@ -151,7 +157,13 @@ describe.each([
   ['docker-compose.yml', base],
   ['docker-compose.yml + docker-compose.prod.yml', merged],
 ])('secret references in %s', (_name, file) => {
-  const production = { AUTH_ISSUER: 'https://auth.example.com', SMTP_URL: 'smtp://mail:25', PUBLIC_URL: 'https://app.example.com', BASE_DOMAIN: 'example.com' };
+  const production = {
+    AUTH_ISSUER: 'https://auth.example.com',
+    SMTP_URL: 'smtp://mail:25',
+    PUBLIC_URL: 'https://app.example.com',
+    BASE_DOMAIN: 'example.com',
+    BILLING_RETURN_URL: 'https://{host}/billing?checkout={result}',
+  };
   const env = new Map([
     ...envExample(),
     ...Object.entries(production),
@@ -213,6 +225,7 @@ describe.each([
     expect(Object.keys(lists).sort()).toEqual([...byVolume.keys()].map((volume) => volume.slice('secrets-'.length)).sort());
     // The auth service's volume, concretely.
     expect(readdirSync(path.join(root, 'secrets-auth')).sort()).toEqual(['APP_SERVICE_DB_PASSWORD', 'AUTH_SIGNING_KEYS']);
+    expect(readdirSync(path.join(root, 'secrets-billing')).sort()).toEqual(['APP_SERVICE_DB_PASSWORD', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRETS']);
   });
 
   test('every service naming a secret waits for the job and resolves references at start', () => {

@@ -13,7 +13,7 @@ const run = promisify(execFile);
 const repositoryRoot = path.resolve(import.meta.dirname, '../..');
 const PORT_VARIABLES = [
   'STACK_POSTGRES_PORT', 'STACK_REDIS_PORT', 'STACK_S3_PORT', 'STACK_S3_CONSOLE_PORT', 'STACK_STRIPE_PORT', 'STACK_STRIPE_HTTPS_PORT',
-  'STACK_RESOLVER_PORT', 'STACK_AUTH_PORT', 'STACK_SMTP_PORT', 'STACK_MAIL_HTTP_PORT', 'EDGE_PORT',
+  'STACK_RESOLVER_PORT', 'STACK_AUTH_PORT', 'STACK_BILLING_PORT', 'STACK_SMTP_PORT', 'STACK_MAIL_HTTP_PORT', 'EDGE_PORT',
 ];
 
 interface StackState {
@@ -59,6 +59,13 @@ describe('npm run stack:up', () => {
     const stackEnv = await readFile(path.join(stackDir, '.stack/env'), 'utf8');
     expect(stackEnv).toContain(`PUBLIC_URL=http://127.0.0.1:${ports.STACK_MAIL_HTTP_PORT}`);
     expect(stackEnv).toContain(`SMTP_URL=smtp://127.0.0.1:${ports.STACK_SMTP_PORT}`);
+    expect(stackEnv).toContain(`BILLING_URL=http://127.0.0.1:${ports.STACK_BILLING_PORT}`);
+    const webhookSecret = /^STRIPE_WEBHOOK_SECRETS=(whsec_\S+)$/m.exec(stackEnv)?.[1];
+    expect(webhookSecret).toBeDefined();
+    // The billing service runs behind the edge: its API description answers through it.
+    const billingApi = await fetch(`http://127.0.0.1:${ports.EDGE_PORT}/billing/openapi.json`);
+    expect(billingApi.status).toBe(200);
+    expect(((await billingApi.json()) as { paths: Record<string, unknown> }).paths).toHaveProperty(['/billing/subscription']);
 
     const adminUrl = /^PLATFORM_ADMIN_DATABASE_URL=(.*)$/m.exec(stackEnv)![1]!;
     const query = async (sql: string) => {
@@ -78,7 +85,7 @@ describe('npm run stack:up', () => {
 
     const output = await stack('up');
     expect(output).toContain(`mail-catcher (pid ${catcher.pid}) has stopped; its log`);
-    expect(output).toMatch(/restarting the stack \(data in .* is kept\): stopping postgres, redis, minio, stripe-mock, resolver, auth, edge/);
+    expect(output).toMatch(/restarting the stack \(data in .* is kept\): stopping postgres, redis, minio, stripe-mock, resolver, auth, billing, edge/);
     expect(output).not.toContain('the stack is already running');
     const status = JSON.parse(await stack('status', '--json')) as { running: boolean; services: Array<{ name: string; running: boolean }> };
     expect(status.running).toBe(true);
@@ -86,6 +93,8 @@ describe('npm run stack:up', () => {
     const page = await fetch(`http://127.0.0.1:${ports.STACK_MAIL_HTTP_PORT}/`);
     expect(page.status).toBe(200);
     expect(await query("SELECT email FROM users WHERE email = 'kept@stack.test'")).toEqual([{ email: 'kept@stack.test' }]);
+    // The webhook signing secret is kept in secrets.json, as the other secrets: a restart keeps it.
+    expect(await readFile(path.join(stackDir, '.stack/env'), 'utf8')).toContain(`STRIPE_WEBHOOK_SECRETS=${webhookSecret}`);
 
     expect(await stack('up')).toContain('the stack is already running');
   }, 300_000);
