@@ -35,3 +35,40 @@ export const passwordResetMail = (url: string): MailContent => ({
   subject: 'Reset your password',
   text: `Set a new password by opening this link:\n\n${url}\n\nThe link expires in one hour and works once. If you did not ask for this, ignore this mail.`,
 });
+
+/** Billing mails to a tenant's owners: each names what to do and where. */
+export interface InvoiceNotice {
+  amountDue: number;
+  currency: string;
+  /** Stripe's page to pay the invoice (or confirm the payment), when it has one. */
+  invoiceUrl: string | null;
+}
+
+const money = (amount: number, currency: string): string => `${(amount / 100).toFixed(2)} ${currency.toUpperCase()}`;
+const payHere = (invoiceUrl: string | null): string => (invoiceUrl ? `\n\nPay the invoice here:\n\n${invoiceUrl}` : '');
+
+export const paymentFailedMail = (tenantName: string, notice: InvoiceNotice & { nextAttempt: Date | null; graceDays: number }): MailContent => ({
+  subject: `Payment failed for ${tenantName}`,
+  text:
+    `We could not collect ${money(notice.amountDue, notice.currency)} for ${tenantName}.` +
+    (notice.nextAttempt ? ` We will try again on ${notice.nextAttempt.toISOString().slice(0, 10)}.` : '') +
+    ` If the invoice stays unpaid for ${notice.graceDays} days, ${tenantName} is suspended until it is paid;` +
+    ` owners can still sign in and update the payment method in the billing portal.` +
+    payHere(notice.invoiceUrl),
+});
+
+export const paymentActionRequiredMail = (tenantName: string, notice: InvoiceNotice): MailContent => ({
+  subject: `Confirm the payment for ${tenantName}`,
+  text:
+    `Your bank asks you to confirm the payment of ${money(notice.amountDue, notice.currency)} for ${tenantName}` +
+    ` before it can go through.` +
+    payHere(notice.invoiceUrl),
+});
+
+export const trialWillEndMail = (tenantName: string, trialEnd: Date | null): MailContent => ({
+  subject: `The trial of ${tenantName} ends soon`,
+  text:
+    `The trial of ${tenantName} ends${trialEnd ? ` on ${trialEnd.toISOString().slice(0, 10)}` : ' soon'}.` +
+    ` Add a payment method in the billing portal to keep your plan; without one the subscription is paused` +
+    ` and ${tenantName} moves to the free plan.`,
+});
