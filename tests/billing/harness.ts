@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { pino } from 'pino';
 import type Stripe from 'stripe';
-import request, { type Response } from 'supertest';
+import request, { type Test } from 'supertest';
 import { buildBillingApp } from '../../services/billing/src/app.js';
 import type { BillingDependencies } from '../../services/billing/src/deps.js';
 import { KeyRing } from '../../services/auth/src/keys.js';
@@ -33,6 +33,57 @@ export function testStripe(apiBase = services().endpoints.stripeApiBase, options
   return createStripeClient({ STRIPE_SECRET_KEY, STRIPE_API_BASE: apiBase }, options);
 }
 
+/** A request the service sent to Stripe, as stripe-mock received it. */
+export interface StripeRequest {
+  method: string;
+  path: string;
+  idempotencyKey: string | undefined;
+  /** The form body, flattened as Stripe encodes it: `line_items[0][price]` → value. */
+  params: Record<string, string>;
+}
+
+export interface RecordingStripe {
+  stripe: Stripe;
+  requests: StripeRequest[];
+  close(): Promise<void>;
+}
+
+/**
+ * A Stripe client whose requests pass through a recorder on their way to stripe-mock, which
+ * validates and answers them as usual: the tests read what the service asked Stripe for
+ * (stripe-mock is stateless and keeps nothing).
+ */
+export async function recordingStripe(apiBase = services().endpoints.stripeApiBase): Promise<RecordingStripe> {
+  const requests: StripeRequest[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString();
+      const header = req.headers['idempotency-key'];
+      requests.push({ method: req.method!, path: req.url!, idempotencyKey: Array.isArray(header) ? header[0] : header, params: Object.fromEntries(new URLSearchParams(body)) });
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([name]) => !['host', 'content-length', 'connection'].includes(name))) as Record<string, string>;
+      fetch(new URL(req.url!, apiBase), { method: req.method, headers, body: req.method === 'GET' ? undefined : body })
+        .then(async (answer) => {
+          res.writeHead(answer.status, { 'Content-Type': answer.headers.get('content-type') ?? 'application/json', 'Request-Id': answer.headers.get('request-id') ?? '' });
+          res.end(Buffer.from(await answer.arrayBuffer()));
+        })
+        .catch(() => res.destroy());
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const stripe = testStripe(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  return {
+    stripe,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
 export interface DeliveryOptions {
   /** Signs with this secret (default WEBHOOK_SECRET). */
   secret?: string;
@@ -56,7 +107,7 @@ export interface BillingHarness {
   /** An access token for a member of a tenant, as the auth service would sign it. */
   token(userId: string, tenantId: string, role: Role, extra?: Pick<TokenSubject, 'apiKeyId' | 'readOnly'>): string;
   /** POSTs `event` (an object, or the exact body) to the webhook, signed as Stripe signs. */
-  deliver(event: object | string, options?: DeliveryOptions): Promise<Response>;
+  deliver(event: object | string, options?: DeliveryOptions): Test;
   close(): Promise<void>;
 }
 
@@ -66,7 +117,7 @@ export function stripeSignature(stripe: Stripe, payload: string, { secret = WEBH
 }
 
 /** POSTs a signed event to any app serving POST /billing/webhooks/stripe (the harness's, or a bench's). */
-export function deliver(app: Express, stripe: Stripe, event: object | string, options: DeliveryOptions = {}): Promise<Response> {
+export function deliver(app: Express, stripe: Stripe, event: object | string, options: DeliveryOptions = {}): Test {
   const payload = typeof event === 'string' ? event : JSON.stringify(event);
   const signature = options.signature === undefined ? stripeSignature(stripe, payload, options) : options.signature;
   const post = request(app).post('/billing/webhooks/stripe').set('Content-Type', 'application/json');
