@@ -67,7 +67,7 @@ describe.concurrent('domains', () => {
       cli(['domain', 'set-primary', slug, normalised], { env }),
       cli(['domain', 'add', slug, 'not a domain'], { env }),
       cli(['domain', 'add', slug, '10.0.0.1'], { env }),
-      cli(['tenant', 'create', 'Other', '--slug', uniqueSlug('other'), '--owner', await ownerEmail('other'), '--json'], { env }),
+      cli(['tenant', 'create', 'Other', '--slug', uniqueSlug('other'), '--owner', await ownerEmail('other'), '--plan', 'starter', '--json'], { env }),
     ]);
     expect(noRecord.code).toBe(1);
     expect(noRecord.stderr).toBe(
@@ -137,6 +137,17 @@ describe.concurrent('domains', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`domain '${normalised}' is not a domain of tenant '${slug}' — see \`tenantry domain list ${slug}\``);
   });
+});
+
+test("a plan without custom domains: add is refused naming the way out, and nothing is written", async () => {
+  const slug = uniqueSlug('free-dom');
+  expect((await cli(['tenant', 'create', 'Free', '--slug', slug, '--owner', await ownerEmail('free-dom')], { env })).code).toBe(0);
+  const refused = await cli(['domain', 'add', slug, `app.${slug}.example.test`], { env });
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toMatch(/does not include custom domains — move it to a plan that does/);
+  const listed = await cli(['domain', 'list', slug, '--json'], { env });
+  expect(listed.code, listed.stderr).toBe(0);
+  expect(listed.json()).toEqual([]);
 });
 
 describe('a domain another tenant verified first', () => {

@@ -151,18 +151,25 @@ describe.each([deployed, temporaryGrantedBack])('definer attacks through tempora
       const since = await lastAuditId();
 
       await beginAs(client, { tenantId: attacker.tenantId, userId: attacker.ownerUserId, role: 'owner' });
-      // A plan per role: an update that changes nothing is no audit entry.
+      // A plan per role: an update that changes nothing is no audit entry. app_service moves
+      // a plan only through app.billing_set_plan, a definer writing the audit entry itself.
       const plan = role === 'app_service' ? 'enterprise' : 'pro';
-      const changed = await client.query(`UPDATE public.tenants SET plan_id = $3, owner_user_id = $2 WHERE id = $1`, [
-        attacker.tenantId,
-        attacker.memberUserId,
-        plan,
-      ]);
+      if (role === 'app_service') {
+        const moved = await client.query<{ changed: boolean }>(`SELECT app.billing_set_plan($1, $2, 'behind a shadow') AS changed`, [attacker.tenantId, plan]);
+        expect(moved.rows).toEqual([{ changed: true }]);
+      }
+      const changed = await client.query(
+        role === 'app_service'
+          ? `UPDATE public.tenants SET owner_user_id = $2 WHERE id = $1`
+          : `UPDATE public.tenants SET plan_id = $3, owner_user_id = $2 WHERE id = $1`,
+        role === 'app_service' ? [attacker.tenantId, attacker.memberUserId] : [attacker.tenantId, attacker.memberUserId, plan],
+      );
       await client.query('COMMIT');
       expect(changed.rowCount).toBe(1);
 
       const entries = await auditSince(attacker.tenantId, since);
       expect(entries.map(({ action, db_role, after }) => ({ action, db_role, plan: after?.plan_id, owner: after?.owner_user_id }))).toEqual([
+        ...(role === 'app_service' ? [{ action: 'tenants.update', db_role: role, plan, owner: attacker.ownerUserId }] : []),
         { action: 'tenants.update', db_role: role, plan, owner: attacker.memberUserId },
       ]);
     },
@@ -269,6 +276,59 @@ describe.each([deployed, temporaryGrantedBack])('definer attacks through tempora
     } finally {
       await admin.query(`UPDATE tenants SET status = 'active' WHERE id = $1`, [victim.tenantId]);
     }
+  });
+
+  /** A temporary tenants carrying what the billing definers read and write. */
+  const SHADOW_TENANTS = shadow('tenants', 'id uuid, plan_id text, status tenant_status, suspension_reason text, stripe_customer_id text, feature_overrides jsonb');
+  const realTenant = async (tenantId: string) =>
+    (
+      await admin.query<{ plan_id: string; status: string; suspension_reason: string | null }>(
+        'SELECT plan_id, status::text, suspension_reason FROM tenants WHERE id = $1',
+        [tenantId],
+      )
+    ).rows[0]!;
+
+  test('app_service maps a customer id to the victim through a temporary tenants: app.billing_tenant_by_customer', async () => {
+    const client = await connectAs('app_service');
+    const forged = `cus_forged${victim.tenantId.slice(0, 8)}`;
+    await plantShadow(client, [...SHADOW_TENANTS, `INSERT INTO tenants VALUES ('${victim.tenantId}', 'pro', 'active', NULL, '${forged}', '{}')`]);
+    const { rows } = await client.query('SELECT app.billing_tenant_by_customer($1) AS id', [forged]);
+    expect(rows).toEqual([{ id: null }]);
+  });
+
+  test('app_service keeps the victim on its plan through a temporary tenants that says it is there already: app.billing_set_plan', async () => {
+    const client = await connectAs('app_service');
+    // The real tenant is on pro; the shadow says starter, so a definer reading it would see nothing to change.
+    await plantShadow(client, [...SHADOW_TENANTS, `INSERT INTO tenants VALUES ('${victim.tenantId}', 'starter', 'active', NULL, NULL, '{}')`]);
+    try {
+      const { rows } = await client.query(`SELECT app.billing_set_plan($1, 'starter', 'downgrade') AS changed`, [victim.tenantId]);
+      expect(rows).toEqual([{ changed: true }]);
+      expect(await realTenant(victim.tenantId)).toMatchObject({ plan_id: 'starter' });
+    } finally {
+      await admin.query(`UPDATE tenants SET plan_id = 'pro' WHERE id = $1`, [victim.tenantId]);
+    }
+  });
+
+  test('app_service lifts an abuse suspension through a temporary tenants that says billing: app.billing_set_suspended', async () => {
+    await admin.query(`UPDATE tenants SET status = 'suspended', suspension_reason = 'abuse' WHERE id = $1`, [victim.tenantId]);
+    try {
+      const client = await connectAs('app_service');
+      await plantShadow(client, [...SHADOW_TENANTS, `INSERT INTO tenants VALUES ('${victim.tenantId}', 'pro', 'suspended', 'billing', NULL, '{}')`]);
+      const { rows } = await client.query(`SELECT app.billing_set_suspended($1, false, 'invoice.paid') AS changed`, [victim.tenantId]);
+      expect(rows).toEqual([{ changed: false }]);
+      expect(await realTenant(victim.tenantId)).toMatchObject({ status: 'suspended', suspension_reason: 'abuse' });
+    } finally {
+      await admin.query(`UPDATE tenants SET status = 'active' WHERE id = $1`, [victim.tenantId]);
+    }
+  });
+
+  test('hasura_app fires app.require_plan_feature on a temporary table of its own', async () => {
+    const client = await connectAs('hasura_app');
+    const refused = await refusal(client, [
+      ...shadow('squat', 'tenant_id uuid'),
+      `CREATE TRIGGER probe BEFORE INSERT ON squat FOR EACH ROW EXECUTE FUNCTION app.require_plan_feature('api_keys')`,
+    ]);
+    expect(refused).toContain(triggerRefusal('require_plan_feature'));
   });
 
   test('app_service finds an API key that does not exist, with the role it likes, through a temporary api_keys', async () => {

@@ -70,14 +70,30 @@ describe('the state machine', () => {
     const direct = await dbError(admin.query(`UPDATE tenants SET status = 'active' WHERE id = $1`, [tenant.tenantId]));
     expect(direct?.constraint).toBe('tenants_status_transition');
 
-    // Any role may set any custom setting: the setting alone opens nothing.
+    // Any role may set any custom setting: the setting alone opens nothing, for the
+    // platform (which may write the status) nor for the services (which may not at all).
+    const forgedByPlatform = await dbError(
+      (async () => {
+        const client = await admin.connect();
+        try {
+          await client.query('BEGIN');
+          await client.query("SELECT set_config('tenantry.restoring', $1, true)", [tenant.tenantId]);
+          await client.query(`UPDATE tenants SET status = 'active' WHERE id = $1`, [tenant.tenantId]);
+          await client.query('COMMIT');
+        } finally {
+          await client.query('ROLLBACK').catch(() => undefined);
+          client.release();
+        }
+      })(),
+    );
+    expect(forgedByPlatform?.constraint).toBe('tenants_status_transition');
     const forged = await dbError(
       withTenant(service, { tenantId: tenant.tenantId, userId: tenant.ownerUserId, role: 'owner' }, async (client) => {
         await client.query("SELECT set_config('tenantry.restoring', $1, true)", [tenant.tenantId]);
         await client.query(`UPDATE tenants SET status = 'active' WHERE id = $1`, [tenant.tenantId]);
       }),
     );
-    expect(forged?.constraint).toBe('tenants_status_transition');
+    expect(forged?.code).toBe('42501');
     expect((await tenantRow(tenant.tenantId))?.status).toBe('deleted');
   });
 

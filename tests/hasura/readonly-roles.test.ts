@@ -140,7 +140,7 @@ describe('tokens: read-only keys and impersonation carry the read-only Hasura ro
 
   test("a read-only key's token is member_readonly, claims no scopes, and changes nothing on /auth", async () => {
     const owner = await signUp(h.app, 'rokey');
-    await withApiKeys(owner.tenantId);
+    await withApiKeys(owner.tenantId!);
     const created = await request(h.app).post('/auth/api-keys').set(bearer(owner.accessToken)).send({ name: 'reports', role: 'member', readOnly: true }).expect(201);
     expect(created.body).toMatchObject({ role: 'member', readOnly: true });
     expect(created.body).not.toHaveProperty('scopes');
@@ -166,7 +166,7 @@ describe('tokens: read-only keys and impersonation carry the read-only Hasura ro
 
   test("a read-only key capped by its creator's demotion stays read-only", async () => {
     const owner = await signUp(h.app, 'rocap');
-    await withApiKeys(owner.tenantId);
+    await withApiKeys(owner.tenantId!);
     const admin = await signUp(h.app, 'rocapadm', false);
     await h.admin.query("INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'admin')", [owner.tenantId, admin.userId]);
     const adminToken = (await request(h.app).post('/auth/switch-tenant').set(bearer(admin.accessToken)).send({ tenant: owner.slug }).expect(200)).body.accessToken as string;

@@ -8,6 +8,8 @@ DROP FUNCTION app.billing_set_plan(uuid, text, text);
 DROP FUNCTION app.billing_set_customer(uuid, text);
 DROP FUNCTION app.billing_tenant_by_customer(text);
 REVOKE UPDATE (reported_quantity, reported_at) ON tenant_usage FROM app_definer;
+REVOKE UPDATE (name, owner_user_id, settings, metadata) ON tenants FROM app_service;
+GRANT UPDATE ON tenants TO app_service;
 REVOKE SELECT ON tenant_subscriptions, tenant_usage FROM app_definer;
 
 DROP FUNCTION app.resolve_tenant_by_domain(text);

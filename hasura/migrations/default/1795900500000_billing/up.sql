@@ -302,6 +302,13 @@ GRANT EXECUTE ON FUNCTION app.billing_tenant_by_customer(text), app.billing_set_
 GRANT SELECT ON tenant_subscriptions, tenant_usage TO app_definer;
 GRANT UPDATE (reported_quantity, reported_at) ON tenant_usage TO app_definer;
 
+-- The foundation granted app_service UPDATE on the whole tenants row: any service could
+-- have moved its tenant's plan, customer, overrides, limits or status past the definers
+-- above (and lifted any suspension). It keeps what the services write themselves (the
+-- auth service transfers ownership).
+REVOKE UPDATE ON tenants FROM app_service;
+GRANT UPDATE (name, owner_user_id, settings, metadata) ON tenants TO app_service;
+
 -- ---------------------------------------------------------------------------
 -- The role model: admins read billing (services/shared/src/permissions.ts says the same).
 -- ---------------------------------------------------------------------------
