@@ -29,6 +29,12 @@ const schema = z.object({
     .string()
     .regex(/^[^\s,]+(,[^\s,]+)*$/, 'must be host:port, or several separated by commas')
     .optional(),
+  /**
+   * Stripe, for `plan sync` and nothing else: read here as text and validated by
+   * stripeClient() when a Stripe command runs, so a CLI without Stripe works as before.
+   */
+  STRIPE_SECRET_KEY: z.string().optional(),
+  STRIPE_API_BASE: z.string().optional(),
 });
 
 export type CliConfig = z.infer<typeof schema>;

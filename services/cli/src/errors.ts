@@ -55,7 +55,11 @@ const EXPLANATIONS: Partial<Record<RefusingConstraint, Explanation>> = {
   tenant_settings_key_format: (context) => `setting key '${context.key ?? ''}' is invalid — use lower-case dotted names such as branding.primary_color`,
   users_email_key: (context) => `a user with email '${context.email ?? ''}' already exists — see \`tenantry user list\``,
   users_email_format: (context) => `'${context.email ?? ''}' is not an email address — give one such as ops@example.com`,
-  tenants_plan_id_fkey: (context) => `plan '${context.plan ?? ''}' does not exist — use free, starter, pro or enterprise`,
+  plan_feature_custom_domains: (_context, tenant) =>
+    `the plan of ${tenant} does not include custom domains — move it to a plan that does (a subscription, or \`tenantry plan set TENANT PLAN --reason …\`), or set "custom_domains": true in its feature_overrides`,
+  plan_feature_api_keys: (_context, tenant) =>
+    `the plan of ${tenant} does not include API keys — move it to a plan that does (a subscription, or \`tenantry plan set TENANT PLAN --reason …\`), or set "api_keys": true in its feature_overrides`,
+  tenants_plan_id_fkey: (context) => `plan '${context.plan ?? ''}' does not exist — see \`tenantry plan list\``,
 };
 
 /**

@@ -1,9 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import { MigrationError } from '../../shared/src/db/migrations.js';
 import { auditCommand } from './commands/audit.js';
+import { billingCommand } from './commands/billing.js';
 import { dbCommand } from './commands/db.js';
 import { domainCommand } from './commands/domain.js';
 import { memberCommand } from './commands/member.js';
+import { planCommand } from './commands/plan.js';
 import { settingCommand } from './commands/setting.js';
 import { tenantCommand } from './commands/tenant.js';
 import { userCommand } from './commands/user.js';
@@ -14,11 +16,11 @@ export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
 export function buildProgram(): Command {
   const program = new Command('tenantry')
-    .description('Operate Tenantry: tenants, members, domains, settings, users and the database')
+    .description('Operate Tenantry: tenants, members, domains, settings, users, plans, billing and the database')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const build of [tenantCommand, memberCommand, domainCommand, settingCommand, userCommand, auditCommand, dbCommand]) {
+  for (const build of [tenantCommand, memberCommand, domainCommand, settingCommand, userCommand, planCommand, billingCommand, auditCommand, dbCommand]) {
     program.addCommand(build().exitOverride().showHelpAfterError('(run with --help for usage)'));
   }
   // Subcommands at every depth (tenant branding set, user staff grant) throw too, rather than exit.
