@@ -26,7 +26,8 @@ export const billingConfigSchema = z.object({
   /**
    * Where Checkout and the portal send the customer back: `{host}` becomes the tenant's own
    * host (its primary verified domain, else `<slug>.<BASE_DOMAIN>`); the edge serves no
-   * pages, so this is the frontend's page. `{result}` becomes `success` or `cancel`.
+   * pages, so this is the frontend's page. `{result}` becomes `success` or `cancel` (from
+   * Checkout) or `portal` (back from the Customer Portal).
    */
   BILLING_RETURN_URL: z
     .string()
