@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { Redis } from 'ioredis';
-import type pg from 'pg';
+import pg from 'pg';
 import { pino } from 'pino';
 import type Stripe from 'stripe';
 import request, { type Test } from 'supertest';
@@ -15,6 +15,7 @@ import { TokenVerifier } from '../../services/shared/src/auth/verifier.js';
 import type { Role } from '../../services/shared/src/permissions.js';
 import { createStripeClient } from '../../services/shared/src/stripe.js';
 import { hex, uniqueSlug } from '../fixtures/seed.js';
+import type { LoginRole } from '../../services/shared/src/db/bootstrap.js';
 import { poolAs, services } from '../helpers/database.js';
 
 export const ISSUER = 'https://auth.tenantry.test';
@@ -136,6 +137,8 @@ async function serveJwks(keys: KeyRing): Promise<{ server: Server; url: string }
 }
 
 export interface HarnessOptions {
+  /** Another database than the shared one (a scratch database's `url`), e.g. for suites that run a worker. */
+  databaseUrl?: (role: LoginRole) => string;
   stripe?: Stripe;
   secrets?: readonly string[];
   toleranceSeconds?: number;
@@ -143,8 +146,9 @@ export interface HarnessOptions {
 
 /** The billing app on the shared test Postgres and Redis, stripe-mock, and a real token verifier. No worker: tests start one on `deps`. */
 export async function startBillingHarness(options: HarnessOptions = {}): Promise<BillingHarness> {
-  const pool = poolAs('app_service', 10);
-  const admin = poolAs('platform_admin', 4);
+  const onDatabase = (role: LoginRole, max: number) => (options.databaseUrl ? new pg.Pool({ connectionString: options.databaseUrl(role), max }) : poolAs(role, max));
+  const pool = onDatabase('app_service', 10);
+  const admin = onDatabase('platform_admin', 4);
   const redis = new Redis(services().endpoints.redisUrl, { maxRetriesPerRequest: 1 });
   const keys = KeyRing.generate();
   const jwks = await serveJwks(keys);

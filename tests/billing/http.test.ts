@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildBillingApp } from '../../services/billing/src/app.js';
 import { stripeFailure } from '../../services/billing/src/stripe-failures.js';
 import { returnUrl, tenantHost } from '../../services/billing/src/return-urls.js';
+import { createServicePool } from '../../services/shared/src/db/pool.js';
 import { withTenant } from '../../services/shared/src/db/tenant-context.js';
 import { HttpError } from '../../services/shared/src/http/errors.js';
 import { hex } from '../fixtures/seed.js';
@@ -259,5 +260,30 @@ describe('the service', () => {
     );
     expect(document.paths['/billing/checkout']!.post).toMatchObject({ requestBody: { required: true } });
     expect((await request(h.app).get('/healthz').expect(200)).body).toEqual({ status: 'ok' });
+  });
+
+  test('bad input is a 4xx, and a database away is 503 on every route, never a 500', async () => {
+    const tenant = await seedBillingTenant(h.admin, 'inputs');
+    const token = h.token(tenant.users.owner, tenant.tenantId, 'owner');
+    expectError((await request(h.app).post('/billing/checkout').set(bearer(token)).set('Content-Type', 'application/json').send('{"plan": ').expect(400)).body, 'bad_request');
+    expectError((await request(h.app).post('/billing/checkout').set(bearer(token)).send({ plan: 'x'.repeat(100_000) }).expect(413)).body, 'payload_too_large');
+
+    const unreachable = new URL(h.deps.pool.options.connectionString!);
+    unreachable.port = '1';
+    const pool = createServicePool({ connectionString: unreachable.toString(), applicationName: 'billing-test-down', logger: pino({ level: 'silent' }), connectionTimeoutMillis: 500 });
+    const app = buildBillingApp({ ...h.deps, pool });
+    try {
+      for (const pending of [
+        request(app).get('/billing/subscription').set(bearer(token)),
+        request(app).get('/billing/entitlements').set(bearer(token)),
+        request(app).post('/billing/checkout').set(bearer(token)).send({ plan: paidPlan }),
+        request(app).post('/billing/portal').set(bearer(token)),
+      ]) {
+        expectError((await pending.expect(503)).body, 'unavailable');
+      }
+      expect((await request(app).get('/healthz').expect(503)).body.error.code).toBe('unavailable');
+    } finally {
+      await pool.end();
+    }
   });
 });
