@@ -14,9 +14,6 @@ export interface BillingCaller {
   userId: string;
   /** The role and extras in force now (read from the database, not from the token). */
   member: Member;
-  /** The tenant's status and, when suspended, why: a billing suspension still lets owners pay. */
-  tenantStatus: string;
-  suspensionReason: string | null;
 }
 
 /** Reads need billing:read (owners and admins) or billing:write; changes need billing:write. */
@@ -81,7 +78,7 @@ export async function billingCaller(
   } else if (row.status !== 'active') {
     throw fail('tenant_inactive');
   }
-  return { tenantId, userId: principal.userId, member, tenantStatus: row.status, suspensionReason: row.suspension_reason };
+  return { tenantId, userId: principal.userId, member };
 }
 
 /** A transaction in the caller's tenant, as Hasura would scope it. */
