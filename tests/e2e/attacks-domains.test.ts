@@ -22,7 +22,7 @@ interface GraphQLAnswer {
 describe.skipIf(unavailable !== null)(`a tenant admin cannot squat another tenant's domain${unavailable ? ` (skipped: ${unavailable})` : ''}`, { timeout: 120_000 }, () => {
   let stack: Stack;
   const password = 'correct horse battery staple 42';
-  const tokens = { adminA: '', ownerB: '' };
+  const tokens = { adminA: '', ownerB: '', ownerC: '' };
   const domain = 'shop.bravo-brand.test';
 
   /** POST through the edge over node:http, because fetch() may not set Host. */
@@ -51,11 +51,13 @@ describe.skipIf(unavailable !== null)(`a tenant admin cannot squat another tenan
   beforeAll(async () => {
     const { startStack } = await import('./stack.js');
     stack = await startStack();
-    for (const email of ['owner@alpha.e2e.test', 'admin@alpha.e2e.test', 'owner@bravo.e2e.test']) {
+    for (const email of ['owner@alpha.e2e.test', 'admin@alpha.e2e.test', 'owner@bravo.e2e.test', 'owner@charlie.e2e.test']) {
       await stack.cli(['user', 'create', email, '--password-stdin', '--json'], `${password}\n`);
     }
     await stack.cli(['tenant', 'create', 'Alpha', '--slug', 'alpha', '--plan', 'pro', '--owner', 'owner@alpha.e2e.test', '--json']);
     await stack.cli(['tenant', 'create', 'Bravo', '--slug', 'bravo', '--plan', 'pro', '--owner', 'owner@bravo.e2e.test', '--json']);
+    // Charlie is on free: its plan has no custom domains.
+    await stack.cli(['tenant', 'create', 'Charlie', '--slug', 'charlie', '--owner', 'owner@charlie.e2e.test', '--json']);
     await stack.cli(['member', 'add', 'alpha', 'admin@alpha.e2e.test', 'admin']);
     const login = async (email: string, tenant: string) => {
       const answer = await post('/auth/login', { email, password, tenant }, {});
@@ -64,6 +66,7 @@ describe.skipIf(unavailable !== null)(`a tenant admin cannot squat another tenan
     };
     tokens.adminA = await login('admin@alpha.e2e.test', 'alpha');
     tokens.ownerB = await login('owner@bravo.e2e.test', 'bravo');
+    tokens.ownerC = await login('owner@charlie.e2e.test', 'charlie');
   }, 900_000);
 
   afterAll(async () => {
@@ -115,5 +118,11 @@ describe.skipIf(unavailable !== null)(`a tenant admin cannot squat another tenan
     const second = await psql(`UPDATE tenant_domains SET verified_at = now() WHERE domain = '${domain}' AND tenant_id = (SELECT id FROM tenants WHERE slug = 'alpha')`);
     expect(second.code).not.toBe(0);
     expect(second.stderr).toContain('tenant_domains_verified_domain_key');
+  });
+
+  test("a plan without custom domains: Hasura's insert check refuses with a permission error, nothing is written", async () => {
+    const refused = await graphql(tokens.ownerC, 'charlie', 'mutation { insert_tenant_domains_one(object: { domain: "shop.charlie-brand.test" }) { id } }');
+    expect(refused.errors?.[0]?.extensions?.code, JSON.stringify(refused)).toBe('permission-error');
+    expect(await ownDomains(tokens.ownerC, 'charlie')).toEqual([]);
   });
 });

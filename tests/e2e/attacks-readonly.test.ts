@@ -61,7 +61,8 @@ describe.skipIf(unavailable !== null)(`read-only tokens cannot write through Gra
     for (const email of ['owner@ro.e2e.test', 'staff@ro.e2e.test']) {
       await stack.cli(['user', 'create', email, '--password-stdin', '--json'], `${password}\n`);
     }
-    await stack.cli(['tenant', 'create', 'Read Only Demo', '--slug', 'rodemo', '--owner', 'owner@ro.e2e.test', '--json']);
+    // On starter: its owner creates API keys below.
+    await stack.cli(['tenant', 'create', 'Read Only Demo', '--slug', 'rodemo', '--plan', 'starter', '--owner', 'owner@ro.e2e.test', '--json']);
     // No CLI command makes platform staff: the flag is set as the database superuser would.
     const staff = await stack.compose([
       'exec', '-T', 'postgres', 'psql', '-v', 'ON_ERROR_STOP=1', '-U', 'postgres', '-d', stack.env.POSTGRES_DB!,

@@ -18,6 +18,13 @@ export interface Refusal {
   message: string;
   code: string | undefined;
 }
+/** The computed fields of tenants, one per plan feature (scripts/hasura/registry.ts, PLAN_FEATURES). */
+export interface PlanFeatures {
+  has_feature_api_keys?: boolean | null;
+  has_feature_custom_domains?: boolean | null;
+  has_feature_sso?: boolean | null;
+  has_feature_audit_export?: boolean | null;
+}
 export interface Operations {
   projects(): Promise<Project[]>;
   project(id: string): Promise<Project | null>;
@@ -28,6 +35,10 @@ export interface Operations {
   plans(): Promise<Array<{ id: string; name: string }>>;
   branding(): Promise<Array<{ slug: string; name: string; settings: unknown }>>;
   settings(): Promise<unknown>;
+  /** The plan features of the caller's tenant (Hasura computed fields). */
+  features(): Promise<PlanFeatures[]>;
+  /** The caller's tenant's subscription: owners and admins only. */
+  subscription(): Promise<Array<{ plan_id: string; status: string }>>;
 }
 export interface FlowsContract {
   operations(edgeUrl: string, caller: Caller): Operations;

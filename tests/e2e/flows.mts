@@ -12,11 +12,13 @@ import {
   DeleteProjectDocument,
   InsertProjectDocument,
   InsertProjectIntoTenantDocument,
+  PlanFeaturesDocument,
   ProjectByIdDocument,
   ProjectsDocument,
   ProjectsLiveDocument,
   PublicPlansDocument,
   RenameProjectDocument,
+  SubscriptionDocument,
   TenantBrandingDocument,
   TenantSettingsDocument,
   type ProjectsLiveSubscription,
@@ -80,6 +82,8 @@ export const operations = (edgeUrl: string, caller: Caller) => {
     plans: async () => (await client.request(PublicPlansDocument)).plans,
     branding: async () => (await client.request(TenantBrandingDocument)).tenants,
     settings: () => client.request(TenantSettingsDocument),
+    features: async () => (await client.request(PlanFeaturesDocument)).tenants,
+    subscription: async () => (await client.request(SubscriptionDocument)).tenant_subscriptions,
   };
 };
 

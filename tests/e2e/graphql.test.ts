@@ -65,7 +65,8 @@ describe.skipIf(unavailable !== null)(`GraphQL end to end through the edge${unav
     for (const email of ['owner-a@e2e.test', 'admin-a@e2e.test', 'member-a@e2e.test', 'owner-b@e2e.test']) {
       await stack.cli(['user', 'create', email, '--password-stdin', '--json'], `${password}\n`);
     }
-    ids.tenantA = JSON.parse(await stack.cli(['tenant', 'create', 'Acme', '--slug', 'acme', '--owner', 'owner-a@e2e.test', '--json'])).id;
+    // A on starter (its owner creates an API key below), B on free: the plan features differ.
+    ids.tenantA = JSON.parse(await stack.cli(['tenant', 'create', 'Acme', '--slug', 'acme', '--plan', 'starter', '--owner', 'owner-a@e2e.test', '--json'])).id;
     ids.tenantB = JSON.parse(await stack.cli(['tenant', 'create', 'Beta', '--slug', 'beta', '--owner', 'owner-b@e2e.test', '--json'])).id;
     await stack.cli(['member', 'add', 'acme', 'member-a@e2e.test', 'member']);
     await stack.cli(['member', 'add', 'acme', 'admin-a@e2e.test', 'admin']);
@@ -169,6 +170,22 @@ describe.skipIf(unavailable !== null)(`GraphQL end to end through the edge${unav
     expect((await flows.refusal(member.settings())).message).toMatch(/tenant_settings/);
     const owner = flows.operations(stack.edgeUrl, { token: tokens.ownerA, tenantSlug: 'acme' });
     expect(((await owner.settings()) as { tenant_settings: unknown[] }).tenant_settings).toBeInstanceOf(Array);
+  });
+
+  test("every tenant role reads its plan's features; only owners and admins read billing", async () => {
+    const starter = { has_feature_api_keys: true, has_feature_custom_domains: true, has_feature_sso: false, has_feature_audit_export: false };
+    for (const token of [tokens.ownerA, tokens.adminA, tokens.memberA, tokens.apiKeyA]) {
+      expect(await flows.operations(stack.edgeUrl, { token, tenantSlug: 'acme' }).features()).toEqual([starter]);
+    }
+    expect(await flows.operations(stack.edgeUrl, { token: tokens.ownerB, tenantSlug: 'beta' }).features()).toEqual([
+      { has_feature_api_keys: false, has_feature_custom_domains: false, has_feature_sso: false, has_feature_audit_export: false },
+    ]);
+    for (const token of [tokens.ownerA, tokens.adminA]) {
+      expect(await flows.operations(stack.edgeUrl, { token, tenantSlug: 'acme' }).subscription()).toBeInstanceOf(Array);
+    }
+    for (const token of [tokens.memberA, tokens.apiKeyA]) {
+      expect((await flows.refusal(flows.operations(stack.edgeUrl, { token, tenantSlug: 'acme' }).subscription())).message).toMatch(/tenant_subscriptions/);
+    }
   });
 
   test('a suspended tenant gets 403', async () => {
