@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { bearer, decode, expectError, signUp, startHarness, type Harness } from './harness.js';
+import { bearer, decode, expectError, setPlan, signUp, startHarness, type Harness } from './harness.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -16,6 +16,7 @@ async function createKey(token: string, body: Record<string, unknown> = {}) {
 describe('API keys and POST /auth/token', () => {
   test('created once, stored hashed, listed without secret, exchanged for a tenant token', async () => {
     const owner = await signUp(h.app, 'key');
+    await setPlan(h, owner.tenantId);
     const created = await createKey(owner.accessToken, { role: 'member' });
     expect(created.key).toMatch(new RegExp(`^tnt_${created.prefix}_`));
     const stored = await h.admin.query<{ key_hash: string; last_used_at: Date | null }>('SELECT key_hash, last_used_at FROM api_keys WHERE id = $1', [created.id]);
@@ -51,7 +52,9 @@ describe('API keys and POST /auth/token', () => {
 
   test("a key of A with X-Tenant-Slug of B (or X-Tenant-Id of B) is refused", async () => {
     const a = await signUp(h.app, 'keya');
+    await setPlan(h, a.tenantId);
     const b = await signUp(h.app, 'keyb');
+    await setPlan(h, b.tenantId);
     const created = await createKey(a.accessToken);
     expectError((await request(h.app).post('/auth/token').set('X-Tenant-Slug', b.slug!).send({ apiKey: created.key }).expect(403)).body, 'tenant_mismatch');
     expectError((await request(h.app).post('/auth/token').set('X-Tenant-Id', b.tenantId!).send({ apiKey: created.key }).expect(403)).body, 'tenant_mismatch');
@@ -59,6 +62,7 @@ describe('API keys and POST /auth/token', () => {
 
   test('revoked, expired, unknown, malformed and tampered keys are 401; a suspended tenant is 403', async () => {
     const owner = await signUp(h.app, 'keyr');
+    await setPlan(h, owner.tenantId);
     const revoked = await createKey(owner.accessToken);
     await request(h.app).delete(`/auth/api-keys/${revoked.id}`).set(bearer(owner.accessToken)).expect(204);
     const expiring = await createKey(owner.accessToken, { expiresAt: new Date(Date.now() + 60_000).toISOString() });
@@ -75,7 +79,9 @@ describe('API keys and POST /auth/token', () => {
 
   test("who may create keys: admins yes (not above their role), members no; another tenant's key is 404", async () => {
     const owner = await signUp(h.app, 'keyw');
+    await setPlan(h, owner.tenantId);
     const other = await signUp(h.app, 'keyo');
+    await setPlan(h, other.tenantId);
     const admin = await signUp(h.app, 'keyadm', false);
     const member = await signUp(h.app, 'keymem', false);
     await h.admin.query("INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'admin'), ($1, $3, 'member')", [owner.tenantId, admin.userId, member.userId]);
@@ -92,6 +98,7 @@ describe('API keys and POST /auth/token', () => {
 
   test("a key never carries more than its creator's current role, and dies with the creator's membership", async () => {
     const owner = await signUp(h.app, 'keyc');
+    await setPlan(h, owner.tenantId);
     const admin = await signUp(h.app, 'keycadm', false);
     await h.admin.query("INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'admin')", [owner.tenantId, admin.userId]);
     const adminToken = (await request(h.app).post('/auth/switch-tenant').set(bearer(admin.accessToken)).send({ tenant: owner.slug }).expect(200)).body.accessToken as string;

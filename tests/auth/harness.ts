@@ -140,6 +140,14 @@ export interface SignedUp {
   slug: string | null;
 }
 
+/**
+ * Moves a tenant to a plan, as platform_admin (as `tenantry plan set` would): a signed-up
+ * tenant starts on free, whose plan has neither API keys nor custom domains.
+ */
+export async function setPlan(h: Pick<Harness, 'admin'>, tenantId: string | null, plan = 'starter'): Promise<void> {
+  await h.admin.query('UPDATE tenants SET plan_id = $2 WHERE id = $1', [tenantId, plan]);
+}
+
 export function decode(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
 }

@@ -10,7 +10,7 @@ import type { Express } from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AUTH_OPERATIONS } from '../../services/auth/src/app.js';
-import { bearer, decode, expectError, signUp, startHarness, type Harness } from './harness.js';
+import { bearer, decode, expectError, setPlan, signUp, startHarness, type Harness } from './harness.js';
 
 let h: Harness;
 const readOnlyTokens: Record<'read-only API key' | 'impersonation', string> = { 'read-only API key': '', impersonation: '' };
@@ -18,6 +18,7 @@ const readOnlyTokens: Record<'read-only API key' | 'impersonation', string> = { 
 beforeAll(async () => {
   h = await startHarness();
   const [owner, staff] = await Promise.all([signUp(h.app, 'ro-owner'), signUp(h.app, 'ro-staff', false)]);
+  await setPlan(h, owner.tenantId);
 
   const key = await request(h.app).post('/auth/api-keys').set(bearer(owner.accessToken)).send({ name: 'ro', role: 'owner', readOnly: true }).expect(201);
   const exchanged = await request(h.app).post('/auth/token').send({ apiKey: key.body.key }).expect(200);

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { bearer, decode, expectError, signUp, startHarness, type Harness, type SignedUp } from './harness.js';
+import { bearer, decode, expectError, setPlan, signUp, startHarness, type Harness, type SignedUp } from './harness.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -65,6 +65,7 @@ describe('platform staff', () => {
   test('non-staff, API-key tokens and a revoked staff flag are refused; only members of active tenants are impersonated', async () => {
     const staff = await staffUser();
     const owner = await signUp(h.app, 'nstf');
+    await setPlan(h, owner.tenantId);
     const outsider = await signUp(h.app, 'nstfo', false);
     expectError((await request(h.app).get('/auth/staff/tenants').set(bearer(owner.accessToken)).expect(403)).body, 'forbidden');
     expectError(

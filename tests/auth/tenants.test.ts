@@ -76,7 +76,7 @@ describe('tenants and switching', () => {
     const user = await signUp(h.app, 'susp');
     await h.admin.query("UPDATE tenants SET status = 'suspended' WHERE id = $1", [user.tenantId]);
     const listed = await request(h.app).get('/auth/tenants').set(bearer(user.accessToken)).expect(200);
-    expect(listed.body.tenants).toEqual([{ id: user.tenantId, slug: user.slug, name: 'Tenant susp', status: 'suspended', role: 'owner' }]);
+    expect(listed.body.tenants).toEqual([{ id: user.tenantId, slug: user.slug, name: 'Tenant susp', status: 'suspended', suspensionReason: null, role: 'owner' }]);
     expectError((await request(h.app).post('/auth/switch-tenant').set(bearer(user.accessToken)).send({ tenant: user.slug }).expect(403)).body, 'tenant_inactive');
     // Meanwhile the session refreshes into no tenant, not into the suspended one.
     const refreshed = await request(h.app).post('/auth/refresh').send({ refreshToken: user.refreshToken }).expect(200);

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { memberTokenState } from '../../services/resolver/src/resolve.js';
 import { TokenIssuer } from '../../services/auth/src/tokens.js';
 import { send, startEdgeHarness, type EdgeHarness } from '../edge/harness.js';
-import { AUDIENCE, bearer, decode, ISSUER, MailSink, PASSWORD, signUp, startHarness, uniqueEmail, type Harness } from './harness.js';
+import { AUDIENCE, bearer, decode, ISSUER, MailSink, PASSWORD, setPlan, signUp, startHarness, uniqueEmail, type Harness } from './harness.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const iatOf = (token: string) => decode(token).iat as number;
@@ -46,6 +46,7 @@ async function memberToken(userToken: string, slug: string): Promise<string> {
 
 async function tenantWithAdmin(label: string) {
   const owner = await signUp(h.app, label);
+  await setPlan(h, owner.tenantId);
   const admin = await signUp(h.app, `${label}adm`, false);
   await h.admin.query("INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'admin')", [owner.tenantId, admin.userId]);
   return { owner, admin, tenantId: owner.tenantId!, slug: owner.slug! };
@@ -87,6 +88,7 @@ describe('every token the auth service mints right after a membership change is 
   test('signup: the owner membership and its first token', async () => {
     await startOfSecond();
     const owner = await signUp(h.app, 'tvsignup');
+    await setPlan(h, owner.tenantId);
     expect(iatOf(owner.accessToken)).toBeGreaterThan(await validAfter(owner.tenantId!, owner.userId));
     expect((await throughEdge(owner.slug!, owner.accessToken)).status).toBe(200);
   });
@@ -136,6 +138,7 @@ describe('every token the auth service mints right after a membership change is 
 
   test('accepting an invitation: the new membership and its first token', async () => {
     const owner = await signUp(h.app, 'tvinv');
+    await setPlan(h, owner.tenantId);
     const email = uniqueEmail('tvinvitee');
     await request(h.app).post('/auth/invitations').set(bearer(owner.accessToken)).send({ email, role: 'member' }).expect(201);
     const token = MailSink.token(await h.mail.waitFor(email, /invited/));

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { exportPrivatePem, generateSigningKey, KeyRing } from '../../services/auth/src/keys.js';
 import { TokenIssuer } from '../../services/auth/src/tokens.js';
-import { AUDIENCE, bearer, decode, expectError, ISSUER, listen, signUp, startHarness, type Harness } from './harness.js';
+import { AUDIENCE, bearer, decode, expectError, ISSUER, listen, setPlan, signUp, startHarness, type Harness } from './harness.js';
 
 /**
  * The exact HASURA_GRAPHQL_JWT_SECRET for .env.example and the compose file, with the
@@ -39,6 +39,7 @@ async function hasuraSession(config: { jwk_url: string; issuer: string; audience
 describe('access tokens, JWKS and the Hasura contract', () => {
   test("Hasura's exact JWT config turns a service token into the session variables", async () => {
     const owner = await signUp(h.app, 'hasura');
+    await setPlan(h, owner.tenantId);
     const { server, base } = await listen(h.app);
     try {
       const config = JSON.parse(
@@ -60,6 +61,7 @@ describe('access tokens, JWKS and the Hasura contract', () => {
 
   test("a read-only key's token reaches Hasura as the read-only role only, with no scopes it would ignore", async () => {
     const owner = await signUp(h.app, 'hasuraro');
+    await setPlan(h, owner.tenantId);
     const key = await request(h.app).post('/auth/api-keys').set(bearer(owner.accessToken)).send({ name: 'ro', role: 'admin', readOnly: true }).expect(201);
     const token = (await request(h.app).post('/auth/token').send({ apiKey: key.body.key }).expect(200)).body.accessToken as string;
     const { server, base } = await listen(h.app);
@@ -87,6 +89,7 @@ describe('access tokens, JWKS and the Hasura contract', () => {
 
   test('every access token has kid, RS256, iat, exp ≤ 15 min, sub = x-hasura-user-id', async () => {
     const owner = await signUp(h.app, 'claims');
+    await setPlan(h, owner.tenantId);
     const { header } = jwt.decode(owner.accessToken, { complete: true })!;
     expect(header).toMatchObject({ alg: 'RS256', kid: h.deps.keys.current.kid });
     const claims = decode(owner.accessToken) as { iat: number; exp: number; sub: string; iss: string; aud: string; 'https://hasura.io/jwt/claims': Record<string, unknown> };
@@ -125,6 +128,7 @@ describe('access tokens, JWKS and the Hasura contract', () => {
 
   test('refuses expired, foreign-key, wrong-audience and tampered tokens with 401 in the one error shape', async () => {
     const owner = await signUp(h.app, 'refuse');
+    await setPlan(h, owner.tenantId);
     const options = { issuer: ISSUER, audience: AUDIENCE };
     const subject = { userId: owner.userId, tenant: { id: owner.tenantId!, role: 'owner' as const } };
     const expired = jwt.sign({ 'https://hasura.io/jwt/claims': {} }, h.deps.keys.current.privateKey, {
