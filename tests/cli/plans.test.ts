@@ -1,17 +1,12 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import getPort from 'get-port';
+import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { findBinary } from '../../scripts/native/binaries.js';
-import { launch, stopProcess, waitUntilReady } from '../../scripts/native/services.js';
+import { BUNDLED_FIXTURES, startStripeMockAnswering } from '../billing/stripe-fixtures.js';
 import { uniqueSlug } from '../fixtures/seed.js';
 import { createScratchDatabase, poolAs, services, type ScratchDatabase } from '../helpers/database.js';
 import { cli, cliEnv, ownerEmail, purgesSince, redisClient, streamTail } from './helpers.js';
 
 const STRIPE_KEY = 'sk_test_tenantrycli';
-const BUNDLED_FIXTURES = '/var/cache/tenantry/bin/stripe-mock-fixtures.json';
 
 interface SyncReport {
   dry_run: boolean;
@@ -33,35 +28,15 @@ interface StoredPlan {
   updated_at: Date;
 }
 
-/**
- * A stripe-mock of this file's own, answering with the bundled fixtures changed where the
- * test needs Stripe to hold a state (stripe-mock is stateless: a GET answers its fixture).
- */
-async function startStripeMockWith(change: (resources: Record<string, Record<string, unknown>>) => void, dir: string) {
-  const fixtures = JSON.parse(await readFile(BUNDLED_FIXTURES, 'utf8')) as { resources: Record<string, Record<string, unknown>> };
-  change(fixtures.resources);
-  const fixturesFile = path.join(dir, `fixtures-${Math.random().toString(36).slice(2)}.json`);
-  await writeFile(fixturesFile, JSON.stringify(fixtures));
-  const [port, httpsPort] = [await getPort(), await getPort()];
-  const logFile = path.join(dir, `stripe-mock-${port}.log`);
-  const mock = launch(
-    'stripe-mock',
-    findBinary('stripe-mock'),
-    ['-http-addr', `127.0.0.1:${port}`, '-https-addr', `127.0.0.1:${httpsPort}`, '-fixtures', fixturesFile],
-    { port, logFile, dataDir: '', detached: false },
-  );
-  const apiBase = `http://127.0.0.1:${port}`;
-  await waitUntilReady('stripe-mock', mock.child, logFile, async () => {
-    const response = await fetch(`${apiBase}/v1/customers?limit=1`, { headers: { Authorization: `Bearer ${STRIPE_KEY}` } });
-    if (!response.ok) throw new Error(`answered ${response.status}`);
-  });
-  return { apiBase, stop: () => stopProcess(mock.pid) };
+/** stripe-mock answering with the bundled product and price changed as `change` says (stripe-mock is stateless: a GET answers its fixture). */
+async function startStripeMockWith(change: { product: Record<string, unknown>; price: Record<string, unknown> }) {
+  const { resources } = JSON.parse(await readFile(BUNDLED_FIXTURES, 'utf8')) as { resources: Record<string, Record<string, unknown>> };
+  return startStripeMockAnswering({ product: { ...resources.product, ...change.product }, price: { ...resources.price, ...change.price } });
 }
 
 describe('plan sync: Stripe products and prices for every paid plan', () => {
   let scratch: ScratchDatabase;
   let admin: pg.Pool;
-  let dir: string;
   const env = (apiBase: string, extra: Record<string, string> = {}) =>
     cliEnv({ PLATFORM_ADMIN_DATABASE_URL: scratch.url('platform_admin'), STRIPE_SECRET_KEY: STRIPE_KEY, STRIPE_API_BASE: apiBase, ...extra });
   const stored = async (): Promise<StoredPlan[]> =>
@@ -75,12 +50,10 @@ describe('plan sync: Stripe products and prices for every paid plan', () => {
     // A catalogue of its own: sync writes every plan's Stripe ids, which other suites read.
     scratch = await createScratchDatabase({ migrated: true });
     admin = new pg.Pool({ connectionString: scratch.url('platform_admin'), max: 2 });
-    dir = await mkdtemp(path.join(tmpdir(), 'tenantry-plan-sync-'));
   });
   afterAll(async () => {
     await admin?.end();
     await scratch?.drop();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   test('without STRIPE_SECRET_KEY the command is a usage error that names it, and nothing is written', async () => {
@@ -136,9 +109,9 @@ describe('plan sync: Stripe products and prices for every paid plan', () => {
   test('when Stripe already holds the price under the lookup key, sync keeps it; a second run changes nothing in the database', async () => {
     // Stripe as a first run leaves it: the product and the monthly price of the one paid plan.
     await admin.query(`UPDATE plans SET monthly_price_cents = 0, meter_event_name = NULL, meter_metric = NULL WHERE id = 'pro'`);
-    const mock = await startStripeMockWith((resources) => {
-      Object.assign(resources.product!, { id: 'tenantry_starter', name: 'Starter', description: 'For small teams', active: true });
-      Object.assign(resources.price!, {
+    const mock = await startStripeMockWith({
+      product: { id: 'tenantry_starter', name: 'Starter', description: 'For small teams', active: true },
+      price: {
         id: 'price_starter_in_stripe',
         active: true,
         lookup_key: 'starter',
@@ -148,8 +121,8 @@ describe('plan sync: Stripe products and prices for every paid plan', () => {
         unit_amount_decimal: '2900',
         type: 'recurring',
         recurring: { interval: 'month', interval_count: 1, meter: null, usage_type: 'licensed', trial_period_days: null },
-      });
-    }, dir);
+      },
+    });
     try {
       const first = await cli(['plan', 'sync', '--json'], { env: env(mock.apiBase) });
       expect(first.code, first.stderr).toBe(0);
@@ -176,10 +149,10 @@ describe('plan sync: Stripe products and prices for every paid plan', () => {
   });
 
   test('a changed amount is a new price (the stored one no longer matches), and a renamed plan updates the product', async () => {
-    const mock = await startStripeMockWith((resources) => {
-      Object.assign(resources.product!, { id: 'tenantry_starter', name: 'Starter', description: 'For small teams', active: true });
-      Object.assign(resources.price!, { id: 'price_starter_in_stripe', active: true, lookup_key: 'starter', product: 'tenantry_starter', currency: 'usd', unit_amount: 2900 });
-    }, dir);
+    const mock = await startStripeMockWith({
+      product: { id: 'tenantry_starter', name: 'Starter', description: 'For small teams', active: true },
+      price: { id: 'price_starter_in_stripe', active: true, lookup_key: 'starter', product: 'tenantry_starter', currency: 'usd', unit_amount: 2900 },
+    });
     try {
       await admin.query(`UPDATE plans SET monthly_price_cents = 3900, name = 'Starter+' WHERE id = 'starter'`);
       const result = await cli(['plan', 'sync', '--json'], { env: env(mock.apiBase) });
