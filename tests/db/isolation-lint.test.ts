@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   lintFunctionPrivileges,
   lintTenantIsolation,
+  PLATFORM_TENANT_COLUMNS,
   searchPathSchemas,
   unwrappedHelperCalls,
   type IsolationProblem,
@@ -161,6 +162,22 @@ describe('the lint catches each way a tenant table can leak', () => {
     expect(problems).toEqual([
       { table: '*', rule: 'role-can-bypass', message: 'role hasura_app is a member of lint_probe_bypass, which is BYPASSRLS' },
     ]);
+  });
+});
+
+describe("the lint catches an isolated role that may write the platform's columns of a tenant", () => {
+  test('UPDATE on the whole tenants row, or on plan_id, for a service or Hasura', async () => {
+    const problems = await lintAfter(owner, 'GRANT UPDATE ON tenants TO app_service; GRANT UPDATE (plan_id, name) ON tenants TO hasura_app;');
+    const writable = problems.filter((problem) => problem.rule === 'platform-column-writable');
+    expect(writable.map((problem) => /^tenants: (\w+) may UPDATE (\w+),/.exec(problem.message)!.slice(1).join('.'))).toEqual([
+      ...PLATFORM_TENANT_COLUMNS.map((column) => `app_service.${column}`).sort(),
+      'hasura_app.plan_id',
+    ]);
+    expect(problems.filter((problem) => problem.rule !== 'platform-column-writable')).toEqual([]);
+  });
+
+  test('the columns the services and Hasura do write are not reported', async () => {
+    expect(await lintAfter(owner, 'GRANT UPDATE (name, settings, owner_user_id, metadata) ON tenants TO app_service, hasura_app;')).toEqual([]);
   });
 });
 

@@ -28,7 +28,8 @@ export interface IsolationProblem {
     | 'role-can-bypass'
     | 'deleted-tenant-writable'
     | 'definer-search-path'
-    | 'function-public-execute';
+    | 'function-public-execute'
+    | 'platform-column-writable';
   message: string;
 }
 
@@ -227,6 +228,33 @@ async function checkRoles(client: pg.ClientBase, tables: TenantTable[], schema: 
   }));
 }
 
+/**
+ * Columns of a tenant's own row that only the platform moves: the CLI (platform_admin) and
+ * SECURITY DEFINER functions that audit each move (the billing definers, app.restore_tenant).
+ * A service or Hasura writing them directly would pick its own plan, limits or lifecycle
+ * within its tenant, where row-level security cannot help. Checked where they exist.
+ */
+export const PLATFORM_TENANT_COLUMNS = [
+  'slug', 'plan_id', 'status', 'status_changed_at', 'suspended_at', 'suspension_reason', 'deleted_at', 'purge_after',
+  'max_users', 'max_storage_bytes', 'max_api_requests_month', 'stripe_customer_id', 'feature_overrides',
+] as const;
+
+async function checkPlatformColumns(client: pg.ClientBase, schema: string): Promise<IsolationProblem[]> {
+  const { rows } = await client.query<{ role: string; column: string }>(
+    `SELECT r.role, a.attname AS column
+       FROM unnest($1::text[]) AS r(role)
+       JOIN pg_attribute a ON a.attrelid = to_regclass(quote_ident($3) || '.tenants') AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE a.attname = ANY($2::text[]) AND has_column_privilege(r.role, a.attrelid, a.attnum, 'UPDATE')
+      ORDER BY 1, 2`,
+    [ISOLATED_ROLES, PLATFORM_TENANT_COLUMNS, schema],
+  );
+  return rows.map(({ role, column }) => ({
+    table: 'tenants',
+    rule: 'platform-column-writable' as const,
+    message: `tenants: ${role} may UPDATE ${column}, which only the platform moves (platform_admin, or a definer that audits it); grant it the other columns only`,
+  }));
+}
+
 /** The schemas whose functions are ours: none of them may be executable by PUBLIC. */
 export const FUNCTION_SCHEMAS = ['app', 'public'] as const;
 
@@ -346,6 +374,7 @@ export async function lintTenantIsolation(client: pg.ClientBase, schema = 'publi
     problems.push(...checkPolicies(target, await policies(client, target)));
   }
   problems.push(...(await checkRoles(client, tables, schema)));
+  problems.push(...(await checkPlatformColumns(client, schema)));
   problems.push(...(await lintFunctionPrivileges(client)));
   return problems;
 }
