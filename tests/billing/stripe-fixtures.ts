@@ -116,6 +116,8 @@ export interface InvoiceFields {
   amountDue?: number;
   attemptCount?: number;
   nextPaymentAttempt?: Date | null;
+  /** The subscription's metadata as the invoice snapshots it (parent.subscription_details.metadata). */
+  subscriptionMetadata?: Record<string, string>;
 }
 
 /** An invoice as API 2026-08-26.dahlia shapes it: its subscription is under parent.subscription_details. */
@@ -132,7 +134,7 @@ export async function invoiceObject(fields: InvoiceFields): Promise<Stripe.Invoi
     attempt_count: fields.attemptCount ?? 1,
     next_payment_attempt: fields.nextPaymentAttempt ? unix(fields.nextPaymentAttempt) : null,
     hosted_invoice_url: `https://invoice.stripe.com/i/${id}`,
-    parent: { type: 'subscription_details', quote_details: null, subscription_details: { metadata: null, subscription: fields.subscription } },
+    parent: { type: 'subscription_details', quote_details: null, subscription_details: { metadata: fields.subscriptionMetadata ?? null, subscription: fields.subscription } },
   };
 }
 

@@ -35,6 +35,8 @@ export async function startWorkerKit(): Promise<WorkerKit> {
   const database = await createScratchDatabase({ migrated: true });
   const service = new pg.Pool({ connectionString: database.url('app_service'), max: 8 });
   const admin = new pg.Pool({ connectionString: database.url('platform_admin'), max: 4 });
+  // Dropping the database ends connections a pool is still closing: expected then.
+  for (const pool of [service, admin]) pool.on('error', () => undefined);
   const redis = new Redis(services().endpoints.redisUrl);
   const mail = new MailSink();
   await mail.start();
