@@ -249,10 +249,14 @@ export async function syncPlans(options: { dryRun: boolean }): Promise<PlanSyncR
     const price = await syncMonthlyPrice(stripe, plan, product.id, options.dryRun);
     const meteredPrice = await syncMeteredPrice(stripe, plan, product.id, options.dryRun);
     const ids = { product: product.id, price: price.id, meteredPrice: meteredPrice?.id ?? null };
-    const differs =
-      plan.stripe_product_id !== ids.product || plan.stripe_price_id !== ids.price || plan.stripe_metered_price_id !== ids.meteredPrice;
-    let database: PlanSyncResult['database'] = differs ? 'update' : 'keep';
-    if (!options.dryRun && ids.price !== null && (meteredPrice === null || ids.meteredPrice !== null)) {
+    let database: PlanSyncResult['database'];
+    if (ids.price === null) {
+      // A dry run that would create the price: the stored id would change.
+      database = 'update';
+    } else if (options.dryRun) {
+      const same = plan.stripe_product_id === ids.product && plan.stripe_price_id === ids.price && plan.stripe_metered_price_id === ids.meteredPrice;
+      database = same ? 'keep' : 'update';
+    } else {
       database = (await storeStripeIds(plan, { ...ids, price: ids.price })) ? 'update' : 'keep';
     }
     results.push({ plan_id: plan.id, product, price, metered_price: meteredPrice, database });
