@@ -62,6 +62,11 @@ describe('plan sync: Stripe products and prices for every paid plan', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('STRIPE_SECRET_KEY is not set');
     expect(await stored()).toEqual(before);
+    const publishable = await cli(['plan', 'sync'], {
+      env: cliEnv({ PLATFORM_ADMIN_DATABASE_URL: scratch.url('platform_admin'), STRIPE_SECRET_KEY: 'pk_test_publishable' }),
+    });
+    expect(publishable.code).toBe(2);
+    expect(publishable.stderr).toContain('must be a Stripe secret or restricted key');
     // The other commands do not need it.
     expect((await cli(['plan', 'list', '--json'], { env: cliEnv({ PLATFORM_ADMIN_DATABASE_URL: scratch.url('platform_admin') }) })).code).toBe(0);
   });
