@@ -43,7 +43,7 @@ const files = {
   logs: path.join(config.STACK_DIR, 'logs'),
 };
 /** stripe-mock accepts any well-formed test key. */
-const STACK_STRIPE_SECRET_KEY = 'sk_test_tenantry_native_stack';
+const STACK_STRIPE_SECRET_KEY = 'sk_test_tenantrynativestack';
 const repositoryRoot = path.resolve(import.meta.dirname, '../..');
 const migrationsDir = path.join(repositoryRoot, 'hasura/migrations/default');
 

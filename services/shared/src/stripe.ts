@@ -11,7 +11,7 @@ export const STRIPE_API_VERSION = '2026-08-26.dahlia' as const satisfies Stripe.
 
 /** The settings every Stripe caller (the billing service, the CLI) reads. */
 export const stripeConfigSchema = z.object({
-  STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_(test|live)_[A-Za-z0-9_]+$/, 'must be a Stripe secret or restricted key (sk_… or rk_…)'),
+  STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_(test|live)_[A-Za-z0-9]+$/, 'must be a Stripe secret or restricted key (sk_… or rk_…)'),
   /** Another Stripe-compatible API (stripe-mock in tests and in the native stack); unset: api.stripe.com. */
   STRIPE_API_BASE: z.string().url().optional(),
 });
