@@ -24,7 +24,7 @@ export interface WorkerKit {
   mail: MailSink;
   mailer: Mailer;
   clock: { now: Date };
-  worker(stripe: Stripe, options?: { maxAttempts?: number; graceDays?: number }): StartableBillingWorker;
+  worker(stripe: Stripe, options?: { maxAttempts?: number; graceDays?: number; pollIntervalMs?: number; tickIntervalMs?: number }): StartableBillingWorker;
   close(): Promise<void>;
 }
 
@@ -62,6 +62,8 @@ export async function startWorkerKit(): Promise<WorkerKit> {
         now: () => clock.now,
         graceDays: options.graceDays ?? GRACE_DAYS,
         maxAttempts: options.maxAttempts,
+        pollIntervalMs: options.pollIntervalMs,
+        tickIntervalMs: options.tickIntervalMs,
       }),
     async close() {
       mailer.close();

@@ -292,4 +292,21 @@ describe('the billing worker', () => {
     expect(mails.map((mail) => mail.subject).sort()).toEqual([`Confirm the payment for Tenant notices`, `The trial of Tenant notices ends soon`]);
     expect(mails.find((mail) => /Confirm/.test(mail.subject))!.text).toContain('https://invoice.stripe.com/i/in_');
   });
+
+  it('started, it applies an event as soon as it is stored (LISTEN, not the poll), and stop() ends the loop', async () => {
+    const tenant = await createBillingTenant(kit.admin, 'listen');
+    const hour = 3_600_000;
+    const worker = kit.worker(stripeMock.stripe, { pollIntervalMs: hour, tickIntervalMs: hour });
+    kit.clock.now = new Date();
+    await worker.start();
+    try {
+      const event = stripeEvent('customer.subscription.created', await subscriptionFor(tenant, stripeId('sub')), at(10));
+      await store(kit, event);
+      await expect.poll(async () => (await eventRow(kit.admin, event.id)).status, { timeout: 15_000, interval: 50 }).toBe('applied');
+    } finally {
+      await worker.stop();
+    }
+    const listeners = await kit.admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'tenantry-billing-listener' AND datname = current_database()");
+    expect(listeners.rows[0].n).toBe(0);
+  });
 });

@@ -42,6 +42,7 @@ export interface BillingWorker {
 }
 
 export interface StartableBillingWorker extends BillingWorker {
+  /** Listens, polls and runs the clocks; resolves once the events already due are applied. */
   start(): Promise<void>;
   /** Reports finished hours of metered usage to Stripe (the loop runs it with every tick). */
   reportUsage(now?: Date): Promise<number>;
@@ -170,6 +171,12 @@ export function createBillingWorker(deps: BillingWorkerDeps): StartableBillingWo
       reconnect(error as Error);
       return;
     }
+    if (stopped) {
+      // stop() came while this connection was opening.
+      listener = null;
+      await client.end().catch(() => undefined);
+      return;
+    }
     // Events stored while nobody listened.
     wake();
   }
@@ -177,10 +184,13 @@ export function createBillingWorker(deps: BillingWorkerDeps): StartableBillingWo
   return {
     async start() {
       await listen();
+      if (stopped) return;
       timers.push(setInterval(wake, deps.pollIntervalMs ?? 1_000));
       timers.push(setInterval(runClocks, deps.tickIntervalMs ?? 60_000));
-      wake();
       runClocks();
+      // Started means caught up: the backlog stored while no worker ran is applied.
+      wake();
+      await draining;
     },
     async stop() {
       stopped = true;
