@@ -25,14 +25,15 @@ const idOf = (value: string | { id: string } | null | undefined): string | null 
 const fromUnix = (seconds: number | null | undefined): Date | null => (seconds === null || seconds === undefined ? null : new Date(seconds * 1000));
 const ignored = (outcome: string): Applied => ({ outcome: { status: 'ignored', outcome } });
 
-const SUBSCRIPTION_EVENTS: Record<string, SubscriptionStatus | undefined> = {
-  'customer.subscription.created': undefined,
-  'customer.subscription.updated': undefined,
-  'customer.subscription.paused': undefined,
-  'customer.subscription.resumed': undefined,
+/** The events that carry a subscription's state, and the status an event implies whatever its object says. */
+const SUBSCRIPTION_EVENTS = new Map<string, SubscriptionStatus | undefined>([
+  ['customer.subscription.created', undefined],
+  ['customer.subscription.updated', undefined],
+  ['customer.subscription.paused', undefined],
+  ['customer.subscription.resumed', undefined],
   // Stripe's object says canceled too; the event's meaning is what counts.
-  'customer.subscription.deleted': 'canceled',
-};
+  ['customer.subscription.deleted', 'canceled'],
+]);
 const INVOICE_EVENTS = new Set(['invoice.paid', 'invoice.payment_failed', 'invoice.payment_action_required']);
 
 const invoiceSubscription = (invoice: Stripe.Invoice): string | null => idOf(invoice.parent?.subscription_details?.subscription);
@@ -44,7 +45,7 @@ function parties(event: Stripe.Event): { customerId: string | null; namedTenantI
     const session = object as Stripe.Checkout.Session;
     return { customerId: idOf(session.customer), namedTenantId: session.client_reference_id ?? session.metadata?.tenant_id ?? null };
   }
-  if (event.type in SUBSCRIPTION_EVENTS || event.type === 'customer.subscription.trial_will_end') {
+  if (SUBSCRIPTION_EVENTS.has(event.type) || event.type === 'customer.subscription.trial_will_end') {
     const subscription = object as Stripe.Subscription;
     return { customerId: idOf(subscription.customer), namedTenantId: subscription.metadata?.tenant_id ?? null };
   }
@@ -76,8 +77,8 @@ export async function applyEvent(context: ApplyContext, claimed: ClaimedEvent): 
     if (!subscriptionId) return { outcome: { status: 'applied', outcome: `customer ${customerId} linked to tenant ${tenant.id}` } };
     return applySubscription(context, claimed, tenant, customerId, { retrieve: subscriptionId });
   }
-  if (event.type in SUBSCRIPTION_EVENTS) {
-    return applySubscription(context, claimed, tenant, customerId, { object: object as Stripe.Subscription }, SUBSCRIPTION_EVENTS[event.type]);
+  if (SUBSCRIPTION_EVENTS.has(event.type)) {
+    return applySubscription(context, claimed, tenant, customerId, { object: object as Stripe.Subscription }, SUBSCRIPTION_EVENTS.get(event.type));
   }
   if (event.type === 'customer.subscription.trial_will_end') {
     const mailed = await mailOwners(context.client, context.mailer, tenant.id, trialWillEndMail(tenant.name, fromUnix((object as Stripe.Subscription).trial_end)));

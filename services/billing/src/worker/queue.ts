@@ -65,7 +65,7 @@ export async function finishEvent(client: PoolClient, eventId: string, { status,
 export const backoffSeconds = (attempts: number): number => Math.min(2 ** attempts, 3600);
 
 /**
- * Records a failed attempt: retried after the backoff, or given up ('failed') once it has
+ * Records a failed attempt (the backoff counts from the same clock as DUE_AT): retried after the backoff, or given up ('failed') once it has
  * had maxAttempts (`tenantry billing replay` sets it pending again).
  */
 export async function recordFailure(client: PoolClient, event: ClaimedEvent, error: string, now: Date, maxAttempts: number): Promise<'pending' | 'failed'> {
@@ -74,7 +74,7 @@ export async function recordFailure(client: PoolClient, event: ClaimedEvent, err
   await client.query(
     `UPDATE stripe_events
      SET attempts = $2, last_error = $3, status = $4,
-         next_attempt_at = ${DUE_AT.replace('$1', '$5')} + make_interval(secs => $6)
+         next_attempt_at = greatest(now(), $5::timestamptz) + make_interval(secs => $6)
      WHERE id = $1`,
     [event.id, attempts, error.slice(0, 2000), status, now, backoffSeconds(attempts)],
   );

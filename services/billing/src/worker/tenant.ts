@@ -50,7 +50,11 @@ export async function tenantOfCustomer(client: PoolClient, customerId: string | 
   return { ignored: `tenant ${namedTenantId} already has customer ${customer}, not ${customerId}` };
 }
 
-/** Mails every owner of the tenant; returns how many were mailed. */
+/**
+ * Mails every owner of the tenant; returns how many were mailed. Called last in the event's
+ * transaction: a mail that fails retries the event, and a sent one is followed only by the
+ * commit that marks the event applied.
+ */
 export async function mailOwners(client: PoolClient, mailer: Mailer, tenantId: string, content: MailContent): Promise<number> {
   const { rows } = await client.query<{ email: string }>(
     `SELECT u.email FROM tenant_members m JOIN users u ON u.id = m.user_id
