@@ -34,10 +34,14 @@
  * (alternating bare/app rounds, medians reported, default 3), BENCH_CONNECTIONS (default 16),
  * BENCH_EVENTS (pre-signed deliveries per app round, default 20000), BENCH_EFFECTS (default
  * 300), BENCH_EFFECT_RATE (deliveries/s, default 20), BENCH_EFFECT_TENANTS (default 50),
- * BENCH_LOG_LEVEL (the service's log level, default info, written to /dev/null).
+ * BENCH_POOL_SIZE (default 10, as
+ * main.ts), BENCH_PROFILE=1 (a CPU profile of the first
+ * app round, summed per package), BENCH_LOG_LEVEL (the service's log level, default info, written to a file).
  */
 import { execFile } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -54,6 +58,7 @@ import { z } from 'zod';
 import { cacheBinDir, findBinary } from '../scripts/native/binaries.js';
 import { startRedis, startStripeMock, stopProcess } from '../scripts/native/services.js';
 import { buildBillingApp } from '../services/billing/src/app.js';
+import { storeStripeEvent, verifyStripeEvent } from '../services/billing/src/inbox.js';
 import { WEBHOOK_BODY_LIMIT } from '../services/billing/src/routes/webhooks.js';
 import { createBillingWorker } from '../services/billing/src/worker/index.js';
 import { createServicePool } from '../services/shared/src/db/pool.js';
@@ -72,6 +77,10 @@ const config = z
     BENCH_EFFECTS: z.coerce.number().int().min(20).default(300),
     BENCH_EFFECT_RATE: z.coerce.number().positive().max(500).default(20),
     BENCH_EFFECT_TENANTS: z.coerce.number().int().min(1).default(50),
+    /** The service pool's size: createServicePool's default, what main.ts runs with. */
+    BENCH_POOL_SIZE: z.coerce.number().int().min(1).default(10),
+    /** Profile this process's CPU during the first app round and print where it went. */
+    BENCH_PROFILE: z.enum(['0', '1']).default('0').transform((value) => value === '1'),
     BENCH_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   })
   .parse(process.env);
@@ -161,9 +170,32 @@ interface WrkResult {
   failures: number;
   /** Times the deliveries ran out and started over (repeats are acknowledged as duplicates). */
   wraps: number;
+  nodeCpuUsPerRequest: number;
+  /** The service pool's backends; null when their CPU cannot be read. */
+  postgresCpuUsPerRequest: number | null;
 }
 
-async function wrk(url: string, scriptFile: string, deliveriesFile: string, seconds: number): Promise<WrkResult> {
+/** CPU (ms) used so far by each Postgres backend of the service's pool; empty when /proc cannot tell (a remote server). */
+async function backendCpuMs(admin: pg.Pool): Promise<Map<number, number>> {
+  const { rows } = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = 'tenantry-billing'");
+  const ticksPerMs = 100 / 1000; // USER_HZ, 100 on Linux
+  const used = new Map<number, number>();
+  for (const { pid } of rows) {
+    try {
+      // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      used.set(pid, (Number(fields[11]) + Number(fields[12])) / ticksPerMs);
+    } catch {
+      return new Map();
+    }
+  }
+  return used;
+}
+
+/** One wrk round, and the CPU that this process (server and worker) and the pool's Postgres backends spent per request in it. */
+async function wrk(url: string, scriptFile: string, deliveriesFile: string, seconds: number, admin: pg.Pool): Promise<WrkResult> {
+  const backendsBefore = await backendCpuMs(admin);
+  const nodeBefore = process.cpuUsage();
   const { stdout } = await exec(
     findBinary('wrk'),
     ['-t1', `-c${config.BENCH_CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '-s', scriptFile, url],
@@ -172,19 +204,111 @@ async function wrk(url: string, scriptFile: string, deliveriesFile: string, seco
   const line = stdout.split('\n').find((candidate) => candidate.startsWith('RESULT '));
   if (!line) throw new Error(`wrk printed no result:\n${stdout}`);
   const result = JSON.parse(line.slice('RESULT '.length)) as { requests: number; duration_us: number; failures: number; wraps: number; p50_us: number; p99_us: number };
-  return { requestsPerSecond: result.requests / (result.duration_us / 1e6), p50Ms: result.p50_us / 1000, p99Ms: result.p99_us / 1000, failures: result.failures, wraps: result.wraps };
+  const node = process.cpuUsage(nodeBefore);
+  const backendsAfter = await backendCpuMs(admin);
+  let backendMs = 0;
+  for (const [pid, ms] of backendsAfter) backendMs += ms - (backendsBefore.get(pid) ?? 0);
+  return {
+    requestsPerSecond: result.requests / (result.duration_us / 1e6),
+    p50Ms: result.p50_us / 1000,
+    p99Ms: result.p99_us / 1000,
+    failures: result.failures,
+    wraps: result.wraps,
+    nodeCpuUsPerRequest: (node.user + node.system) / result.requests,
+    postgresCpuUsPerRequest: backendsAfter.size > 0 ? (backendMs * 1000) / result.requests : null,
+  };
 }
 
-/** What the inbox must do at least: read the raw body within the same limit, answer 200. */
-function bareWebhookApp(): Express {
+const formatUs = (value: number) => (Number.isNaN(value) ? 'not readable' : `${value.toFixed(0)} µs`);
+
+/** Microseconds per call of a synchronous piece of work, over about half a second. */
+function microsecondsPer(work: () => unknown): number {
+  for (let index = 0; index < 200; index++) work();
+  const started = performance.now();
+  let done = 0;
+  while (performance.now() - started < 500) {
+    for (let index = 0; index < 50; index++) work();
+    done += 50;
+  }
+  return ((performance.now() - started) * 1000) / done;
+}
+
+/** The acknowledgement's parts alone: the signature's HMAC, the JSON parse, the SDK's whole check, and the insert. */
+async function ackBreakdown(stripe: Stripe, pool: pg.Pool, template: Record<string, unknown>): Promise<{ hmacUs: number; parseUs: number; verifyUs: number; storeUs: number }> {
+  const payload = subscriptionEvent(template, { customer: 'cus_benchalone', subscription: 'sub_benchalone', price: PLAN_PRICES.starter, created: Math.floor(Date.now() / 1000) });
+  const body = Buffer.from(payload);
+  const timestamp = Math.floor(Date.now() / 1000);
+  const header = stripe.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET, timestamp });
+  const hmacUs = microsecondsPer(() => createHmac('sha256', WEBHOOK_SECRET).update(`${timestamp}.${payload}`, 'utf8').digest('hex'));
+  const parseUs = microsecondsPer(() => JSON.parse(payload));
+  const verifyUs = microsecondsPer(() => verifyStripeEvent(stripe, body, header, [WEBHOOK_SECRET], 300));
+  const events = Array.from({ length: 300 }, () =>
+    JSON.parse(subscriptionEvent(template, { customer: 'cus_benchalone', subscription: 'sub_benchalone', price: PLAN_PRICES.starter, created: timestamp })) as Stripe.Event,
+  );
+  const started = performance.now();
+  for (const event of events) await storeStripeEvent(pool, event);
+  return { hmacUs, parseUs, verifyUs, storeUs: ((performance.now() - started) * 1000) / events.length };
+}
+
+type CpuProfile = { nodes: Array<{ id: number; callFrame: { functionName: string; url: string }; children?: number[] }>; samples: number[]; timeDeltas: number[] };
+
+async function startProfile(): Promise<{ stop(): Promise<CpuProfile> }> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: CpuProfile };
+      session.disconnect();
+      return profile;
+    },
+  };
+}
+
+/** Self time per package (node_modules/<name>, our code, Node's internals, GC, idle), and the heaviest functions. */
+function printProfile(profile: CpuProfile): void {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const selfMs = new Map<number, number>();
+  profile.samples.forEach((id, index) => selfMs.set(id, (selfMs.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0) / 1000));
+  const packageOf = (url: string, name: string) => {
+    if (!url) return name.startsWith('(') ? name : '(native)';
+    const module = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+    if (module) return module[1]!;
+    if (url.startsWith('node:')) return 'node:' + url.slice(5).split('/')[0];
+    return path.relative(path.resolve(import.meta.dirname, '..'), url.replace(/^file:\/\//, '')).split('/').slice(0, 3).join('/');
+  };
+  const byPackage = new Map<string, number>();
+  const byFunction = new Map<string, number>();
+  for (const [id, ms] of selfMs) {
+    const { functionName, url } = byId.get(id)!.callFrame;
+    const owner = packageOf(url, functionName);
+    byPackage.set(owner, (byPackage.get(owner) ?? 0) + ms);
+    const key = `${functionName || '(anonymous)'} ${owner}`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + ms);
+  }
+  const total = [...selfMs.values()].reduce((sum, ms) => sum + ms, 0);
+  const top = (entries: Map<string, number>, count: number) =>
+    [...entries].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, ms]) => `  ${((ms / total) * 100).toFixed(1).padStart(5)} %  ${name}`).join('\n');
+  console.log(`\nCPU profile of the first app round (self time, ${total.toFixed(0)} ms sampled):\n${top(byPackage, 14)}\nheaviest functions:\n${top(byFunction, 14)}`);
+}
+
+/**
+ * What the inbox must do at least: read the raw body within the same limit, answer 200. With
+ * a pool, also parse it and store it as the inbox does, without the signature check or the
+ * service's HTTP kit: what storing alone costs.
+ */
+function bareWebhookApp(storeWith?: pg.Pool): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.post(WEBHOOK_PATH, express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), (req, res) => {
+  app.post(WEBHOOK_PATH, express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req, res) => {
     if (!Buffer.isBuffer(req.body)) {
       res.status(400).end();
       return;
     }
-    res.json({ received: true, duplicate: false });
+    const stored = storeWith ? await storeStripeEvent(storeWith, JSON.parse(req.body.toString('utf8')) as Stripe.Event) : true;
+    res.json({ received: true, duplicate: !stored });
   });
   return app;
 }
@@ -214,9 +338,12 @@ async function main(): Promise<void> {
     const stripeMock = await startStripeMock({ port: await getPort(), httpsPort: await getPort(), logFile: path.join(root, 'stripe-mock.log'), detached: false });
     cleanups.push(() => stopProcess(stripeMock.pid));
 
-    const logger = pino({ name: 'billing', level: config.BENCH_LOG_LEVEL }, destination({ dest: '/dev/null', sync: false }));
+    // The service's log goes to a file (as to a collector, not a terminal); its warnings are shown at the end.
+    const logFile = path.join(root, 'billing.log');
+    const logStream = destination({ dest: logFile, sync: false });
+    const logger = pino({ name: 'billing', level: config.BENCH_LOG_LEVEL }, logStream);
     // The service's own pool (size, timeouts) as main.ts makes it.
-    const pool = createServicePool({ connectionString: database.urls.app_service, applicationName: 'tenantry-billing', logger });
+    const pool = createServicePool({ connectionString: database.urls.app_service, applicationName: 'tenantry-billing', logger, max: config.BENCH_POOL_SIZE });
     const redis = new Redis(redisUrl);
     const stripe = createStripeClient({ STRIPE_SECRET_KEY, STRIPE_API_BASE: stripeMock.apiBase });
     const admin = new pg.Pool({ connectionString: database.superuserUrl, max: 2 });
@@ -238,8 +365,9 @@ async function main(): Promise<void> {
     });
     const billing = await listen(app);
     const bare = await listen(bareWebhookApp());
+    const storeOnly = await listen(bareWebhookApp(pool));
     cleanups.push(async () => {
-      for (const { server } of [billing, bare]) {
+      for (const { server } of [billing, bare, storeOnly]) {
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));
       }
@@ -263,27 +391,39 @@ async function main(): Promise<void> {
     };
     console.log(`acknowledgement: wrk, ${config.BENCH_CONNECTIONS} connections, ${config.BENCH_ROUNDS} alternating rounds of ${config.BENCH_SECONDS} s…`);
     const warmup = await writeDeliveries('warmup.txt', 2000);
-    await wrk(bare.url, scriptFile, warmup.file, 1);
-    await wrk(billing.url, scriptFile, warmup.file, 1);
+    await wrk(bare.url, scriptFile, warmup.file, 1, admin);
+    await wrk(storeOnly.url, scriptFile, warmup.file, 1, admin);
+    await wrk(billing.url, scriptFile, warmup.file, 1, admin);
     const bareRounds: WrkResult[] = [];
+    const storeRounds: WrkResult[] = [];
     const ackRounds: WrkResult[] = [];
     for (let round = 0; round < config.BENCH_ROUNDS; round++) {
-      bareRounds.push(await wrk(bare.url, scriptFile, warmup.file, config.BENCH_SECONDS));
+      bareRounds.push(await wrk(bare.url, scriptFile, warmup.file, config.BENCH_SECONDS, admin));
+      const storeDeliveries = await writeDeliveries(`store-${round}.txt`, config.BENCH_EVENTS);
+      storeRounds.push(await wrk(storeOnly.url, scriptFile, storeDeliveries.file, config.BENCH_SECONDS, admin));
+      await rm(storeDeliveries.file);
       const deliveries = await writeDeliveries(`round-${round}.txt`, config.BENCH_EVENTS);
-      ackRounds.push(await wrk(billing.url, scriptFile, deliveries.file, config.BENCH_SECONDS));
+      const profiling = config.BENCH_PROFILE && round === 0 ? await startProfile() : null;
+      ackRounds.push(await wrk(billing.url, scriptFile, deliveries.file, config.BENCH_SECONDS, admin));
+      if (profiling) printProfile(await profiling.stop());
       await rm(deliveries.file);
     }
-    const failures = [...bareRounds, ...ackRounds].reduce((sum, round) => sum + round.failures, 0);
+    const failures = [...bareRounds, ...storeRounds, ...ackRounds].reduce((sum, round) => sum + round.failures, 0);
     if (failures > 0) throw new Error(`${failures} deliveries were not answered 2xx`);
-    const wraps = ackRounds.reduce((sum, round) => sum + round.wraps, 0);
+    const wraps = [...storeRounds, ...ackRounds].reduce((sum, round) => sum + round.wraps, 0);
     if (wraps > 0) console.warn(`WARNING: the app ran out of distinct deliveries ${wraps} time(s): raise BENCH_EVENTS`);
     const stored = await admin.query<{ count: string }>('SELECT count(*) FROM stripe_events');
     const bareRate = median(bareRounds.map((round) => round.requestsPerSecond));
     const ackRate = median(ackRounds.map((round) => round.requestsPerSecond));
+    const storeRate = median(storeRounds.map((round) => round.requestsPerSecond));
     const ackP99 = median(ackRounds.map((round) => round.p99Ms));
     cases.push({ case: 'webhook req/s (bare express.raw → verify + store)', baseline: bareRate, candidate: ackRate, unit: 'req/s', higherIsBetter: true, goal: 0.5 });
+    cases.push({ case: 'webhook req/s (bare → parse + store, no signature, no kit)', baseline: bareRate, candidate: storeRate, unit: 'req/s', higherIsBetter: true });
+    cases.push({ case: 'webhook req/s (parse + store → verify + store via the kit)', baseline: storeRate, candidate: ackRate, unit: 'req/s', higherIsBetter: true });
     cases.push({ case: 'webhook p99 (bare handler → verify + store)', baseline: median(bareRounds.map((round) => round.p99Ms)), candidate: ackP99, unit: 'ms', higherIsBetter: false });
     cases.push({ case: `webhook p99 (goal ${ACK_P99_GOAL_MS} ms → verify + store)`, baseline: ACK_P99_GOAL_MS, candidate: ackP99, unit: 'ms', higherIsBetter: false, goal: 1 });
+    // Where an acknowledgement's time goes, one part at a time on one connection.
+    const breakdown = await ackBreakdown(stripe, pool, template);
     // The stored backlog is not the effect run's business: it would be drained first.
     await admin.query('DELETE FROM stripe_events');
 
@@ -362,6 +502,7 @@ async function main(): Promise<void> {
        FROM (SELECT extract(epoch FROM processed_at - received_at) * 1000 AS ms FROM stripe_events WHERE id = ANY($1)) AS applied`,
       [[...ackedAt.keys()]],
     );
+    console.log(`ack → effect deciles (ms): ${[10, 20, 30, 40, 50, 60, 70, 80, 90, 100].map((p) => percentile(effectLatencies, p).toFixed(1)).join(' ')}`);
     const effectP50 = percentile(effectLatencies, 50);
     const effectP99 = percentile(effectLatencies, 99);
     cases.push({ case: `ack → effect committed p99 (goal ${EFFECT_P99_GOAL_MS} ms → measured)`, baseline: EFFECT_P99_GOAL_MS, candidate: effectP99, unit: 'ms', higherIsBetter: false, goal: 1 });
@@ -375,16 +516,26 @@ async function main(): Promise<void> {
       cases,
     );
     const fromDatabase = databaseTimes.rows[0]!;
+    logStream.flushSync();
+    const warnings = readFileSync(logFile, 'utf8').split('\n').filter((line) => line && (JSON.parse(line) as { level: number }).level >= 40);
+    console.log(`\nthe service logged ${warnings.length} warning(s) or error(s)${warnings.length > 0 ? `, first: ${warnings.slice(0, 3).join('\n')}` : ''}`);
     console.log(
       `\nbare ${bareRounds.map((round) => Math.round(round.requestsPerSecond)).join(' / ')} req/s, ` +
+        `parse + store ${storeRounds.map((round) => Math.round(round.requestsPerSecond)).join(' / ')} req/s, ` +
         `verify + store ${ackRounds.map((round) => Math.round(round.requestsPerSecond)).join(' / ')} req/s (p99 ${ackRounds.map((round) => round.p99Ms.toFixed(1)).join(' / ')} ms); ` +
-        `${stored.rows[0]!.count} events stored by the app rounds` +
+        `${stored.rows[0]!.count} events stored` +
+        `\nper delivery: Node (server) CPU ${median(bareRounds.map((round) => round.nodeCpuUsPerRequest)).toFixed(0)} µs bare, ${median(storeRounds.map((round) => round.nodeCpuUsPerRequest)).toFixed(0)} µs parse + store, ${median(ackRounds.map((round) => round.nodeCpuUsPerRequest)).toFixed(0)} µs verify + store; ` +
+        `Postgres backends ${formatUs(median(storeRounds.map((round) => round.postgresCpuUsPerRequest ?? Number.NaN)))} / ${formatUs(median(ackRounds.map((round) => round.postgresCpuUsPerRequest ?? Number.NaN)))}; ` +
+        `alone: HMAC-SHA256 ${breakdown.hmacUs.toFixed(0)} µs, JSON.parse ${breakdown.parseUs.toFixed(0)} µs, verifyStripeEvent ${breakdown.verifyUs.toFixed(0)} µs, ` +
+        `storeStripeEvent ${breakdown.storeUs.toFixed(0)} µs (one at a time, round trip and commit)` +
         `\nprocessed_at − received_at (transaction starts, so without the insert, the apply and the commit): p50 ${Number(fromDatabase.p50).toFixed(1)} ms, p99 ${Number(fromDatabase.p99).toFixed(1)} ms`,
     );
     const file = await writeResults('billing', cases, {
       config,
       event_bytes: warmup.bytes,
-      rounds: { bare: bareRounds, acknowledgement: ackRounds },
+      rounds: { bare: bareRounds, store_only: storeRounds, acknowledgement: ackRounds },
+      breakdown_us: breakdown,
+      load_average: os.loadavg(),
       processed_minus_received_ms: { p50: Number(fromDatabase.p50), p99: Number(fromDatabase.p99) },
       postgres: database.source,
       redis: process.env.REDIS_URL ? 'env' : 'native',
