@@ -344,6 +344,34 @@ async function readArchive(work: string, file: string): Promise<ValidatedArchive
 }
 
 /**
+ * What the plan must hold before anything is written, so the operator hears the first thing
+ * that does not fit (seats, then custom domains) and the flag that fixes it, rather than the
+ * database's refusal of whichever row happens to come first.
+ */
+async function checkArchiveFitsPlan(
+  client: Queryable,
+  planId: string,
+  needs: { seats: number; seatLimitOverride: unknown; domains: number },
+): Promise<void> {
+  const { rows } = await client.query<{ max_users: number | null; custom_domains: boolean }>(
+    `SELECT max_users, coalesce(features -> 'custom_domains' = 'true'::jsonb, false) AS custom_domains FROM plans WHERE id = $1`,
+    [planId],
+  );
+  const plan = rows[0]!;
+  const seatLimit = typeof needs.seatLimitOverride === 'number' ? needs.seatLimitOverride : plan.max_users;
+  if (seatLimit !== null && needs.seats > seatLimit) {
+    throw new CliError(
+      `the owner and ${needs.seats - 1} invitation(s) do not fit plan '${planId}' (${seatLimit} users) — choose a plan with more users with --plan`,
+    );
+  }
+  if (needs.domains > 0 && !plan.custom_domains) {
+    throw new CliError(
+      `the archive has ${needs.domains} custom domain(s) and plan '${planId}' does not include custom domains — choose a plan that does with --plan`,
+    );
+  }
+}
+
+/**
  * Creates a new tenant from an export, in one transaction, trusting nothing the file says
  * about who may do what: the plan is --plan (free by default), per-tenant limits are the
  * plan's unless --keep-limits, domains start unverified, API keys and subscriptions stay
@@ -465,6 +493,18 @@ export async function importTenant(file: string, options: ImportOptions): Promis
           }
         };
 
+        // Archived members and live invitations become invitations with the archived role.
+        const invitees = new Map<string, { email: string; role: Role }>();
+        for (const member of archive.tables.get('tenant_members') ?? []) {
+          const user = archivedUsers.get(String(member.user_id).toLowerCase())!;
+          invitees.set(user.email, { email: user.email, role: member.role as Role });
+        }
+        for (const invitation of archive.tables.get('tenant_invitations') ?? []) {
+          const address = String(invitation.email);
+          if (isLivePending(invitation) && !invitees.has(address)) invitees.set(address, { email: address, role: invitation.role as Role });
+        }
+        invitees.delete(owner.email);
+
         bar.start(tables.length, `importing ${newSlug}: tables`);
         const counts: Record<string, number> = {};
         for (const table of tables) {
@@ -494,23 +534,18 @@ export async function importTenant(file: string, options: ImportOptions): Promis
             throw error;
           }
           if (table.table === 'tenants') {
+            // After the tenants row, whose own refusals (slug) are the operator's first.
+            await checkArchiveFitsPlan(client, planId, {
+              seats: 1 + invitees.size,
+              seatLimitOverride: options.keepLimits ? archivedTenant.max_users : undefined,
+              domains: archive.tables.get('tenant_domains')?.length ?? 0,
+            });
             await client.query(`INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'owner')`, [newTenantId, owner.id]);
           }
           if (archive.tables.has(table.table)) counts[table.table] = rows.length;
           bar.increment();
         }
 
-        // Archived members and live invitations become invitations with the archived role.
-        const invitees = new Map<string, { email: string; role: Role }>();
-        for (const member of archive.tables.get('tenant_members') ?? []) {
-          const user = archivedUsers.get(String(member.user_id).toLowerCase())!;
-          invitees.set(user.email, { email: user.email, role: member.role as Role });
-        }
-        for (const invitation of archive.tables.get('tenant_invitations') ?? []) {
-          const address = String(invitation.email);
-          if (isLivePending(invitation) && !invitees.has(address)) invitees.set(address, { email: address, role: invitation.role as Role });
-        }
-        invitees.delete(owner.email);
         const invitations: ImportedInvitation[] = [];
         for (const invitee of invitees.values()) {
           const token = newOpaqueToken();
