@@ -174,6 +174,22 @@ describe('a tenant suspended for billing', () => {
     }
   });
 
+  test('logging in and refreshing pass without a token, on the tenant itself: the auth service gives sessions to owners only', async () => {
+    const tenant = await suspendedForBilling();
+    for (const path of ['/auth/login', '/auth/refresh']) {
+      expect(outcome(await call('POST', path, undefined, { 'X-Tenant-ID': tenant.id })), path).toBe('passed');
+      expect(outcome(await call('GET', path, undefined, { 'X-Tenant-ID': tenant.id })), `GET ${path}`).toBe('403 tenant_suspended');
+    }
+    expect(outcome(await call('POST', '/auth/signup', undefined, { 'X-Tenant-ID': tenant.id }))).toBe('403 tenant_suspended');
+    // With a token, only the two billing routes: a login is no way around them.
+    expect(outcome(await call('POST', '/auth/login', await tokenOf(tenant.id, tenant.admin)))).toBe('403 tenant_suspended');
+
+    const abused = await harness.createTenant();
+    await harness.admin.query("UPDATE tenants SET status = 'suspended', suspension_reason = 'abuse' WHERE id = $1", [abused.id]);
+    await purge(abused.id);
+    expect(outcome(await call('POST', '/auth/login', undefined, { 'X-Tenant-ID': abused.id }))).toBe('403 tenant_suspended');
+  });
+
   test("an owner of another tenant gets nothing of this one", async () => {
     const tenant = await suspendedForBilling();
     const other = await harness.createTenant();

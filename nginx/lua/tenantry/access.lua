@@ -24,6 +24,12 @@ local BILLING_SUSPENSION_ROUTES = {
   ["GET /billing/subscription"] = true,
   ["POST /billing/portal"] = true,
 }
+-- Getting a session there at all: the auth service gives one to the tenant's owners only
+-- (services/auth/src/sessions.ts), so these pass without a token, on the tenant's own host too.
+local BILLING_SUSPENSION_SESSION_ROUTES = {
+  ["POST /auth/login"] = true,
+  ["POST /auth/refresh"] = true,
+}
 local BILLING_SUSPENSION_MESSAGE =
   "this tenant is suspended for billing: its owners can still reach GET /billing/subscription and POST /billing/portal"
 
@@ -124,13 +130,17 @@ local function check_membership(graphql, tenant_id, claims)
 end
 
 -- Whether this request may reach a tenant suspended for billing, before its membership is
--- checked: one of the routes above, with a user's own token (not an API key's).
+-- checked: one of the billing routes above with a user's own token (not an API key's), or,
+-- without a token, a login or refresh.
 local function billing_suspension_route(claims)
-  if not (claims and claims.user_id) or claims.api_key then
+  local route = ngx.req.get_method() .. " " .. ngx.var.request_uri:match("^[^?]*")
+  if not claims then
+    return BILLING_SUSPENSION_SESSION_ROUTES[route] == true
+  end
+  if not claims.user_id or claims.api_key then
     return false
   end
-  local raw_path = ngx.var.request_uri:match("^[^?]*")
-  return BILLING_SUSPENSION_ROUTES[ngx.req.get_method() .. " " .. raw_path] == true
+  return BILLING_SUSPENSION_ROUTES[route] == true
 end
 
 -- options.tenant: "required", "optional" or "none"; options.graphql: answer in GraphQL's shape.
