@@ -11,6 +11,9 @@
  *                           pre-signed deliveries: distinct evt_ ids, a customer.subscription.
  *                           updated of ~5 KiB (stripe-mock's own subscription fixture). The worker
  *                           is off here: this is the acknowledgement alone; its cost shows below.
+ *                           Between the two, the bare handler that also parses the body and
+ *                           stores it as the inbox does (no signature, no HTTP kit, no log): how
+ *                           much of the gap is the insert, how much the service's own work.
  *   ack → effect p50/p99    With the worker running as main.ts runs it (LISTEN stripe_events,
  *                           same process), deliveries at a steady rate that each change a tenant's
  *                           subscription and plan (free → starter → pro → starter …, `created`
