@@ -13,6 +13,11 @@ export const billingConfigSchema = z.object({
   DATABASE_URL: postgresUrl,
   /** Edge purges go out on Redis (the edge applies a plan change within a second). */
   REDIS_URL: z.string().url(),
+  /**
+   * A direct connection for the worker's LISTEN stripe_events (a pooler in transaction mode,
+   * as PgBouncer runs in production, cannot hold a LISTEN). Unset: DATABASE_URL.
+   */
+  BILLING_LISTEN_DATABASE_URL: postgresUrl.optional(),
   BILLING_HOST: z.string().default('127.0.0.1'),
   BILLING_PORT: z.coerce.number().int().min(1).max(65535).default(4003),
   ...stripeConfigSchema.shape,

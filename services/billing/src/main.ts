@@ -26,7 +26,7 @@ void authKeys.start().catch((error: unknown) => {
 });
 
 const worker = config.BILLING_WORKER
-  ? startBillingWorker({ pool, databaseUrl: config.DATABASE_URL, stripe, redis, mailer, logger: logger.child({ component: 'worker' }), now: () => new Date(), graceDays: config.BILLING_GRACE_DAYS })
+  ? startBillingWorker({ pool, databaseUrl: config.BILLING_LISTEN_DATABASE_URL ?? config.DATABASE_URL, stripe, redis, mailer, logger: logger.child({ component: 'worker' }), now: () => new Date(), graceDays: config.BILLING_GRACE_DAYS })
   : null;
 if (!worker) logger.info('BILLING_WORKER=false: this process only acknowledges webhooks; another applies them');
 

@@ -240,14 +240,16 @@ END
 $$;
 
 -- Tenants whose billing state a clock may change: a subscription that is not healthy, or
--- a billing suspension. The worker evaluates each inside its tenant.
+-- a billing suspension. The worker evaluates each inside its tenant. An ended subscription
+-- is done with once the tenant has left its plan.
 CREATE FUNCTION app.billing_tenants_to_evaluate() RETURNS SETOF uuid
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
 AS $$
   SELECT s.tenant_id FROM public.tenant_subscriptions s
   JOIN public.tenants t ON t.id = s.tenant_id
   WHERE t.status <> 'deleted'
-    AND (s.status IN ('past_due', 'unpaid', 'canceled', 'incomplete_expired', 'paused')
+    AND (s.status IN ('past_due', 'unpaid', 'paused')
+         OR (s.status IN ('canceled', 'incomplete_expired') AND t.plan_id = s.plan_id)
          OR (t.status = 'suspended' AND t.suspension_reason = 'billing'))
 $$;
 
