@@ -52,6 +52,7 @@ return {
   internal = { status = 500, message = "internal error" },
   unavailable = { status = 503, message = "a dependency is unavailable" },
   upstream_unavailable = { status = 503, message = "the service behind this route is unavailable" },
+  payment_provider_error = { status = 502, message = "the payment provider refused the request; the operators have been told" },
   payment_provider_unavailable = { status = 503, message = "the payment provider did not answer; try again" },
   resolver_unavailable = { status = 503, message = "the tenant cannot be resolved right now" },
 }

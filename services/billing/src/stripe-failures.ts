@@ -6,7 +6,7 @@ import type { Logger } from '../../shared/src/logger.js';
 /**
  * The answer to a Stripe call that failed. Stripe away, slow or failing on its side (the
  * SDK has already retried with the same idempotency key) → 503, so the client retries. A
- * request Stripe refused is our mistake or our configuration's: it is logged with Stripe's
+ * request Stripe refused is our mistake or our configuration's (502): it is logged with Stripe's
  * request id for the operators, and the client gets a sentence of ours, never Stripe's
  * message (which may name the key's last digits, an account or a customer). A price Stripe
  * does not know means the plan was never synced → 422 plan_not_available.
@@ -28,7 +28,7 @@ export function stripeFailure(error: unknown, log: Logger, during: string): Http
   if (error instanceof Stripe.errors.StripeInvalidRequestError && /price/.test(error.param ?? '')) {
     return fail('plan_not_available', "Stripe does not know this plan's price: the operators must run `tenantry plan sync`");
   }
-  return fail('payment_provider_unavailable', 'the payment provider refused the request; the operators have been told');
+  return fail('payment_provider_error');
 }
 
 /** Runs a Stripe call, turning its failures into the answers above. */

@@ -65,6 +65,7 @@ export const ERRORS = {
   internal: [500, 'internal error'],
   unavailable: [503, 'a dependency is unavailable'],
   upstream_unavailable: [503, 'the service behind this route is unavailable'],
+  payment_provider_error: [502, 'the payment provider refused the request; the operators have been told'],
   payment_provider_unavailable: [503, 'the payment provider did not answer; try again'],
   resolver_unavailable: [503, 'the tenant cannot be resolved right now'],
 } as const satisfies Record<string, readonly [number, string]>;
