@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
 import type Stripe from 'stripe';
+import { pgError } from '../../shared/src/errors/database.js';
 
 /** Stripe's signature check failed: missing or malformed header, no secret matches, or too old. */
 export class WebhookSignatureError extends Error {
@@ -95,17 +96,106 @@ export function eventObjectId(event: Stripe.Event): string | null {
   return idOf(object.customer) ?? object.id ?? null;
 }
 
+/** A verified event and the exact JSON it came as (stored as sent, not serialised again). */
+export interface ReceivedEvent {
+  event: Stripe.Event;
+  json: string;
+}
+
 /**
- * Stores a verified event once: a redelivery (Stripe retries until it gets a 2xx, and may
- * deliver twice anyway) finds the row there and changes nothing. True when it was new.
+ * Stores verified events once each, in one statement: a redelivery (Stripe retries until it
+ * gets a 2xx, and may deliver twice anyway) finds the row there and changes nothing. Returns
+ * the ids that were new.
  */
-export async function storeStripeEvent(pool: Pool, event: Stripe.Event): Promise<boolean> {
-  const { rowCount } = await pool.query({
-    name: 'billing-store-event',
+export async function storeStripeEvents(pool: Pool, received: readonly ReceivedEvent[]): Promise<Set<string>> {
+  const columns = { id: [] as string[], type: [] as string[], livemode: [] as boolean[], apiVersion: [] as (string | null)[], created: [] as number[], payload: [] as string[], objectId: [] as (string | null)[] };
+  const seen = new Set<string>();
+  for (const { event, json } of received) {
+    if (seen.has(event.id)) continue;
+    seen.add(event.id);
+    columns.id.push(event.id);
+    columns.type.push(event.type);
+    columns.livemode.push(event.livemode);
+    columns.apiVersion.push(event.api_version ?? null);
+    columns.created.push(event.created);
+    columns.payload.push(json);
+    columns.objectId.push(eventObjectId(event));
+  }
+  const { rows } = await pool.query<{ id: string }>({
+    name: 'billing-store-events',
     text: `INSERT INTO stripe_events (id, type, livemode, api_version, stripe_created_at, payload, object_id)
-           VALUES ($1, $2, $3, $4, to_timestamp($5), $6, $7)
-           ON CONFLICT (id) DO NOTHING`,
-    values: [event.id, event.type, event.livemode, event.api_version, event.created, event, eventObjectId(event)],
+           SELECT id, type, livemode, api_version, to_timestamp(created), payload, object_id
+           FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::bigint[], $6::jsonb[], $7::text[])
+             AS e(id, type, livemode, api_version, created, payload, object_id)
+           ON CONFLICT (id) DO NOTHING
+           RETURNING id`,
+    values: [columns.id, columns.type, columns.livemode, columns.apiVersion, columns.created, columns.payload, columns.objectId],
   });
-  return rowCount === 1;
+  return new Set(rows.map((row) => row.id));
+}
+
+/** One event, as storeStripeEvents stores it; true when it was new. */
+export async function storeStripeEvent(pool: Pool, event: Stripe.Event): Promise<boolean> {
+  return (await storeStripeEvents(pool, [{ event, json: JSON.stringify(event) }])).has(event.id);
+}
+
+interface Waiting extends ReceivedEvent {
+  resolve: (stored: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit for the webhook route. Each acknowledgement must wait for its event to be
+ * committed, and a commit per delivery is what bounds the inbox (bench:billing). Deliveries
+ * that arrive while earlier inserts are in flight wait together and are stored by the next
+ * insert, in one statement and one commit; a lone delivery is stored at once, so batching
+ * never adds latency, only takes it away under load.
+ */
+export class InboxWriter {
+  private readonly waiting: Waiting[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly options: { maxInFlight: number; maxBatch: number } = { maxInFlight: 4, maxBatch: 64 },
+  ) {}
+
+  store(received: ReceivedEvent): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ ...received, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.options.maxInFlight && this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, this.options.maxBatch);
+      this.inFlight += 1;
+      void this.write(batch).finally(() => {
+        this.inFlight -= 1;
+        this.pump();
+      });
+    }
+  }
+
+  private async write(batch: Waiting[]): Promise<void> {
+    try {
+      const stored = await storeStripeEvents(this.pool, batch);
+      // Of two deliveries of one event in one batch, the first is the new one.
+      const answered = new Set<string>();
+      for (const waiting of batch) {
+        const isNew = stored.has(waiting.event.id) && !answered.has(waiting.event.id);
+        answered.add(waiting.event.id);
+        waiting.resolve(isNew);
+      }
+    } catch (error) {
+      // One event the columns cannot hold (class 22) must not refuse the others: alone, each
+      // gets its own answer. Anything else (the database away) is every delivery's answer.
+      if (batch.length > 1 && pgError(error).code?.startsWith('22')) {
+        await Promise.all(batch.map((waiting) => this.write([waiting])));
+        return;
+      }
+      batch[0]!.reject(error);
+    }
+  }
 }

@@ -2,10 +2,19 @@ import { z } from 'zod';
 import { fail } from '../../../shared/src/errors/catalog.js';
 import { pgError } from '../../../shared/src/errors/database.js';
 import { defineOperation } from '../http.js';
-import { storeStripeEvent, verifyStripeEvent, WebhookPayloadError, WebhookSignatureError } from '../inbox.js';
+import type { Pool } from 'pg';
+import { InboxWriter, verifyStripeEvent, WebhookPayloadError, WebhookSignatureError } from '../inbox.js';
 
 /** Stripe's events are far smaller; a larger body is refused (413) before it is read. */
 export const WEBHOOK_BODY_LIMIT = '1mb';
+
+/** One group-committing writer per pool (an app, or a test's app on its own database). */
+const writers = new WeakMap<Pool, InboxWriter>();
+function inboxWriter(pool: Pool): InboxWriter {
+  let writer = writers.get(pool);
+  if (!writer) writers.set(pool, (writer = new InboxWriter(pool)));
+  return writer;
+}
 
 export const stripeWebhook = defineOperation({
   method: 'post',
@@ -35,7 +44,7 @@ export const stripeWebhook = defineOperation({
     }
     let stored: boolean;
     try {
-      stored = await storeStripeEvent(deps.pool, event);
+      stored = await inboxWriter(deps.pool).store({ event, json: body.toString('utf8') });
     } catch (error) {
       // Class 22 (data exception): a value of the event the columns cannot hold. Stripe sends
       // none; answering 4xx keeps a malformed event from being retried for days.
