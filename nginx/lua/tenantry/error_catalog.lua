@@ -49,6 +49,7 @@ return {
   api_key_not_found = { status = 404, message = "no such API key" },
   too_many_attempts = { status = 429, message = "too many attempts; try again later" },
   rate_limited = { status = 429, message = "too many requests for this tenant" },
+  quota_exceeded = { status = 429, message = "the tenant has used this month's API requests" },
   internal = { status = 500, message = "internal error" },
   unavailable = { status = 503, message = "a dependency is unavailable" },
   upstream_unavailable = { status = 503, message = "the service behind this route is unavailable" },

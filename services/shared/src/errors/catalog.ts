@@ -62,6 +62,7 @@ export const ERRORS = {
   // Too much, or not now.
   too_many_attempts: [429, 'too many attempts; try again later'],
   rate_limited: [429, 'too many requests for this tenant'],
+  quota_exceeded: [429, "the tenant has used this month's API requests"],
   internal: [500, 'internal error'],
   unavailable: [503, 'a dependency is unavailable'],
   upstream_unavailable: [503, 'the service behind this route is unavailable'],
