@@ -46,6 +46,19 @@ export const billingConfigSchema = z.object({
     .enum(['true', 'false'])
     .default('true')
     .transform((value) => value === 'true'),
+  /**
+   * Run the usage worker in this process: it moves the edge's counts (Redis stream
+   * usage:api) into tenant_usage exactly once, samples users.count hourly and mails the
+   * quota notices. Replicas may all run it; an advisory lock has them take turns.
+   */
+  BILLING_USAGE_WORKER: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((value) => value === 'true'),
+  /** How often the usage worker drains the stream. */
+  BILLING_USAGE_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(1_000),
+  /** Stream entries per ingest transaction. */
+  BILLING_USAGE_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1_000),
   /** The auth service's JWKS, to verify access tokens. */
   AUTH_JWKS_URL: z.string().url(),
   AUTH_ISSUER: z.string().min(1).default('https://auth.tenantry.local'),

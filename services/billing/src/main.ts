@@ -8,6 +8,7 @@ import { createStripeClient } from '../../shared/src/stripe.js';
 import { buildBillingApp } from './app.js';
 import { billingConfigSchema } from './config.js';
 import { AuthKeys } from './token-keys.js';
+import { createUsageWorker } from './usage/index.js';
 import { startBillingWorker } from './worker/index.js';
 
 const config = loadConfigOrExit(billingConfigSchema);
@@ -30,6 +31,21 @@ const worker = config.BILLING_WORKER
   : null;
 if (!worker) logger.info('BILLING_WORKER=false: this process only acknowledges webhooks; another applies them');
 
+const usageWorker = config.BILLING_USAGE_WORKER
+  ? createUsageWorker({
+      pool,
+      redis,
+      mailer,
+      logger: logger.child({ component: 'usage' }),
+      now: () => new Date(),
+      intervalMs: config.BILLING_USAGE_INTERVAL_MS,
+      batchSize: config.BILLING_USAGE_BATCH_SIZE,
+    })
+  : null;
+// The first pass runs in the background: a database still starting only delays it.
+void usageWorker?.start().catch((error: unknown) => logger.error({ err: error }, 'usage worker did not start'));
+if (!usageWorker) logger.info('BILLING_USAGE_WORKER=false: another process ingests usage and sends the quota mails');
+
 const app = buildBillingApp({
   pool,
   redis,
@@ -48,7 +64,7 @@ serveUntilSignalled(app, {
   onClose: async () => {
     authKeys.stop();
     // The event in hand is finished (and recorded) before the pool it writes with closes.
-    await worker?.stop();
+    await Promise.all([worker?.stop(), usageWorker?.stop()]);
     mailer.close();
     await Promise.all([pool.end(), redis.quit()]);
   },

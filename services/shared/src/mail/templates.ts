@@ -72,3 +72,25 @@ export const trialWillEndMail = (tenantName: string, trialEnd: Date | null): Mai
     ` Add a payment method in the billing portal to keep your plan; without one the subscription is paused` +
     ` and ${tenantName} moves to the free plan.`,
 });
+
+/** To a tenant's owners when its API requests reach 80 % or 100 % of the month's quota. */
+export interface QuotaNotice {
+  thresholdPercent: 80 | 100;
+  used: number;
+  quota: number;
+  /** When the monthly quota starts again (00:00 UTC on the 1st of the next month). */
+  resetsAt: Date;
+}
+
+export const quotaMail = (tenantName: string, notice: QuotaNotice): MailContent => {
+  const resets = `${notice.resetsAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  const reached = notice.thresholdPercent >= 100;
+  return {
+    subject: reached ? `${tenantName} has used its monthly API quota` : `${tenantName} has used ${notice.thresholdPercent} % of its monthly API quota`,
+    text:
+      `${tenantName} has made ${notice.used} of its ${notice.quota} API requests this month (${notice.thresholdPercent} %).` +
+      (reached ? ' Further requests are refused with 429 quota_exceeded' : ' At 100 % further requests are refused with 429 quota_exceeded') +
+      ` until the quota resets on ${resets}.` +
+      ' Upgrade the plan in the billing settings to raise the quota now.',
+  };
+};

@@ -1,0 +1,110 @@
+import type { Redis } from 'ioredis';
+import type { Pool, PoolClient } from 'pg';
+import type { Logger } from '../../../shared/src/logger.js';
+import type { Mailer } from '../../../shared/src/mail/mailer.js';
+import { formatUsageMonth, parseUsageMonth, usageMonthOf } from '../../../shared/src/usage.js';
+import { ingestBatch } from './ingest.js';
+import { sendQuotaNotices } from './notices.js';
+
+export interface UsageWorkerDeps {
+  /** app_service: the definers, the offsets, quota_notices inside the tenant context. */
+  pool: Pool;
+  redis: Redis;
+  mailer: Mailer;
+  logger: Logger;
+  /** Injectable clock: the hourly sample and the month of the quota notices. */
+  now: () => Date;
+  /** Between two drains of the stream, default 1000. */
+  intervalMs?: number;
+  /** Stream entries per transaction, default 1000. */
+  batchSize?: number;
+  /** The stream read, default usage:api (tests use their own). */
+  stream?: string;
+  /** See IngestDeps.beforeCommit: tests crash the ingester there. */
+  beforeCommit?: (client: PoolClient) => Promise<void>;
+}
+
+export interface UsageWorker {
+  /** Samples this hour, then drains the stream every interval and samples every new hour. */
+  start(): Promise<void>;
+  /** Stops the loop and waits for the pass in hand. */
+  stop(): Promise<void>;
+  /** Ingests everything in the stream now, then sends the quota notices due; returns the entries consumed. */
+  drain(): Promise<number>;
+  /** Samples users.count for the hour of `at` (default the clock's now). */
+  sample(at?: Date): Promise<number>;
+  /** One pass of the loop: drain, and sample when the clock entered a new hour. */
+  tick(): Promise<void>;
+}
+
+const HOUR_MS = 3_600_000;
+
+export function createUsageWorker(deps: UsageWorkerDeps): UsageWorker {
+  const { logger } = deps;
+  const intervalMs = deps.intervalMs ?? 1_000;
+  const batchSize = deps.batchSize ?? 1_000;
+  let stopped = true;
+  let timer: NodeJS.Timeout | undefined;
+  let lastSampledHour: number | null = null;
+  // One pass at a time in this process (the advisory lock orders processes).
+  let queue: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = queue.then(work, work);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  async function drainOnce(): Promise<number> {
+    let consumed = 0;
+    // The current month too: a lowered limit makes a tenant due without new requests.
+    const months = new Set<string>([formatUsageMonth(usageMonthOf(deps.now()))]);
+    for (;;) {
+      const result = await ingestBatch({ pool: deps.pool, redis: deps.redis, logger, stream: deps.stream, batchSize, beforeCommit: deps.beforeCommit });
+      consumed += result.entries;
+      for (const hour of result.hours) months.add(formatUsageMonth(usageMonthOf(new Date(hour * 1000))));
+      if (result.exhausted) break;
+    }
+    for (const month of months) {
+      await sendQuotaNotices({ pool: deps.pool, mailer: deps.mailer, logger }, parseUsageMonth(month)).catch((error: unknown) =>
+        logger.error({ err: error, month }, 'quota notices failed'),
+      );
+    }
+    return consumed;
+  }
+
+  async function sampleAt(at: Date): Promise<number> {
+    const hour = Math.floor(at.getTime() / HOUR_MS) * HOUR_MS;
+    const { rows } = await deps.pool.query<{ sampled: number }>("SELECT app.usage_sample('users.count', $1) AS sampled", [new Date(hour)]);
+    lastSampledHour = hour;
+    return rows[0]!.sampled;
+  }
+
+  async function tickOnce(): Promise<void> {
+    await drainOnce().catch((error: unknown) => logger.error({ err: error }, 'usage ingest failed'));
+    const hour = Math.floor(deps.now().getTime() / HOUR_MS) * HOUR_MS;
+    if (hour !== lastSampledHour) await sampleAt(deps.now()).catch((error: unknown) => logger.error({ err: error }, 'users.count sample failed'));
+  }
+
+  function schedule(): void {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      void serialized(tickOnce).finally(schedule);
+    }, intervalMs);
+  }
+
+  return {
+    async start() {
+      stopped = false;
+      await serialized(tickOnce);
+      schedule();
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await queue;
+    },
+    drain: () => serialized(drainOnce),
+    sample: (at = deps.now()) => serialized(() => sampleAt(at)),
+    tick: () => serialized(tickOnce),
+  };
+}
