@@ -4,6 +4,7 @@ import { cliConfig } from '../config.js';
 import { CliError } from '../errors.js';
 import { printFields, printJson, printTable, say, type JsonOption } from '../output.js';
 import { brandingCommand } from './branding.js';
+import { limitsCommand } from './limits.js';
 import { requireKnownPlan } from '../plans.js';
 import { purgeExpired, purgeTenant, type PurgeReport } from '../purge.js';
 import {
@@ -316,6 +317,7 @@ A refused import writes nothing and removes its temporary files.`,
     );
 
   tenant.addCommand(brandingCommand());
+  tenant.addCommand(limitsCommand());
 
   return tenant;
 }
