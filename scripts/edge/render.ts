@@ -49,6 +49,22 @@ export const edgeEnvironmentSchema = z.object({
   REDIS_URL: z.string().url().optional(),
   EDGE_PURGE_STREAM: z.string().default('edge:purges'),
   EDGE_PURGE_POLL_SECONDS: seconds(0.25),
+  /** node: each edge counts requests per second itself; cluster: Redis counts them for every edge. */
+  EDGE_RATE_LIMIT_SCOPE: z.enum(['node', 'cluster']).default('node'),
+  /** Requests per second and client address without a token (0: no limit), per edge. */
+  EDGE_ANONYMOUS_RATE_LIMIT_RPS: z.coerce.number().int().min(0).default(20),
+  /** The most monthly-quota budget one worker leases at a time (leases shrink as the month's headroom does). */
+  EDGE_QUOTA_MAX_LEASE: z.coerce.number().int().min(1).default(200),
+  /** A worker gives back a lease unused this long, so other workers and edges can spend it. */
+  EDGE_QUOTA_IDLE_SECONDS: seconds(1),
+  /** Redis on the request path: past this, the request goes on without it (quota fails open). */
+  EDGE_REDIS_TIMEOUT_MS: z.coerce.number().int().min(1).max(5000).default(100),
+  /** After a Redis failure, requests skip Redis this long before one tries again. */
+  EDGE_REDIS_RETRY_SECONDS: seconds(2),
+  /** The Redis stream the edge appends its counts of requests to, for the usage worker. */
+  EDGE_USAGE_STREAM: z.string().min(1).default('usage:api'),
+  /** Tests only: added to the clock for quota months and Reset headers, to cross a month's end on demand. */
+  EDGE_TEST_CLOCK_OFFSET_SECONDS: z.coerce.number().default(0),
   EDGE_RUNTIME_DIR: z.string().default('/tmp/tenantry-edge'),
   EDGE_LUA_DIR: z.string().default(path.join(repositoryRoot, 'nginx/lua')),
   EDGE_ACCESS_LOG: z.string().optional(),
@@ -111,6 +127,14 @@ function luaSettings(env: EdgeEnvironment): string {
     redis_port: redis ? Number(redis.port || 6379) : 0,
     purge_stream: env.EDGE_PURGE_STREAM,
     purge_poll_interval: env.EDGE_PURGE_POLL_SECONDS,
+    rate_limit_scope: env.EDGE_RATE_LIMIT_SCOPE,
+    anonymous_rps: env.EDGE_ANONYMOUS_RATE_LIMIT_RPS,
+    quota_max_lease: env.EDGE_QUOTA_MAX_LEASE,
+    quota_idle_seconds: env.EDGE_QUOTA_IDLE_SECONDS,
+    redis_timeout_ms: env.EDGE_REDIS_TIMEOUT_MS,
+    redis_retry_interval: env.EDGE_REDIS_RETRY_SECONDS,
+    usage_stream: env.EDGE_USAGE_STREAM,
+    clock_offset: env.EDGE_TEST_CLOCK_OFFSET_SECONDS,
   });
 }
 
@@ -137,6 +161,7 @@ export interface RenderedEdgeConfig {
 
 /** Renders nginx.conf, to be written to `nginxConfFile`, and the settings file beside it. */
 export function renderEdgeConfig(env: EdgeEnvironment, nginxConfFile: string, template = readFileSync(TEMPLATE, 'utf8')): RenderedEdgeConfig {
+  if (env.EDGE_RATE_LIMIT_SCOPE === 'cluster' && !env.REDIS_URL) throw new Error('EDGE_RATE_LIMIT_SCOPE=cluster needs REDIS_URL');
   const settingsFile = path.join(path.dirname(path.resolve(nginxConfFile)), EDGE_SETTINGS_FILE_NAME);
   const target = TARGETS[env.EDGE_TARGET];
   const values: Record<string, string> = {

@@ -172,6 +172,8 @@ export interface EdgeHarness {
   stopResolver(): Promise<void>;
   startResolver(): Promise<void>;
   createTenant(options?: { status?: 'active' | 'suspended' | 'deleted'; plan?: string }): Promise<{ id: string; slug: string }>;
+  /** Another edge (its own nginx) on the same resolver, upstream and Redis; stopped with the harness. */
+  startAnotherEdge(overrides?: Record<string, string>): Promise<EdgeInstance>;
   stop(): Promise<void>;
 }
 
@@ -198,12 +200,7 @@ export async function startEdgeHarness(overrides: Record<string, string> = {}): 
   const echo = await startEchoServer();
   const echoAddress = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
   const runtimeDir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-edge-'));
-  const edge = await startEdge({
-    runtimeDir,
-    detached: false,
-    env: {
-      EDGE_PORT: String(await getPort()),
-      EDGE_WORKER_PROCESSES: '2',
+  const sharedEnv = {
       BASE_DOMAIN,
       HASURA_UPSTREAM: echoAddress,
       AUTH_UPSTREAM: echoAddress,
@@ -216,9 +213,16 @@ export async function startEdgeHarness(overrides: Record<string, string> = {}): 
       EDGE_PURGE_STREAM: purgeStream,
       EDGE_NEGATIVE_CACHE_TTL_SECONDS: '1',
       EDGE_ERROR_LOG_LEVEL: 'info',
+      // The tests send many requests without a token from one address.
+      EDGE_ANONYMOUS_RATE_LIMIT_RPS: '0',
       ...overrides,
-    },
+  };
+  const edge = await startEdge({
+    runtimeDir,
+    detached: false,
+    env: { EDGE_PORT: String(await getPort()), EDGE_WORKER_PROCESSES: '2', ...sharedEnv },
   });
+  const moreEdges: { edge: EdgeInstance; runtimeDir: string }[] = [];
   return {
     edge,
     admin,
@@ -250,7 +254,21 @@ export async function startEdgeHarness(overrides: Record<string, string> = {}): 
         client.release();
       }
     },
+    async startAnotherEdge(more = {}) {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-edge-'));
+      const another = await startEdge({
+        runtimeDir: dir,
+        detached: false,
+        env: { EDGE_WORKER_PROCESSES: '2', ...sharedEnv, EDGE_PORT: String(await getPort()), ...more },
+      });
+      moreEdges.push({ edge: another, runtimeDir: dir });
+      return another;
+    },
     async stop() {
+      for (const more of moreEdges) {
+        await stopProcess(more.edge.pid);
+        await rm(more.runtimeDir, { recursive: true, force: true });
+      }
       await stopProcess(edge.pid);
       await stopResolver();
       await new Promise((resolve) => echo.close(resolve));

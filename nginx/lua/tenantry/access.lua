@@ -4,6 +4,7 @@ local cache = require "tenantry.cache"
 local host = require "tenantry.host"
 local methods = require "tenantry.methods"
 local patterns = require "tenantry.patterns"
+local quota = require "tenantry.quota"
 local ratelimit = require "tenantry.ratelimit"
 local request_path = require "tenantry.request_path"
 local respond = require "tenantry.respond"
@@ -143,6 +144,15 @@ local function billing_suspension_route(claims)
   return BILLING_SUSPENSION_ROUTES[route] == true
 end
 
+-- Headers for the client, set before the upstream answers: nginx adds the upstream's to them.
+local function set_headers(headers)
+  if headers then
+    for name, value in pairs(headers) do
+      ngx.header[name] = value
+    end
+  end
+end
+
 -- options.tenant: "required", "optional" or "none"; options.graphql: answer in GraphQL's shape.
 function _M.run(options)
   local graphql = options.graphql
@@ -170,6 +180,14 @@ function _M.run(options)
     return respond.refuse(graphql, "invalid_token", token_err)
   end
   local token_tenant = claims and claims.tenant_id
+  -- Anonymous requests spend no tenant's quota; an address gets a limit of its own instead.
+  if not has_token then
+    local allowed, limit_headers, retry_after = ratelimit.allow_anonymous()
+    if not allowed then
+      limit_headers["Retry-After"] = retry_after
+      return respond.refuse(graphql, "rate_limited", "too many requests from this address", limit_headers)
+    end
+  end
 
   local by, value = tenant_reference(headers, token_tenant, graphql)
   local tenant
@@ -223,9 +241,24 @@ function _M.run(options)
     end
   end
 
-  local allowed, retry_after = ratelimit.allow(tenant)
+  local allowed, limit_headers, retry_after = ratelimit.allow(tenant)
   if not allowed then
-    return respond.refuse(graphql, "rate_limited", "too many requests for this tenant", { ["Retry-After"] = retry_after })
+    limit_headers = limit_headers or {}
+    limit_headers["Retry-After"] = retry_after
+    return respond.refuse(graphql, "rate_limited", "too many requests for this tenant", limit_headers)
+  end
+  set_headers(limit_headers)
+
+  -- Every request with a token that reaches a tenant's upstream counts toward its quota
+  -- (a WebSocket upgrade once: it is one request here).
+  if has_token then
+    local quota_headers
+    allowed, quota_headers, retry_after = quota.charge(tenant)
+    if not allowed then
+      quota_headers["Retry-After"] = retry_after
+      return respond.refuse(graphql, "quota_exceeded", "this tenant has used its API requests for the month", quota_headers)
+    end
+    set_headers(quota_headers)
   end
 
   -- nginx.conf turns these into the X-Tenant-Id, X-Hasura-Tenant-Id and X-Tenant-Slug headers.

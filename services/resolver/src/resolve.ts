@@ -12,6 +12,11 @@ export interface TenantResolution {
   suspension_reason: string | null;
   /** Whether the plan in force includes custom domains: without it the edge refuses the tenant's domains, and says why. */
   custom_domains: boolean;
+  /**
+   * The month's API requests already in tenant_usage (UTC month): the edge creates a month's
+   * Redis counter from it, so a Redis that lost its data never restarts a tenant at zero.
+   */
+  api_requests_month_used: number;
 }
 
 export type ResolveBy = 'id' | 'slug' | 'domain';
@@ -32,6 +37,7 @@ export async function resolveTenant(pool: Pool, by: ResolveBy, value: string): P
     max_api_requests_month: string | null;
     suspension_reason: string | null;
     custom_domains: boolean | null;
+    api_requests_month_used: string | null;
   }>({ name: `resolve-tenant-by-${by}`, text: QUERIES[by], values: [value] });
   const row = rows[0];
   if (!row) return null;
@@ -44,6 +50,7 @@ export async function resolveTenant(pool: Pool, by: ResolveBy, value: string): P
     max_api_requests_month: row.max_api_requests_month === null ? null : Number(row.max_api_requests_month),
     suspension_reason: row.suspension_reason,
     custom_domains: row.custom_domains === true,
+    api_requests_month_used: Number(row.api_requests_month_used ?? 0),
   };
 }
 
