@@ -65,6 +65,7 @@ function _M.connect(what)
     note_failure(what, err)
     return nil, err
   end
+  red.reused = (red:get_reused_times() or 0) > 0
   return red
 end
 
@@ -73,6 +74,10 @@ function _M.release(red, ok, what, err)
   if ok then
     open_until = 0
     red:set_keepalive(10000, 64)
+  elseif red.reused and err ~= "timeout" then
+    -- A pooled connection to a Redis that restarted fails at once: the next one is new
+    -- (or pooled too, and fails as fast), so this is no reason to stop trying.
+    red:close()
   else
     note_failure(what, err)
     red:close()
