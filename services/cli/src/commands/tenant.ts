@@ -5,6 +5,7 @@ import { CliError } from '../errors.js';
 import { printFields, printJson, printTable, say, type JsonOption } from '../output.js';
 import { brandingCommand } from './branding.js';
 import { limitsCommand } from './limits.js';
+import { usageCommand } from './usage.js';
 import { requireKnownPlan } from '../plans.js';
 import { purgeExpired, purgeTenant, type PurgeReport } from '../purge.js';
 import {
@@ -318,6 +319,7 @@ A refused import writes nothing and removes its temporary files.`,
 
   tenant.addCommand(brandingCommand());
   tenant.addCommand(limitsCommand());
+  tenant.addCommand(usageCommand());
 
   return tenant;
 }
