@@ -290,6 +290,17 @@ export const TRACKED_TABLES: readonly TrackedTable[] = [
     }),
   },
   {
+    // The quota mails sent (80 % and 100 % of the month's API requests), once per month each.
+    table: 'quota_notices',
+    graphqlName: 'quota_notices',
+    tenantColumn: 'tenant_id',
+    objectRelationships: [tenantRelationship],
+    select: tenantFor(MANAGERS, {
+      columns: ['tenant_id', 'metric', 'month', 'threshold_percent', 'used', 'quota', 'sent_at'],
+      limit: 200,
+    }),
+  },
+  {
     table: 'audit_log',
     graphqlName: 'audit_log',
     tenantColumn: 'tenant_id',
@@ -322,6 +333,7 @@ export const INTERNAL_TABLES: Readonly<Record<string, string>> = {
   refresh_tokens: 'login sessions: the auth service only (hashed tokens)',
   stripe_events: 'the Stripe webhook inbox: the billing service only',
   auth_email_tokens: 'email verification and reset tokens: the auth service only',
+  usage_ingest_offsets: "the usage worker's position in the edge's usage stream: the billing service only",
 };
 
 /** Columns no role may ever select, whatever the database grants. */
@@ -342,6 +354,7 @@ export const BILLING_COLUMNS: Readonly<Record<string, readonly string[]>> = {
   tenants: ['stripe_customer_id', 'feature_overrides'],
   tenant_subscriptions: ['*'],
   tenant_usage: ['*'],
+  quota_notices: ['*'],
 };
 /** The tenant roles that may read billing (BILLING_COLUMNS); every other tenant role sees none. */
 export const BILLING_READERS: readonly BaseHasuraRole[] = ['owner', 'tenant_admin'];
