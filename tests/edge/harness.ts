@@ -201,21 +201,21 @@ export async function startEdgeHarness(overrides: Record<string, string> = {}): 
   const echoAddress = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
   const runtimeDir = await mkdtemp(path.join(os.tmpdir(), 'tenantry-edge-'));
   const sharedEnv = {
-      BASE_DOMAIN,
-      HASURA_UPSTREAM: echoAddress,
-      AUTH_UPSTREAM: echoAddress,
-      BILLING_UPSTREAM: echoAddress,
-      STORAGE_UPSTREAM: echoAddress,
-      RESOLVER_UPSTREAM: `127.0.0.1:${resolverPort}`,
-      RESOLVER_SECRET: resolverSecret,
-      EDGE_PURGE_SECRET: purgeSecret,
-      REDIS_URL: endpoints.redisUrl,
-      EDGE_PURGE_STREAM: purgeStream,
-      EDGE_NEGATIVE_CACHE_TTL_SECONDS: '1',
-      EDGE_ERROR_LOG_LEVEL: 'info',
-      // The tests send many requests without a token from one address.
-      EDGE_ANONYMOUS_RATE_LIMIT_RPS: '0',
-      ...overrides,
+    BASE_DOMAIN,
+    HASURA_UPSTREAM: echoAddress,
+    AUTH_UPSTREAM: echoAddress,
+    BILLING_UPSTREAM: echoAddress,
+    STORAGE_UPSTREAM: echoAddress,
+    RESOLVER_UPSTREAM: `127.0.0.1:${resolverPort}`,
+    RESOLVER_SECRET: resolverSecret,
+    EDGE_PURGE_SECRET: purgeSecret,
+    REDIS_URL: endpoints.redisUrl,
+    EDGE_PURGE_STREAM: purgeStream,
+    EDGE_NEGATIVE_CACHE_TTL_SECONDS: '1',
+    EDGE_ERROR_LOG_LEVEL: 'info',
+    // The tests send many requests without a token from one address.
+    EDGE_ANONYMOUS_RATE_LIMIT_RPS: '0',
+    ...overrides,
   };
   const edge = await startEdge({
     runtimeDir,
