@@ -1,10 +1,14 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { randomBytes, randomUUID } from 'node:crypto';
+import path from 'node:path';
 import type { PoolClient } from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createUsageWorker, type UsageWorker, type UsageWorkerDeps } from '../../services/billing/src/usage/index.js';
 import { compareEntryIds, parseUsageEntry } from '../../services/billing/src/usage/stream.js';
 import type { Mailer } from '../../services/shared/src/mail/mailer.js';
+import { services } from '../helpers/database.js';
 import { createBillingTenant, startWorkerKit, type WorkerKit } from './worker-kit.js';
 
 /**
@@ -160,6 +164,41 @@ describe('ingesting usage:api into tenant_usage', () => {
 
     // Restarted (a new worker), it reads on from the committed offset.
     expect(await worker(stream, { batchSize: 300 }).drain()).toBe(600);
+    expect(await recorded(ids)).toEqual(expectedTotals(entries));
+  });
+
+  test('a worker process killed with SIGKILL while it holds the flush loses and doubles nothing', async () => {
+    const stream = freshStream();
+    const ids = await tenants(2, 'sigkill');
+    const entries = randomEntries(ids, 500);
+    await append(stream, entries);
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'usage-ingest-child.ts')], {
+      env: {
+        ...process.env,
+        DATABASE_URL: kit.database.url('app_service'),
+        REDIS_URL: services().endpoints.redisUrl,
+        STREAM: stream,
+        BATCH_SIZE: '200',
+        HOLD_AT_FLUSH: '2',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const holding = new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('holding')) resolve();
+      });
+      child.on('exit', () => reject(new Error(`the worker exited before holding its flush:\n${output}`)));
+    });
+    await holding;
+    // Its second batch is in tenant_usage, uncommitted, when the process dies.
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+    expect(await recorded(ids)).toEqual(expectedTotals(entries.slice(0, 200)));
+    expect(await worker(stream, { batchSize: 200 }).drain()).toBe(300);
     expect(await recorded(ids)).toEqual(expectedTotals(entries));
   });
 
