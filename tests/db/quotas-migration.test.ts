@@ -268,7 +268,7 @@ describe('down and up again', () => {
   });
 
   /** Columns, constraints, functions (body, settings, owner), composite types and every role's privileges. */
-  async function snapshot(): Promise<Record<string, string[]>> {
+  async function snapshot() {
     const lines = async (sql: string, params: unknown[] = []) => (await client.query<{ line: string }>(sql, params)).rows.map((row) => row.line);
     const ours = "n.nspname IN ('public', 'app')";
     return {
