@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { pino } from 'pino';
+import { ingestBatch } from '../../services/billing/src/usage/ingest.js';
 import { publishEdgePurge } from '../../services/shared/src/edge-purge.js';
-import { services } from '../helpers/database.js';
+import { poolAs, services } from '../helpers/database.js';
 import { send, startEdgeHarness, tokenFor, type EdgeHarness, type Response } from './harness.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -61,7 +63,7 @@ describe('monthly API quota across edges', () => {
   const call = (url: string, token: string, path = '/v1/graphql'): Promise<Response> =>
     send(url, path, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: '{}' });
 
-  test('2 edges × 2 workers, quota 500, 40 clients, 2,000 requests: exactly 500 accepted, 1,500 quota_exceeded, 500 in the usage stream', async () => {
+  test('2 edges × 2 workers, quota 500, 40 clients, 2,000 requests: exactly 500 accepted, 1,500 quota_exceeded, 500 in the usage stream and in tenant_usage', async () => {
     const tenant = await harness.createTenant({ plan });
     await setQuota(harness, tenant.id, 500);
     const token = tokenFor(tenant.id);
@@ -89,6 +91,22 @@ describe('monthly API quota across edges', () => {
     }
     await sleep(1500);
     expect(await streamedCount(redis, usageStream, tenant.id)).toBe(500);
+
+    // The billing process's usage worker moves the stream into tenant_usage.
+    const pool = poolAs('app_service', 2);
+    try {
+      for (;;) {
+        const result = await ingestBatch({ pool, redis, logger: pino({ level: 'silent' }), stream: usageStream, batchSize: 500 });
+        if (result.exhausted) break;
+      }
+      const { rows } = await harness.admin.query<{ used: string }>(
+        "SELECT coalesce(sum(quantity), 0) AS used FROM tenant_usage WHERE tenant_id = $1 AND metric = 'api.requests'",
+        [tenant.id],
+      );
+      expect(Number(rows[0]!.used)).toBe(500);
+    } finally {
+      await pool.end();
+    }
   });
 
   test('requests without a token and tenants without a quota are not limited; /v1/graphql refuses in GraphQL shape, /storage in the services shape', async () => {
