@@ -129,4 +129,6 @@ GRANT INSERT, UPDATE (quantity, updated_at) ON tenant_usage TO app_definer;
 
 GRANT SELECT, INSERT, UPDATE ON usage_ingest_offsets TO app_service;
 GRANT SELECT, INSERT ON quota_notices TO app_service;
+-- The foundation's grant covered the tables that existed then: the CLI (purge, export) reads every tenant table.
+GRANT SELECT, INSERT, UPDATE, DELETE ON quota_notices, usage_ingest_offsets TO platform_admin;
 GRANT SELECT ON quota_notices TO hasura_app;
