@@ -127,4 +127,38 @@ describe('monthly quota while Redis is stopped, killed and restarted empty', () 
     const refused = after.find((response) => response.status === 429)!;
     expect(refused.json.errors[0].extensions.code).toBe('quota_exceeded');
   });
+
+  test('cluster rate limit with Redis stopped: each edge falls back to its node limiter, no 5xx', async () => {
+    const limit = 40;
+    const rpsPlan = `outage-rps-${randomBytes(4).toString('hex')}`;
+    await harness.admin.query("INSERT INTO plans (id, name, rate_limit_rps, is_public) VALUES ($1, 'Outage rps', $2, false)", [rpsPlan, limit]);
+    const cluster = await harness.startAnotherEdge({ EDGE_RATE_LIMIT_SCOPE: 'cluster' });
+    const tenant = await harness.createTenant({ plan: rpsPlan });
+    const token = tokenFor(tenant.id);
+    process.kill(redisServer.pid, 'SIGSTOP');
+    const responses: Response[] = [];
+    try {
+      const until = Date.now() + 2500;
+      await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          while (Date.now() < until) responses.push(await send(cluster.url, '/storage/x', { headers: { Authorization: `Bearer ${token}` } }));
+        }),
+      );
+    } finally {
+      process.kill(redisServer.pid, 'SIGCONT');
+    }
+    expect(responses.filter((response) => response.status >= 500)).toEqual([]);
+    const perSecond = new Map<string, number>();
+    for (const response of responses) {
+      if (response.status === 200) {
+        const reset = String(response.headers['x-ratelimit-reset']);
+        perSecond.set(reset, (perSecond.get(reset) ?? 0) + 1);
+      } else {
+        expect(response.json.error.code).toBe('rate_limited');
+      }
+    }
+    // The node limiter lets a batch's overshoot through (5 % of the limit per worker at most).
+    for (const accepted of perSecond.values()) expect(accepted).toBeLessThanOrEqual(limit * 1.05 + 2);
+    expect(responses.some((response) => response.status === 429)).toBe(true);
+  });
 });

@@ -63,7 +63,7 @@ local MAX_PENDING_RETURNS = 10000
 
 -- tenant id → { key, month, limit, epoch, remaining, granted, used_at }
 local leases = {}
--- tenant id → { key, limit, until }
+-- tenant id → { month, limit, until }
 local exhausted = {}
 -- { key, epoch, amount } waiting for the next tick.
 local returns = {}
@@ -129,7 +129,6 @@ function _M.charge(tenant)
     return true
   end
   local month, _, month_end = clock.month(now)
-  local key = month_key(id, month)
 
   local lease = leases[id]
   local give_back
@@ -151,10 +150,11 @@ function _M.charge(tenant)
   end
 
   local refusal = exhausted[id]
-  if refusal and not give_back and refusal.key == key and refusal.limit == limit and ngx.now() < refusal["until"] then
+  if refusal and not give_back and refusal.month == month and refusal.limit == limit and ngx.now() < refusal["until"] then
     return false, headers(limit, 0, month_end), ceil(month_end - now)
   end
 
+  local key = month_key(id, month)
   if not redis_client.available() then
     if give_back and #returns < MAX_PENDING_RETURNS then
       returns[#returns + 1] = { key = key, epoch = give_back.epoch, amount = give_back.amount }
@@ -168,7 +168,7 @@ function _M.charge(tenant)
     return true
   end
   if grant <= 0 then
-    exhausted[id] = { key = key, limit = limit, ["until"] = ngx.now() + EXHAUSTED_RECHECK }
+    exhausted[id] = { month = month, limit = limit, ["until"] = ngx.now() + EXHAUSTED_RECHECK }
     return false, headers(limit, 0, month_end), ceil(month_end - now)
   end
   exhausted[id] = nil

@@ -16,18 +16,22 @@ local MAX_PENDING = 50000
 local STREAM_LENGTH = "1000000"
 local BATCH_PAIRS = 2000
 
--- "<tenant> <hour>" → count
+-- tenant id → hour → count; pending_size counts the (tenant, hour) pairs.
 local pending = {}
 local pending_size = 0
 local dropped = 0
 
 function _M.count(tenant_id, hour)
-  local key = tenant_id .. " " .. hour
-  local count = pending[key]
+  local hours = pending[tenant_id]
+  local count = hours and hours[hour]
   if count then
-    pending[key] = count + 1
+    hours[hour] = count + 1
   elseif pending_size < MAX_PENDING then
-    pending[key] = 1
+    if not hours then
+      hours = {}
+      pending[tenant_id] = hours
+    end
+    hours[hour] = 1
     pending_size = pending_size + 1
   else
     dropped = dropped + 1
@@ -73,12 +77,14 @@ local function flush(red)
   end
   -- At most BATCH_PAIRS a batch: a script's arguments are a Lua stack.
   local arguments, n = {}, 0
-  for key, count in pairs(pending) do
-    local space = key:find(" ", 1, true)
-    arguments[n + 1], arguments[n + 2], arguments[n + 3] = key:sub(1, space - 1), key:sub(space + 1), tostring(count)
-    n = n + 3
-    pending[key] = nil
-    pending_size = pending_size - 1
+  for tenant_id, hours in pairs(pending) do
+    for hour, count in pairs(hours) do
+      arguments[n + 1], arguments[n + 2], arguments[n + 3] = tenant_id, tostring(hour), tostring(count)
+      n = n + 3
+      hours[hour] = nil
+      pending_size = pending_size - 1
+    end
+    pending[tenant_id] = nil
     if n >= BATCH_PAIRS * 3 then
       break
     end
