@@ -319,6 +319,24 @@ describe('quota mails', () => {
     expect(mailsTo(tenant.ownerEmail)).toHaveLength(0);
   });
 
+  test('a lowered limit is noticed in the next hour of the clock, without a new request', async () => {
+    const stream = freshStream();
+    const tenant = await quotaTenant('lowered', 1_000);
+    // The month's first hours, whatever the day the test runs.
+    const monthStart = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), 1);
+    await append(stream, [{ tenant: tenant.tenantId, hour: monthStart / 1000, count: 50 }]);
+    const clock = { now: new Date(monthStart + 600_000) };
+    const usage = worker(stream, { now: () => clock.now });
+    await usage.tick();
+    expect(mailsTo(tenant.ownerEmail)).toHaveLength(0);
+    await kit.admin.query('UPDATE tenants SET max_api_requests_month = 60 WHERE id = $1', [tenant.tenantId]);
+    await usage.tick();
+    expect(mailsTo(tenant.ownerEmail)).toHaveLength(0);
+    clock.now = new Date(clock.now.getTime() + 3_600_000);
+    await usage.tick();
+    expect(mailsTo(tenant.ownerEmail).map((mail) => mail.subject)).toEqual(['Tenant lowered has used 80 % of its monthly API quota']);
+  });
+
   test("counts of last month's hours, ingested after midnight, notify for last month", async () => {
     const stream = freshStream();
     const tenant = await quotaTenant('lastmonth', 10);

@@ -29,11 +29,11 @@ export interface UsageWorker {
   start(): Promise<void>;
   /** Stops the loop and waits for the pass in hand. */
   stop(): Promise<void>;
-  /** Ingests everything in the stream now, then sends the quota notices due; returns the entries consumed. */
+  /** Ingests everything in the stream now, then sends the quota notices due in the months it added to; returns the entries consumed. */
   drain(): Promise<number>;
   /** Samples users.count for the hour of `at` (default the clock's now). */
   sample(at?: Date): Promise<number>;
-  /** One pass of the loop: drain, and sample when the clock entered a new hour. */
+  /** One pass of the loop: drain; in a new hour of the clock, sample and send the month's notices due. */
   tick(): Promise<void>;
 }
 
@@ -54,21 +54,25 @@ export function createUsageWorker(deps: UsageWorkerDeps): UsageWorker {
     return run;
   };
 
+  async function sendNotices(months: Iterable<string>): Promise<void> {
+    for (const month of months) {
+      await sendQuotaNotices({ pool: deps.pool, mailer: deps.mailer, logger }, parseUsageMonth(month)).catch((error: unknown) =>
+        logger.error({ err: error, month }, 'quota notices failed'),
+      );
+    }
+  }
+
   async function drainOnce(): Promise<number> {
     let consumed = 0;
-    // The current month too: a lowered limit makes a tenant due without new requests.
-    const months = new Set<string>([formatUsageMonth(usageMonthOf(deps.now()))]);
+    const months = new Set<string>();
     for (;;) {
       const result = await ingestBatch({ pool: deps.pool, redis: deps.redis, logger, stream: deps.stream, batchSize, beforeCommit: deps.beforeCommit });
       consumed += result.entries;
       for (const hour of result.hours) months.add(formatUsageMonth(usageMonthOf(new Date(hour * 1000))));
       if (result.exhausted) break;
     }
-    for (const month of months) {
-      await sendQuotaNotices({ pool: deps.pool, mailer: deps.mailer, logger }, parseUsageMonth(month)).catch((error: unknown) =>
-        logger.error({ err: error, month }, 'quota notices failed'),
-      );
-    }
+    // Only when counts were added (the check reads the whole month): the months they fell in.
+    await sendNotices(months);
     return consumed;
   }
 
@@ -81,8 +85,12 @@ export function createUsageWorker(deps: UsageWorkerDeps): UsageWorker {
 
   async function tickOnce(): Promise<void> {
     await drainOnce().catch((error: unknown) => logger.error({ err: error }, 'usage ingest failed'));
-    const hour = Math.floor(deps.now().getTime() / HOUR_MS) * HOUR_MS;
-    if (hour !== lastSampledHour) await sampleAt(deps.now()).catch((error: unknown) => logger.error({ err: error }, 'users.count sample failed'));
+    const now = deps.now();
+    const hour = Math.floor(now.getTime() / HOUR_MS) * HOUR_MS;
+    if (hour === lastSampledHour) return;
+    await sampleAt(now).catch((error: unknown) => logger.error({ err: error }, 'users.count sample failed'));
+    // Hourly too: a lowered limit makes a tenant due without a new request.
+    await sendNotices([formatUsageMonth(usageMonthOf(now))]);
   }
 
   function schedule(): void {
