@@ -75,6 +75,13 @@ describe('GET /billing/usage', () => {
     }
   });
 
+  test('the OpenAPI document describes it, with its month parameter', async () => {
+    const document = (await request(h.app).get('/billing/openapi.json').expect(200)).body as {
+      paths: Record<string, { get?: { parameters?: Array<{ name: string; in: string }> } }>;
+    };
+    expect(document.paths['/billing/usage']?.get?.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'month', in: 'query' })]));
+  });
+
   test('without a token: 401', async () => {
     await request(h.app).get('/billing/usage').expect(401);
   });
