@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { pino } from 'pino';
@@ -153,5 +154,33 @@ describe('monthly API quota across edges', () => {
     const lowered = await concurrently(40, 10, (index) => call(edgeUrls[index % 2]!, token));
     expect(lowered.every((response) => response.status === 429)).toBe(true);
     expect(lowered[0]!.headers['x-quota-limit']).toBe('50');
+  });
+
+  test('a WebSocket subscription counts once, when it connects', async () => {
+    const tenant = await harness.createTenant({ plan });
+    await setQuota(harness, tenant.id, 2);
+    const token = tokenFor(tenant.id);
+    const port = Number(new URL(harness.edge.url).port);
+    const upgrade = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => {
+          socket.write(
+            `GET /v1/graphql HTTP/1.1\r\nHost: example-saas.test\r\nAuthorization: Bearer ${token}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+              'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n',
+          );
+        });
+        let received = '';
+        socket.on('data', (chunk) => {
+          received += chunk.toString();
+          if (received.includes('\r\n\r\n')) {
+            socket.destroy();
+            resolve(received.split('\r\n')[0]!);
+          }
+        });
+        socket.on('error', reject);
+      });
+    expect(await upgrade()).toMatch(/^HTTP\/1\.1 101/);
+    expect(await upgrade()).toMatch(/^HTTP\/1\.1 101/);
+    expect(await upgrade()).toMatch(/^HTTP\/1\.1 429/);
   });
 });
