@@ -38,7 +38,7 @@ describe('resolver service', () => {
     const { rows } = await admin.query<{ id: string }>("INSERT INTO tenants (slug, name, plan_id) VALUES ($1, 'R', 'starter') RETURNING id", [slug]);
     const id = rows[0]!.id;
     await admin.query('INSERT INTO tenant_domains (tenant_id, domain, verified_at) VALUES ($1, $2, now())', [id, domain]);
-    const expected = { id, slug, status: 'active', plan: 'starter', rate_limit_rps: 20, max_api_requests_month: 100000, suspension_reason: null, custom_domains: true, api_requests_month_used: 0 };
+    const expected = { id, slug, status: 'active', plan: 'starter', rate_limit_rps: 20, max_api_requests_month: 100000, suspension_reason: null, custom_domains: true, api_requests_month_used: 0, usage_month: new Date().toISOString().slice(0, 7) };
     expect(await resolve(`by=id&value=${id}`)).toEqual({ status: 200, body: { tenant: expected } });
     expect(await resolve(`by=slug&value=${slug}`)).toEqual({ status: 200, body: { tenant: expected } });
     expect(await resolve(`by=domain&value=${encodeURIComponent(`${slug.toUpperCase()}.bücher.test.`)}`)).toEqual({ status: 200, body: { tenant: expected } });

@@ -88,14 +88,15 @@ local function headers(limit, remaining, month_end)
   }
 end
 
--- What tenant_usage already holds for the month, when the resolution describes this month.
+-- What tenant_usage already holds for the month, when the resolution counted this month
+-- (an answer cached across a month's end counted the last one; the test clock may be in
+-- another month than the database's).
 local function recorded(tenant, month)
-  local used = tonumber(tenant.api_requests_month_used) or 0
-  if clock.month(ngx.now()) ~= month then
-    -- The test clock is in another month than the database's.
+  local counted_month = tenant.usage_month or clock.month(ngx.now())
+  if counted_month ~= month then
     return 0
   end
-  return used
+  return tonumber(tenant.api_requests_month_used) or 0
 end
 
 -- Leases budget: returns the grant and the month's granted total, or nil and an error.

@@ -17,14 +17,22 @@ export interface TenantResolution {
    * Redis counter from it, so a Redis that lost its data never restarts a tenant at zero.
    */
   api_requests_month_used: number;
+  /**
+   * The UTC month (YYYY-MM) api_requests_month_used counts, from the same statement's clock:
+   * an answer cached across a month's end must not seed the new month with the old one's count.
+   */
+  usage_month: string;
 }
 
 export type ResolveBy = 'id' | 'slug' | 'domain';
 
+// now() is the statement's (the transaction's) time, the one the resolution's count used.
+const USAGE_MONTH = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM') AS usage_month";
+
 const QUERIES: Record<ResolveBy, string> = {
-  id: 'SELECT * FROM app.resolve_tenant_by_id($1)',
-  slug: 'SELECT * FROM app.resolve_tenant_by_slug($1)',
-  domain: 'SELECT * FROM app.resolve_tenant_by_domain($1)',
+  id: `SELECT *, ${USAGE_MONTH} FROM app.resolve_tenant_by_id($1)`,
+  slug: `SELECT *, ${USAGE_MONTH} FROM app.resolve_tenant_by_slug($1)`,
+  domain: `SELECT *, ${USAGE_MONTH} FROM app.resolve_tenant_by_domain($1)`,
 };
 
 export async function resolveTenant(pool: Pool, by: ResolveBy, value: string): Promise<TenantResolution | null> {
@@ -38,6 +46,7 @@ export async function resolveTenant(pool: Pool, by: ResolveBy, value: string): P
     suspension_reason: string | null;
     custom_domains: boolean | null;
     api_requests_month_used: string | null;
+    usage_month: string;
   }>({ name: `resolve-tenant-by-${by}`, text: QUERIES[by], values: [value] });
   const row = rows[0];
   if (!row) return null;
@@ -51,6 +60,7 @@ export async function resolveTenant(pool: Pool, by: ResolveBy, value: string): P
     suspension_reason: row.suspension_reason,
     custom_domains: row.custom_domains === true,
     api_requests_month_used: Number(row.api_requests_month_used ?? 0),
+    usage_month: row.usage_month,
   };
 }
 
