@@ -169,6 +169,8 @@ export interface EdgeHarness {
   purgeSecret: string;
   /** The Redis stream this edge polls for purges (publishEdgePurge's third argument). */
   purgeStream: string;
+  /** The Redis stream this edge appends its counts of requests to. */
+  usageStream: string;
   stopResolver(): Promise<void>;
   startResolver(): Promise<void>;
   createTenant(options?: { status?: 'active' | 'suspended' | 'deleted'; plan?: string }): Promise<{ id: string; slug: string }>;
@@ -184,6 +186,8 @@ export async function startEdgeHarness(overrides: Record<string, string> = {}): 
   const resolverSecret = randomBytes(24).toString('base64url');
   const purgeSecret = randomBytes(24).toString('base64url');
   const purgeStream = `edge:purges:${randomBytes(4).toString('hex')}`;
+  // Not usage:api: the billing tests' usage worker reads that one on the same Redis.
+  const usageStream = `usage:api:edge-test:${randomBytes(4).toString('hex')}`;
   const resolverApp = buildResolverApp({ pool: resolverPool, secret: resolverSecret, logger: pino({ level: 'silent' }) });
   const resolverPort = await getPort();
   let resolver: Server | undefined;
@@ -211,6 +215,7 @@ export async function startEdgeHarness(overrides: Record<string, string> = {}): 
     EDGE_PURGE_SECRET: purgeSecret,
     REDIS_URL: endpoints.redisUrl,
     EDGE_PURGE_STREAM: purgeStream,
+    EDGE_USAGE_STREAM: usageStream,
     EDGE_NEGATIVE_CACHE_TTL_SECONDS: '1',
     EDGE_ERROR_LOG_LEVEL: 'info',
     // The tests send many requests without a token from one address.
@@ -228,6 +233,7 @@ export async function startEdgeHarness(overrides: Record<string, string> = {}): 
     admin,
     purgeSecret,
     purgeStream: overrides.EDGE_PURGE_STREAM ?? purgeStream,
+    usageStream: overrides.EDGE_USAGE_STREAM ?? usageStream,
     stopResolver,
     startResolver,
     async createTenant({ status = 'active', plan = 'pro' } = {}) {

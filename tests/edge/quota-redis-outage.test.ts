@@ -31,7 +31,6 @@ describe('monthly quota while Redis is stopped, killed and restarted empty', () 
   let dataDir: string;
   let harness: EdgeHarness;
   let redis: Redis;
-  const usageStream = 'usage:api';
   const plan = `outage-${randomBytes(4).toString('hex')}`;
 
   const startOwnRedis = async () => {
@@ -97,7 +96,7 @@ describe('monthly quota while Redis is stopped, killed and restarted empty', () 
     expect(responses.slice(-20).every(counted)).toBe(true);
     // What passed uncounted is never appended; what was counted is, once.
     await sleep(2500);
-    expect(await streamedCount(redis, usageStream, tenant.id)).toBe(responses.filter(counted).length);
+    expect(await streamedCount(redis, harness.usageStream, tenant.id)).toBe(responses.filter(counted).length);
   });
 
   test('Redis restarted empty rebuilds the month from tenant_usage, not from zero', async () => {
