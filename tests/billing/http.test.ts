@@ -253,6 +253,7 @@ describe('the service', () => {
         'POST /billing/portal',
         'GET /billing/subscription',
         'GET /billing/entitlements',
+        'GET /billing/usage',
         'POST /billing/webhooks/stripe',
         'GET /billing/openapi.json',
         'GET /healthz',

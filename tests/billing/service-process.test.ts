@@ -35,6 +35,8 @@ describe('the billing process', () => {
         REDIS_URL: services().endpoints.redisUrl,
         BILLING_PORT: String(port),
         BILLING_WORKER: 'false',
+        // Its first pass would sample users.count for every tenant of the shared database.
+        BILLING_USAGE_WORKER: 'false',
         STRIPE_SECRET_KEY,
         STRIPE_API_BASE: services().endpoints.stripeApiBase,
         STRIPE_WEBHOOK_SECRETS: `${WEBHOOK_SECRET}, whsec_other_secret`,

@@ -144,12 +144,12 @@ describe('the metadata lint against the migrated database', () => {
       await client.query('CREATE TABLE widgets (id uuid PRIMARY KEY, tenant_id uuid NOT NULL)');
       const problems = await lintMetadata(client);
       expect(problems).toEqual([expect.objectContaining({ table: 'widgets', rule: 'untracked-table', message: expect.stringContaining('tenant rows') })]);
-      expect(await lintMetadata(client, loadTables(), { internalTables: { widgets: 'test', refresh_tokens: 'x', stripe_events: 'x', auth_email_tokens: 'x' } })).toEqual([]);
+      expect(await lintMetadata(client, loadTables(), { internalTables: { widgets: 'test', refresh_tokens: 'x', stripe_events: 'x', auth_email_tokens: 'x', usage_ingest_offsets: 'x' } })).toEqual([]);
     } finally {
       await client.query('ROLLBACK');
     }
     const untracked = await lintMetadata(client, loadTables(), { internalTables: {} });
-    expect(untracked.map((problem) => problem.table).sort()).toEqual(['auth_email_tokens', 'refresh_tokens', 'stripe_events']);
+    expect(untracked.map((problem) => problem.table).sort()).toEqual(['auth_email_tokens', 'refresh_tokens', 'stripe_events', 'usage_ingest_offsets']);
   });
 
   test('a select without the tenant filter, or with none at all', async () => {

@@ -126,6 +126,7 @@ REVOKE EXECUTE ON FUNCTION app.usage_add(uuid[], text[], timestamptz[], bigint[]
 GRANT EXECUTE ON FUNCTION app.usage_add(uuid[], text[], timestamptz[], bigint[]), app.usage_sample(text, timestamptz),
   app.quota_notices_due(date) TO app_service, platform_admin;
 GRANT INSERT, UPDATE (quantity, updated_at) ON tenant_usage TO app_definer;
+GRANT SELECT ON quota_notices TO app_definer;
 
 GRANT SELECT, INSERT, UPDATE ON usage_ingest_offsets TO app_service;
 GRANT SELECT, INSERT ON quota_notices TO app_service;
