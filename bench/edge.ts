@@ -231,6 +231,8 @@ async function main(): Promise<void> {
         EDGE_PURGE_SECRET: 'bench-purge-secret-0123456789',
         EDGE_CACHE_TTL_SECONDS: '600',
         EDGE_TENANT_CACHE_SIZE: '256m',
+        // wrk's anonymous requests all come from one address: no per-address limit here.
+        EDGE_ANONYMOUS_RATE_LIMIT_RPS: '0',
       };
       const edge = await startEdge({ env, runtimeDir: path.join(root, `edge-${edgeGeneration}`), detached: false });
       processes.push(edge);
