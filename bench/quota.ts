@@ -17,7 +17,7 @@
 // Then over-grant: 20 tenants with small quotas, both edges sending to them at once until
 // every quota is spent; what each accepted (the usage stream) must equal its quota exactly.
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -315,6 +315,29 @@ async function main(): Promise<void> {
       many: many.p99Ms - base10k.p99Ms,
       cluster: cluster.p99Ms - base100.p99Ms,
     };
+    // Paired within each round (a case against the baseline run just before or after it), so
+    // load that drifts between rounds on a shared machine cancels out; medians of the pairs.
+    const paired = (caseIndex: number, baselineIndex: number) => ({
+      ratio: median(rounds[caseIndex]!.map((run, round) => run.requestsPerSecond / rounds[baselineIndex]![round]!.requestsPerSecond)),
+      addedP99Ms: median(rounds[caseIndex]!.map((run, round) => run.p99Ms - rounds[baselineIndex]![round]!.p99Ms)),
+    });
+    const pairs = { busy: paired(2, 0), many: paired(3, 1), cluster: paired(4, 0) };
+    console.log(
+      `\npaired per round (median of ${config.BENCH_ROUNDS}): ` +
+        Object.entries(pairs)
+          .map(([name, pair]) => `${name} ${pair.ratio.toFixed(3)}× / ${pair.addedP99Ms >= 0 ? '+' : ''}${pair.addedP99Ms.toFixed(3)} ms p99`)
+          .join(', '),
+    );
+    // A Redis call slower than EDGE_REDIS_TIMEOUT_MS fails open (uncounted) and says so here.
+    const redisWarnings = Object.fromEntries(
+      await Promise.all(
+        [nodeEdge, clusterEdge].map(async (edge, index) => {
+          const log = await readFile(edge.errorLog, 'utf8').catch(() => '');
+          return [index === 0 ? 'node' : 'cluster', log.split('\n').filter((line) => /redis unreachable|usage:/.test(line)).length] as const;
+        }),
+      ),
+    );
+    console.log(`edge error-log lines about Redis (timeouts fail open): node edge ${redisWarnings.node}, cluster edge ${redisWarnings.cluster}`);
     const p99Met = added.busy <= 0.2;
     const roundTripsMet = busy.roundTripsPer1000 <= 50;
     console.log(`\np99 added: (1) ${added.busy.toFixed(3)} ms (goal <= 0.200 ms: ${p99Met ? 'met' : 'MISSED'}), (2) ${added.many.toFixed(3)} ms, (3) ${added.cluster.toFixed(3)} ms`);
@@ -337,6 +360,8 @@ async function main(): Promise<void> {
       rounds: Object.fromEntries(targets.map((target, index) => [target.name, rounds[index]])),
       p99_added_ms: { busy: Number(added.busy.toFixed(3)), many: Number(added.many.toFixed(3)), cluster: Number(added.cluster.toFixed(3)) },
       p99_goal_met: p99Met,
+      paired: pairs,
+      redis_warnings: redisWarnings,
       round_trips_goal_met: roundTripsMet,
       over_grant: { ...overGrant, wrk_accepted: exhaustAccepted, wrk_refused: exhaustRefused, large_quota_hashes_over: largeOverGrant, met: overGrantMet },
       config,
