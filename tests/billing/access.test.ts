@@ -155,6 +155,11 @@ describe('suspended tenants', () => {
     expectError((await call('checkout', token).expect(403)).body, 'tenant_suspended');
     // Still only for those who may: a member is refused as ever.
     expectError((await call('portal', h.token(tenant.users.member, tenant.tenantId, 'member')).expect(403)).body, 'forbidden');
+    // As at the edge: only owners, with their own token, and only the subscription and the portal.
+    expectError((await call('entitlements', token).expect(403)).body, 'tenant_suspended');
+    expectError((await call('subscription', h.token(tenant.users.admin, tenant.tenantId, 'admin')).expect(403)).body, 'tenant_suspended');
+    const ownersKey = h.token(tenant.users.owner, tenant.tenantId, 'owner', { apiKeyId: '00000000-0000-4000-8000-000000000001' });
+    expectError((await call('portal', ownersKey).expect(403)).body, 'tenant_suspended');
   });
 
   test('suspended for another reason: nothing', async () => {

@@ -71,10 +71,11 @@ export async function billingCaller(
   const member = memberFor(principal, row);
   if (!mayAccessBilling(member, access)) throw fail('forbidden', `missing permission billing:${access}`);
   if (row.status === 'suspended') {
-    // The edge lets the owners of a tenant suspended for billing reach the subscription and
-    // the portal, to pay what is due; a new checkout, or anything for a tenant suspended for
-    // another reason, waits until the tenant is active again.
-    if (row.suspension_reason !== 'billing' || !whileBillingSuspended) throw fail('tenant_suspended');
+    // As the edge: the owners of a tenant suspended for billing, with their own token (not an
+    // API key), reach the subscription and the portal, to pay what is due; anything else, or
+    // anything for a tenant suspended for another reason, waits until the tenant is active again.
+    const payingOwner = member.role === 'owner' && !principal.apiKeyId;
+    if (row.suspension_reason !== 'billing' || !whileBillingSuspended || !payingOwner) throw fail('tenant_suspended');
   } else if (row.status !== 'active') {
     throw fail('tenant_inactive');
   }

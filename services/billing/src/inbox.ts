@@ -195,7 +195,7 @@ export class InboxWriter {
         await Promise.all(batch.map((waiting) => this.write([waiting])));
         return;
       }
-      batch[0]!.reject(error);
+      for (const waiting of batch) waiting.reject(error);
     }
   }
 }

@@ -34,7 +34,7 @@ export const getEntitlements = defineOperation({
     403: { description: 'missing billing:read, or another tenant' },
   },
   async handler(context) {
-    const caller = await billingCaller(context, 'read', { whileBillingSuspended: true });
+    const caller = await billingCaller(context, 'read', { whileBillingSuspended: false });
     const { rows } = await context.deps.pool.query<EntitlementsRow>({
       name: 'billing-entitlements',
       text: 'SELECT plan_id, features, max_users, max_storage_bytes, max_api_requests_month, rate_limit_rps FROM app.tenant_entitlements($1)',

@@ -40,7 +40,7 @@ export const getUsage = defineOperation({
     422: { description: 'month is not YYYY-MM' },
   },
   async handler(context) {
-    const caller = await billingCaller(context, 'read', { whileBillingSuspended: true });
+    const caller = await billingCaller(context, 'read', { whileBillingSuspended: false });
     const month = context.query.month ? parseUsageMonth(context.query.month) : usageMonthOf(new Date());
     // Through the tenant context: row-level security shows only the caller's tenant.
     const report = await withTenant(context.deps.pool, { tenantId: caller.tenantId, userId: caller.userId, role: caller.member.role }, (client) =>

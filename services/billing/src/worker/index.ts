@@ -48,7 +48,8 @@ export interface StartableBillingWorker extends BillingWorker {
   reportUsage(now?: Date): Promise<number>;
 }
 
-const DEFAULT_MAX_ATTEMPTS = 8;
+// 2 s doubling to the 1 h cap: about a day of retries before an event is failed for good.
+const DEFAULT_MAX_ATTEMPTS = 20;
 const LISTENER_RETRY_MS = 1_000;
 
 export function createBillingWorker(deps: BillingWorkerDeps): StartableBillingWorker {
