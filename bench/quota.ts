@@ -14,7 +14,8 @@
 // (INFO stats total_reads_processed) over each run and the ticks after it: a request, or a
 // pipeline that arrives at once, is one; a pipeline too large for one read counts more (so the
 // figure is an upper bound). Script calls by kind come from INFO commandstats.
-// Then over-grant: 20 tenants with small quotas, both edges sending to them at once until
+// CPU per request of the edge's workers and of Redis (from /proc and INFO cpu) beside them:
+// on a shared machine it moves far less than requests/s. Then over-grant: 20 tenants with small quotas, both edges sending to them at once until
 // every quota is spent; what each accepted (the usage stream) must equal its quota exactly.
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -33,7 +34,8 @@ import { startRedis, stopProcess, type NativeProcess } from '../scripts/native/s
 import { buildResolverApp } from '../services/resolver/src/app.js';
 import { readConfig } from '../services/shared/src/config.js';
 import { startBenchDatabase } from './lib/database.js';
-import { addRedisCounters, NO_REDIS_COUNTS, readRedisCounters, redisDelta, type RedisCounters } from './lib/redis-stats.js';
+import { childrenCpuSeconds } from './lib/process-cpu.js';
+import { addRedisCounters, NO_REDIS_COUNTS, readRedisCounters, readRedisCpuSeconds, redisDelta, type RedisCounters } from './lib/redis-stats.js';
 import { formatTable, printComparison, writeResults, type ComparisonCase } from './lib/report.js';
 import { median } from './lib/throughput.js';
 import { runWrk, WRK_DONE_CALLBACK, type WrkRun } from './lib/wrk.js';
@@ -104,6 +106,9 @@ async function touchTenants(url: string, tenants: readonly Tenant[], concurrency
 
 interface CaseRun extends WrkRun {
   redis: RedisCounters;
+  /** CPU seconds of the edge's workers and of Redis over the run and the ticks after it. */
+  edgeCpuSeconds: number;
+  redisCpuSeconds: number;
 }
 
 /** Each figure's median over the rounds; Redis counts and requests summed. */
@@ -122,6 +127,8 @@ function summarise(rounds: readonly CaseRun[]) {
     p99Ms: median(rounds.map((round) => round.p99Ms)),
     failures: rounds.reduce((sum, round) => sum + round.socketErrors + round.non2xx, 0),
     requests,
+    edgeCpuUsPerRequest: (rounds.reduce((sum, round) => sum + round.edgeCpuSeconds, 0) / requests) * 1e6,
+    redisCpuUsPerRequest: (rounds.reduce((sum, round) => sum + round.redisCpuSeconds, 0) / requests) * 1e6,
     roundTripsPer1000: perThousand(redis.reads),
     quotaLeasesPer1000: perThousand(calls('evalsha') - appends - rateLimitLeases),
     giveBacksPer1000: perThousand(calls('eval')),
@@ -240,12 +247,19 @@ async function main(): Promise<void> {
       { name: '(3) quota + cluster rate limit, 100 tenants', edge: clusterEdge, tokens: await tokenFile('cluster-100', clusterLimited) },
     ];
     const measure = async (target: (typeof targets)[number], seconds: number): Promise<CaseRun> => {
+      const [edgeCpuBefore, redisCpuBefore] = [await childrenCpuSeconds(target.edge.pid), await readRedisCpuSeconds(redis)];
       const before = await readRedisCounters(redis);
       const run = await runWrk(target.edge.url, scriptFile, { connections: config.BENCH_CONNECTIONS, seconds, env: { BENCH_TOKENS: target.tokens } });
       // Idle leases go back once idle a second, on the next one-second tick: waiting that out
       // here charges each case its own give-backs, not the next case's window.
       await new Promise((resolve) => setTimeout(resolve, 2_200));
-      return { ...run, redis: redisDelta(before, await readRedisCounters(redis)) };
+      const redisCounts = redisDelta(before, await readRedisCounters(redis));
+      return {
+        ...run,
+        redis: redisCounts,
+        edgeCpuSeconds: (await childrenCpuSeconds(target.edge.pid)) - edgeCpuBefore,
+        redisCpuSeconds: (await readRedisCpuSeconds(redis)) - redisCpuBefore,
+      };
     };
 
     // Warm-ups settle connection pools, the JIT and the first leases of every tenant.
@@ -283,13 +297,15 @@ async function main(): Promise<void> {
     );
     console.log(
       formatTable(
-        ['case', 'requests/s', 'p50 ms', 'p99 ms', 'failed', 'round trips', 'quota leases', 'give-backs', 'rps leases', 'usage appends'],
+        ['case', 'requests/s', 'p50 ms', 'p99 ms', 'failed', 'edge µs/req', 'redis µs/req', 'round trips', 'quota leases', 'give-backs', 'rps leases', 'usage appends'],
         table.map(([name, result]) => [
           name,
           Math.round(result.requestsPerSecond).toLocaleString('en-US'),
           result.p50Ms.toFixed(3),
           result.p99Ms.toFixed(3),
           String(result.failures),
+          result.edgeCpuUsPerRequest.toFixed(1),
+          result.redisCpuUsPerRequest.toFixed(1),
           result.roundTripsPer1000.toFixed(2),
           result.quotaLeasesPer1000.toFixed(2),
           result.giveBacksPer1000.toFixed(2),
@@ -305,6 +321,9 @@ async function main(): Promise<void> {
       { case: 'throughput (1)/baseline, 100 busy tenants', baseline: base100.requestsPerSecond, candidate: busy.requestsPerSecond, unit: 'requests/s', higherIsBetter: true, goal: 0.9 },
       { case: 'throughput (2)/baseline, 10,000 tenants', baseline: base10k.requestsPerSecond, candidate: many.requestsPerSecond, unit: 'requests/s', higherIsBetter: true },
       { case: 'throughput (3)/baseline, + cluster rate limit', baseline: base100.requestsPerSecond, candidate: cluster.requestsPerSecond, unit: 'requests/s', higherIsBetter: true },
+      { case: 'edge CPU per request (1)/baseline', baseline: base100.edgeCpuUsPerRequest, candidate: busy.edgeCpuUsPerRequest, unit: 'µs', higherIsBetter: false },
+      { case: 'edge CPU per request (2)/baseline', baseline: base10k.edgeCpuUsPerRequest, candidate: many.edgeCpuUsPerRequest, unit: 'µs', higherIsBetter: false },
+      { case: 'edge CPU per request (3)/baseline', baseline: base100.edgeCpuUsPerRequest, candidate: cluster.edgeCpuUsPerRequest, unit: 'µs', higherIsBetter: false },
       { case: 'p99 (1)/baseline', baseline: base100.p99Ms, candidate: busy.p99Ms, unit: 'ms', higherIsBetter: false },
       { case: 'p99 (2)/baseline', baseline: base10k.p99Ms, candidate: many.p99Ms, unit: 'ms', higherIsBetter: false },
       { case: 'p99 (3)/baseline', baseline: base100.p99Ms, candidate: cluster.p99Ms, unit: 'ms', higherIsBetter: false },

@@ -32,3 +32,10 @@ export function addRedisCounters(total: RedisCounters, delta: RedisCounters): Re
 }
 
 export const NO_REDIS_COUNTS: RedisCounters = { reads: 0, commands: 0, calls: {} };
+
+/** Seconds of CPU (user + system) the Redis server has used, from INFO cpu. */
+export async function readRedisCpuSeconds(redis: Redis): Promise<number> {
+  const info = (await redis.call('INFO', 'cpu')) as string;
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return field('used_cpu_user') + field('used_cpu_sys');
+}
