@@ -352,7 +352,9 @@ async function main(): Promise<void> {
       await Promise.all(
         [nodeEdge, clusterEdge].map(async (edge, index) => {
           const log = await readFile(edge.errorLog, 'utf8').catch(() => '');
-          return [index === 0 ? 'node' : 'cluster', log.split('\n').filter((line) => /redis unreachable|usage:/.test(line)).length] as const;
+          const lines = log.split('\n').filter((line) => /redis unreachable|usage:/.test(line));
+          for (const line of lines.slice(0, 3)) console.log(`  ${index === 0 ? 'node' : 'cluster'} edge: ${line.slice(0, 300)}`);
+          return [index === 0 ? 'node' : 'cluster', lines.length] as const;
         }),
       ),
     );
