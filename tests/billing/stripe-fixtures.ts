@@ -65,6 +65,8 @@ export interface SubscriptionFields {
   periodEnd: Date;
   cancelAtPeriodEnd?: boolean;
   canceledAt?: Date | null;
+  /** cancellation_details.reason: `payment_failed` when Stripe ended it for non-payment. */
+  cancellationReason?: Stripe.Subscription.CancellationDetails.Reason | null;
   trialEnd?: Date | null;
   metadata?: Record<string, string>;
 }
@@ -85,6 +87,7 @@ export async function subscriptionObject(fields: SubscriptionFields): Promise<St
     cancel_at: fields.cancelAtPeriodEnd ? periodEnd : null,
     canceled_at: fields.canceledAt ? unix(fields.canceledAt) : null,
     ended_at: fields.status === 'canceled' && fields.canceledAt ? unix(fields.canceledAt) : null,
+    cancellation_details: { ...base.cancellation_details!, reason: fields.cancellationReason ?? null },
     trial_end: fields.trialEnd ? unix(fields.trialEnd) : null,
     trial_start: null,
     start_date: periodStart,

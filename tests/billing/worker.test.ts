@@ -269,6 +269,25 @@ describe('the billing worker', () => {
     expect(await tenantBillingState(kit.admin, tenant.tenantId)).toMatchObject({ status: 'suspended', suspensionReason: 'abuse', subscription: { status: 'active' } });
   });
 
+  it('a subscription Stripe ended for non-payment gives back no paid period: the free plan at once, and the billing suspension ends with it', async () => {
+    const tenant = await createBillingTenant(kit.admin, 'dunned');
+    const subscriptionId = stripeId('sub');
+    const worker = kit.worker(stripeMock.stripe);
+    kit.clock.now = at(10);
+    await store(kit, stripeEvent('customer.subscription.created', await subscriptionFor(tenant, subscriptionId, { priceId: plans.pro.priceId, status: 'past_due' }), at(10)));
+    await worker.drain();
+    await worker.tick(new Date(at(10).getTime() + (GRACE_DAYS + 1) * DAY_MS));
+    expect(await tenantBillingState(kit.admin, tenant.tenantId)).toMatchObject({ plan: 'pro', status: 'suspended', suspensionReason: 'billing' });
+    const ended = { priceId: plans.pro.priceId, status: 'canceled', canceledAt: at(20), cancellationReason: 'payment_failed' } as const;
+    kit.clock.now = at(20);
+    await store(kit, stripeEvent('customer.subscription.deleted', await subscriptionFor(tenant, subscriptionId, ended), at(20)));
+    await worker.drain();
+    // Long before the period's end: the unpaid period is not the tenant's.
+    expect(at(20).getTime()).toBeLessThan(periodEnd.getTime());
+    expect(await tenantBillingState(kit.admin, tenant.tenantId)).toMatchObject({ plan: 'free', status: 'active', suspensionReason: null, subscription: { status: 'canceled' } });
+    kit.clock.now = new Date();
+  });
+
   it('a canceled subscription keeps its paid plan until the period ends, then the free plan; nothing is deleted', async () => {
     const tenant = await createBillingTenant(kit.admin, 'cancel');
     const subscriptionId = stripeId('sub');

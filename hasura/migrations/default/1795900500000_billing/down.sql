@@ -68,7 +68,7 @@ DROP INDEX stripe_events_due_idx;
 ALTER TABLE stripe_events DROP COLUMN outcome, DROP COLUMN next_attempt_at, DROP COLUMN object_id, DROP COLUMN status;
 CREATE INDEX stripe_events_unprocessed_idx ON stripe_events (received_at) WHERE processed_at IS NULL;
 
-ALTER TABLE tenant_subscriptions DROP COLUMN past_due_since, DROP COLUMN trial_end, DROP COLUMN stripe_price_id;
+ALTER TABLE tenant_subscriptions DROP COLUMN cancellation_reason, DROP COLUMN past_due_since, DROP COLUMN trial_end, DROP COLUMN stripe_price_id;
 ALTER TABLE tenants DROP COLUMN feature_overrides, DROP COLUMN stripe_customer_id;
 ALTER TABLE plans DROP CONSTRAINT plans_meter_complete, DROP COLUMN meter_metric, DROP COLUMN meter_event_name,
   DROP COLUMN stripe_metered_price_id, DROP COLUMN stripe_product_id;

@@ -30,7 +30,9 @@ ALTER TABLE tenant_subscriptions
   ADD COLUMN stripe_price_id text,
   ADD COLUMN trial_end timestamptz,
   -- When the subscription last became past_due (or unpaid): the grace period runs from here.
-  ADD COLUMN past_due_since timestamptz;
+  ADD COLUMN past_due_since timestamptz,
+  -- Stripe's cancellation_details.reason (payment_failed: ended for non-payment).
+  ADD COLUMN cancellation_reason text;
 
 -- The inbox. status: pending (to apply, at next_attempt_at), applied, ignored (a type the
 -- worker does not act on, or an event older than the state it would overwrite), failed
@@ -135,8 +137,9 @@ $$;
 -- Features bind where every writer passes: an API key needs `api_keys`, a custom domain
 -- (added, or verified) needs `custom_domains`. Rows a tenant already has are kept when it
 -- loses a feature; the resolver stops resolving its domains instead. A definer, so the
--- writer needs no access to the tenant's plan; it runs after row-level security's check
--- would, but the tenant it reads is the row's own.
+-- writer needs no access to the tenant's plan. A BEFORE trigger runs ahead of row-level
+-- security's WITH CHECK: a service naming another tenant's id would learn whether that
+-- plan has the feature before the row is refused (Hasura presets tenant_id from the session).
 CREATE FUNCTION app.require_plan_feature() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
 AS $$
@@ -254,8 +257,8 @@ AS $$
 $$;
 
 -- Usage buckets to report to a Stripe meter: the plan has a meter for the metric, the
--- tenant has a customer, the hour is over and within Stripe's window, and what was
--- reported differs from what was counted.
+-- tenant has a customer, the hour is over and within Stripe's window, and it was not
+-- reported yet (one meter event per tenant × metric × hour).
 CREATE FUNCTION app.billing_usage_to_report(p_since timestamptz, p_before timestamptz, p_limit integer)
 RETURNS TABLE (tenant_id uuid, metric text, period_start timestamptz, quantity bigint, stripe_customer_id text, meter_event_name text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp

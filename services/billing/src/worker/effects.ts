@@ -18,12 +18,14 @@ export interface Effects {
 }
 
 /**
- * What a subscription's state means for its tenant at `now`: a function of the state and
- * the clock only, so events applied in any order end in the same place.
+ * What a subscription's state means for its tenant at `now`: a function of the state, the
+ * clock and the tenant's plan (never of the order events came in), so events applied in any
+ * order end in the same place.
  * - active, trialing, past_due: the subscription's plan;
  * - canceled, unpaid, incomplete_expired, paused: the subscription's plan until the period
- *   ends, then free — and only from the subscription's own plan, so a plan set by hand
- *   later (`tenantry plan set`) is not taken back by an old subscription;
+ *   ends, then free (at once when Stripe canceled it for non-payment: that period was never
+ *   paid) — and only from the subscription's own plan, so a plan set by hand later
+ *   (`tenantry plan set`) is not taken back by an old subscription;
  * - past due (or unpaid) for the grace period: suspended (reason billing); otherwise a
  *   billing suspension is lifted (no other suspension ever is).
  */
@@ -33,7 +35,9 @@ export function effectsOf(subscription: StoredSubscription, tenant: BillingTenan
   if (PAYING.includes(subscription.status)) {
     planId = subscription.plan_id;
   } else if (LAPSING.includes(subscription.status)) {
-    const periodOver = !subscription.current_period_end || now >= subscription.current_period_end;
+    // Ended by Stripe for non-payment, the period was never paid for: nothing of it is owed.
+    const unpaidEnd = subscription.cancellation_reason === 'payment_failed';
+    const periodOver = unpaidEnd || !subscription.current_period_end || now >= subscription.current_period_end;
     if (!periodOver) planId = subscription.plan_id;
     else if (tenant.planId === subscription.plan_id) {
       planId = FREE_PLAN;

@@ -18,10 +18,12 @@ export interface SubscriptionState {
   canceled_at: Date | null;
   trial_end: Date | null;
   past_due_since: Date | null;
+  /** Stripe's cancellation_details.reason: `payment_failed` when Stripe ended it for non-payment. */
+  cancellation_reason: string | null;
 }
 const STATE_COLUMNS = [
   'plan_id', 'status', 'stripe_customer_id', 'stripe_subscription_id', 'stripe_price_id', 'current_period_start',
-  'current_period_end', 'cancel_at_period_end', 'canceled_at', 'trial_end', 'past_due_since',
+  'current_period_end', 'cancel_at_period_end', 'canceled_at', 'trial_end', 'past_due_since', 'cancellation_reason',
 ] as const satisfies readonly (keyof SubscriptionState)[];
 
 export interface StoredSubscription extends SubscriptionState {
@@ -103,6 +105,7 @@ export async function stateOf(
     canceled_at: fromUnix(subscription.canceled_at),
     trial_end: fromUnix(subscription.trial_end),
     past_due_since: PAST_DUE.includes(status) ? (wasPastDue && current.past_due_since ? current.past_due_since : observedAt) : null,
+    cancellation_reason: subscription.cancellation_details?.reason ?? null,
   };
 }
 
