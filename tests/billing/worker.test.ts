@@ -288,6 +288,18 @@ describe('the billing worker', () => {
     kit.clock.now = new Date();
   });
 
+  it('an event of another Stripe API version changes nothing and says why', async () => {
+    const tenant = await createBillingTenant(kit.admin, 'version');
+    const worker = kit.worker(stripeMock.stripe);
+    const event = stripeEvent('customer.subscription.created', await subscriptionFor(tenant, stripeId('sub'), { priceId: plans.pro.priceId }), at(10));
+    await store(kit, { ...event, api_version: '2024-06-20' });
+    await worker.drain();
+    const row = await eventRow(kit.admin, event.id);
+    expect(row.status).toBe('pending');
+    expect(row.last_error).toMatch(/API version 2024-06-20.*2026-08-26\.dahlia/);
+    expect((await tenantBillingState(kit.admin, tenant.tenantId)).plan).not.toBe('pro');
+  });
+
   it('a canceled subscription keeps its paid plan until the period ends, then the free plan; nothing is deleted', async () => {
     const tenant = await createBillingTenant(kit.admin, 'cancel');
     const subscriptionId = stripeId('sub');

@@ -6,6 +6,7 @@ import { applyEffects, effectsOf } from './effects.js';
 import type { ClaimedEvent, EventOutcome } from './queue.js';
 import { readSubscription, stateOf, supersededBy, writeSubscription, type SubscriptionStatus } from './subscription.js';
 import { enterTenant, mailOwners, tenantOfCustomer, type BillingTenant } from './tenant.js';
+import { STRIPE_API_VERSION } from '../../../shared/src/stripe.js';
 
 export interface ApplyContext {
   client: PoolClient;
@@ -64,6 +65,12 @@ export async function applyEvent(context: ApplyContext, claimed: ClaimedEvent): 
   const event = claimed.payload as Stripe.Event;
   const who = parties(event);
   if (!who) return ignored(`${event.type} is not an event billing acts on`);
+  // Another version shapes objects otherwise (dahlia keeps the period on the items): read
+  // with ours, a cancellation could end a paid period at once. Retried, then failed, so
+  // `tenantry billing events --failed` shows it while the endpoint's version is fixed.
+  if (event.api_version && event.api_version !== STRIPE_API_VERSION) {
+    throw new Error(`the event is of Stripe API version ${event.api_version}, not ${STRIPE_API_VERSION}: create the webhook endpoint with ${STRIPE_API_VERSION}`);
+  }
   const lookup = await tenantOfCustomer(context.client, who.customerId, who.namedTenantId);
   if ('ignored' in lookup) return ignored(lookup.ignored);
   const tenant = await enterTenant(context.client, lookup.tenantId, `billing:${claimed.id}`, `stripe ${event.type} ${claimed.id}`);
