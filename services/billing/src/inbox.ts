@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import type Stripe from 'stripe';
 import { pgError } from '../../shared/src/errors/database.js';
+import { stripeRefId } from '../../shared/src/stripe.js';
 
 /** Stripe's signature check failed: missing or malformed header, no secret matches, or too old. */
 export class WebhookSignatureError extends Error {
@@ -80,10 +81,6 @@ export function verifyStripeEvent(
 
 type WithCustomer = { customer?: string | { id: string } | null };
 
-function idOf(value: string | { id: string } | null | undefined): string | null {
-  if (!value) return null;
-  return typeof value === 'string' ? value : value.id;
-}
 
 /**
  * The Stripe object an event changes the state of, for taking one object's events one at a
@@ -93,7 +90,7 @@ function idOf(value: string | { id: string } | null | undefined): string | null 
 export function eventObjectId(event: Stripe.Event): string | null {
   const object = event.data.object as { id?: string; object?: string } & WithCustomer;
   if (object.object === 'customer') return object.id ?? null;
-  return idOf(object.customer) ?? object.id ?? null;
+  return stripeRefId(object.customer) ?? object.id ?? null;
 }
 
 /** A verified event and the exact JSON it came as (stored as sent, not serialised again). */

@@ -4,6 +4,7 @@ import { adminPool, inTransaction, type Queryable } from './context.js';
 import { CliError, explainDatabaseError } from './errors.js';
 import { stripeClient } from './stripe.js';
 import { findTenant, purgeTenantFromEdges, type TenantRow } from './tenants.js';
+import { stripeRefId } from '../../shared/src/stripe.js';
 
 /** Plans live in the database (plans table), so --plan is checked against it, as --status is against its choices. */
 export async function requireKnownPlan(plan: string): Promise<void> {
@@ -78,7 +79,6 @@ export interface PlanSyncReport {
 
 const productIdOf = (planId: string): string => `tenantry_${planId}`;
 const meteredLookupKey = (planId: string): string => `${planId}_metered`;
-const idOf = (value: string | { id: string } | null): string | null => (value === null ? null : typeof value === 'string' ? value : value.id);
 const shortHash = (...parts: string[]): string => createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 16);
 
 function isStripeError(error: unknown, code: string): boolean {
@@ -129,7 +129,7 @@ async function syncMonthlyPrice(stripe: Stripe, plan: PlanRow, productId: string
     stripe,
     plan.id,
     (price) =>
-      idOf(price.product) === productId &&
+      stripeRefId(price.product) === productId &&
       price.type === 'recurring' &&
       price.unit_amount === plan.monthly_price_cents &&
       price.currency === plan.currency &&
@@ -198,7 +198,7 @@ async function syncMeteredPrice(
           stripe,
           lookupKey,
           (price) =>
-            idOf(price.product) === productId &&
+            stripeRefId(price.product) === productId &&
             price.currency === plan.currency &&
             price.recurring?.interval === 'month' &&
             price.recurring.usage_type === 'metered' &&

@@ -33,3 +33,14 @@ export function createStripeClient(config: StripeConfig, options: { maxNetworkRe
     appInfo: { name: 'tenantry' },
   });
 }
+
+/** The id of a Stripe reference, which the API gives as an id or, expanded, as the object. */
+export function stripeRefId(value: string | { id: string } | null | undefined): string | null {
+  if (!value) return null;
+  return typeof value === 'string' ? value : value.id;
+}
+
+/** A Stripe timestamp (Unix seconds) as a Date; null stays null. */
+export function fromStripeTime(seconds: number | null | undefined): Date | null {
+  return seconds === null || seconds === undefined ? null : new Date(seconds * 1000);
+}

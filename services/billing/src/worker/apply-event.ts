@@ -6,7 +6,7 @@ import { applyEffects, effectsOf } from './effects.js';
 import type { ClaimedEvent, EventOutcome } from './queue.js';
 import { readSubscription, stateOf, supersededBy, writeSubscription, type SubscriptionStatus } from './subscription.js';
 import { enterTenant, mailOwners, tenantOfCustomer, type BillingTenant } from './tenant.js';
-import { STRIPE_API_VERSION } from '../../../shared/src/stripe.js';
+import { fromStripeTime, STRIPE_API_VERSION, stripeRefId } from '../../../shared/src/stripe.js';
 
 export interface ApplyContext {
   client: PoolClient;
@@ -22,8 +22,6 @@ export interface Applied {
   changedTenant?: string;
 }
 
-const idOf = (value: string | { id: string } | null | undefined): string | null => (value ? (typeof value === 'string' ? value : value.id) : null);
-const fromUnix = (seconds: number | null | undefined): Date | null => (seconds === null || seconds === undefined ? null : new Date(seconds * 1000));
 const ignored = (outcome: string): Applied => ({ outcome: { status: 'ignored', outcome } });
 
 /** The events that carry a subscription's state, and the status an event implies whatever its object says. */
@@ -37,22 +35,22 @@ const SUBSCRIPTION_EVENTS = new Map<string, SubscriptionStatus | undefined>([
 ]);
 const INVOICE_EVENTS = new Set(['invoice.paid', 'invoice.payment_failed', 'invoice.payment_action_required']);
 
-const invoiceSubscription = (invoice: Stripe.Invoice): string | null => idOf(invoice.parent?.subscription_details?.subscription);
+const invoiceSubscription = (invoice: Stripe.Invoice): string | null => stripeRefId(invoice.parent?.subscription_details?.subscription);
 
 /** Whose event it is: the customer, and the tenant the object names for a customer not yet known. */
 function parties(event: Stripe.Event): { customerId: string | null; namedTenantId: string | null } | null {
   const object = event.data.object as unknown;
   if (event.type === 'checkout.session.completed') {
     const session = object as Stripe.Checkout.Session;
-    return { customerId: idOf(session.customer), namedTenantId: session.client_reference_id ?? session.metadata?.tenant_id ?? null };
+    return { customerId: stripeRefId(session.customer), namedTenantId: session.client_reference_id ?? session.metadata?.tenant_id ?? null };
   }
   if (SUBSCRIPTION_EVENTS.has(event.type) || event.type === 'customer.subscription.trial_will_end') {
     const subscription = object as Stripe.Subscription;
-    return { customerId: idOf(subscription.customer), namedTenantId: subscription.metadata?.tenant_id ?? null };
+    return { customerId: stripeRefId(subscription.customer), namedTenantId: subscription.metadata?.tenant_id ?? null };
   }
   if (INVOICE_EVENTS.has(event.type)) {
     const invoice = object as Stripe.Invoice;
-    return { customerId: idOf(invoice.customer), namedTenantId: invoice.parent?.subscription_details?.metadata?.tenant_id ?? null };
+    return { customerId: stripeRefId(invoice.customer), namedTenantId: invoice.parent?.subscription_details?.metadata?.tenant_id ?? null };
   }
   return null;
 }
@@ -80,7 +78,7 @@ export async function applyEvent(context: ApplyContext, claimed: ClaimedEvent): 
   const object = event.data.object as unknown;
 
   if (event.type === 'checkout.session.completed') {
-    const subscriptionId = idOf((object as Stripe.Checkout.Session).subscription);
+    const subscriptionId = stripeRefId((object as Stripe.Checkout.Session).subscription);
     if (!subscriptionId) return { outcome: { status: 'applied', outcome: `customer ${customerId} linked to tenant ${tenant.id}` } };
     return applySubscription(context, claimed, tenant, customerId, { retrieve: subscriptionId });
   }
@@ -88,7 +86,7 @@ export async function applyEvent(context: ApplyContext, claimed: ClaimedEvent): 
     return applySubscription(context, claimed, tenant, customerId, { object: object as Stripe.Subscription }, SUBSCRIPTION_EVENTS.get(event.type));
   }
   if (event.type === 'customer.subscription.trial_will_end') {
-    const mailed = await mailOwners(context.client, context.mailer, tenant.id, trialWillEndMail(tenant.name, fromUnix((object as Stripe.Subscription).trial_end)));
+    const mailed = await mailOwners(context.client, context.mailer, tenant.id, trialWillEndMail(tenant.name, fromStripeTime((object as Stripe.Subscription).trial_end)));
     return { outcome: { status: 'applied', outcome: `trial ends: mailed ${mailed} owner(s)` } };
   }
   const invoice = object as Stripe.Invoice;
@@ -101,7 +99,7 @@ export async function applyEvent(context: ApplyContext, claimed: ClaimedEvent): 
     return applySubscription(context, claimed, tenant, customerId, { retrieve: subscriptionId });
   }
   if (event.type === 'invoice.payment_failed') {
-    const mail = paymentFailedMail(tenant.name, { ...notice, nextAttempt: fromUnix(invoice.next_payment_attempt), graceDays: context.graceDays });
+    const mail = paymentFailedMail(tenant.name, { ...notice, nextAttempt: fromStripeTime(invoice.next_payment_attempt), graceDays: context.graceDays });
     const mailed = await mailOwners(context.client, context.mailer, tenant.id, mail);
     return { outcome: { status: 'applied', outcome: `payment of invoice ${invoice.id} failed (attempt ${invoice.attempt_count}): mailed ${mailed} owner(s)` } };
   }

@@ -1,5 +1,6 @@
 import type { PoolClient } from 'pg';
 import type Stripe from 'stripe';
+import { fromStripeTime } from '../../../shared/src/stripe.js';
 
 export const SUBSCRIPTION_STATUSES = ['incomplete', 'incomplete_expired', 'trialing', 'active', 'past_due', 'canceled', 'unpaid', 'paused'] as const;
 export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
@@ -42,7 +43,6 @@ export class UnknownPlanError extends Error {
   }
 }
 
-const fromUnix = (seconds: number | null | undefined): Date | null => (seconds === null || seconds === undefined ? null : new Date(seconds * 1000));
 
 export async function readSubscription(client: PoolClient, tenantId: string): Promise<StoredSubscription | null> {
   const { rows } = await client.query<StoredSubscription>(
@@ -99,11 +99,11 @@ export async function stateOf(
     stripe_customer_id: customerId,
     stripe_subscription_id: subscription.id,
     stripe_price_id: item?.price.id ?? null,
-    current_period_start: fromUnix(item?.current_period_start),
-    current_period_end: fromUnix(item?.current_period_end),
+    current_period_start: fromStripeTime(item?.current_period_start),
+    current_period_end: fromStripeTime(item?.current_period_end),
     cancel_at_period_end: subscription.cancel_at_period_end,
-    canceled_at: fromUnix(subscription.canceled_at),
-    trial_end: fromUnix(subscription.trial_end),
+    canceled_at: fromStripeTime(subscription.canceled_at),
+    trial_end: fromStripeTime(subscription.trial_end),
     past_due_since: PAST_DUE.includes(status) ? (wasPastDue && current.past_due_since ? current.past_due_since : observedAt) : null,
     cancellation_reason: subscription.cancellation_details?.reason ?? null,
   };
