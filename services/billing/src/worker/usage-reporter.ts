@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
-import type Stripe from 'stripe';
+import Stripe from 'stripe';
 
 const DAY_MS = 86_400_000;
 /** Stripe takes meter events up to 35 days old; an hour's margin keeps a slow run inside it. */
@@ -34,7 +34,9 @@ export function meterIdentifier(tenantId: string, metric: string, periodStart: D
 /**
  * Sends every finished hour of metered usage not yet reported (within Stripe's 35 days) to
  * the plan's Stripe meter, then records what was sent beside the bucket. Returns how many
- * buckets were reported; stops at the first failure (the next run resumes there).
+ * buckets were reported. A bucket Stripe refuses (a deleted customer, say) is passed over,
+ * so it cannot hold back every tenant's usage behind it; any other failure stops the run
+ * (the next one resumes there).
  */
 export async function reportUsage(pool: Pool, stripe: Stripe, now: Date, batchSize = 100): Promise<number> {
   let reported = 0;
@@ -44,20 +46,28 @@ export async function reportUsage(pool: Pool, stripe: Stripe, now: Date, batchSi
        FROM app.billing_usage_to_report($1, $2, $3)`,
       [new Date(now.getTime() - STRIPE_WINDOW_MS), new Date(now.getTime() - SETTLE_MS), batchSize],
     );
+    let reportedInBatch = 0;
     for (const bucket of rows) {
       const identifier = meterIdentifier(bucket.tenant_id, bucket.metric, bucket.period_start);
-      await stripe.billing.meterEvents.create(
-        {
-          event_name: bucket.meter_event_name,
-          payload: { stripe_customer_id: bucket.stripe_customer_id, value: bucket.quantity },
-          identifier,
-          timestamp: Math.floor(bucket.period_start.getTime() / 1000),
-        },
-        { idempotencyKey: identifier },
-      );
+      try {
+        await stripe.billing.meterEvents.create(
+          {
+            event_name: bucket.meter_event_name,
+            payload: { stripe_customer_id: bucket.stripe_customer_id, value: bucket.quantity },
+            identifier,
+            timestamp: Math.floor(bucket.period_start.getTime() / 1000),
+          },
+          { idempotencyKey: identifier },
+        );
+      } catch (error) {
+        if (error instanceof Stripe.errors.StripeInvalidRequestError) continue;
+        throw error;
+      }
       await pool.query('SELECT app.billing_record_usage_report($1, $2, $3, $4)', [bucket.tenant_id, bucket.metric, bucket.period_start, bucket.quantity]);
-      reported += 1;
+      reportedInBatch += 1;
     }
-    if (rows.length < batchSize) return reported;
+    reported += reportedInBatch;
+    // A short batch is the last; a full one of refused buckets would come back unchanged.
+    if (rows.length < batchSize || reportedInBatch === 0) return reported;
   }
 }
