@@ -13,9 +13,9 @@ import { lintTenantIsolation } from '../../services/shared/src/db/isolation-lint
 import { migrate, rollback } from '../../services/shared/src/db/migrations.js';
 import { dbError } from '../fixtures/seed.js';
 import { createScratchDatabase, services, type ScratchDatabase } from '../helpers/database.js';
+import { schemaSnapshot } from '../helpers/schema-snapshot.js';
 
 const VERSION = '1795900500000';
-const ROLES = ['hasura_app', 'app_service', 'platform_admin', 'app_definer'];
 let scratch: ScratchDatabase;
 let owner: pg.Client;
 let admin: pg.Client;
@@ -30,53 +30,6 @@ function migrationsWhere(keep: (version: string) => boolean): string {
   return directory;
 }
 
-/**
- * What a migration can change, as comparable text: columns, constraints, indexes, triggers,
- * functions (body, settings, owner), composite types, and every application role's
- * privileges on tables, columns and functions.
- */
-async function schemaSnapshot(): Promise<Record<string, string[]>> {
-  const rows = async (sql: string, params: unknown[] = []) => (await owner.query<{ line: string }>(sql, params)).rows.map((row) => row.line);
-  const ours = "n.nspname IN ('public', 'app')";
-  return {
-    columns: await rows(
-      `SELECT c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '') AS line
-         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-        WHERE ${ours} AND c.relkind IN ('r', 'v', 'c') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1`,
-    ),
-    constraints: await rows(
-      `SELECT c.relname || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid) AS line
-         FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${ours} ORDER BY 1`,
-    ),
-    indexes: await rows(`SELECT indexdef AS line FROM pg_indexes WHERE schemaname IN ('public', 'app') ORDER BY 1`),
-    triggers: await rows(`SELECT pg_get_triggerdef(t.oid) AS line FROM pg_trigger t WHERE NOT t.tgisinternal ORDER BY 1`),
-    functions: await rows(
-      `SELECT p.oid::regprocedure::text || ' ' || md5(pg_get_functiondef(p.oid)) || ' ' || pg_get_userbyid(p.proowner) AS line
-         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${ours} ORDER BY 1`,
-    ),
-    tablePrivileges: await rows(
-      `SELECT r.role || ' ' || c.relname || ' ' || p.privilege AS line
-         FROM unnest($1::text[]) AS r(role), pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
-              unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS p(privilege)
-        WHERE ${ours} AND c.relkind = 'r' AND has_table_privilege(r.role, c.oid, p.privilege) ORDER BY 1`,
-      [ROLES],
-    ),
-    columnPrivileges: await rows(
-      `SELECT r.role || ' ' || c.relname || '.' || a.attname || ' ' || p.privilege AS line
-         FROM unnest($1::text[]) AS r(role), pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace,
-              unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) AS p(privilege)
-        WHERE ${ours} AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped AND has_column_privilege(r.role, c.oid, a.attnum, p.privilege) ORDER BY 1`,
-      [ROLES],
-    ),
-    functionPrivileges: await rows(
-      `SELECT r.role || ' ' || p.oid::regprocedure::text AS line
-         FROM unnest($1::text[]) AS r(role), pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE ${ours} AND has_function_privilege(r.role, p.oid, 'EXECUTE') ORDER BY 1`,
-      [ROLES],
-    ),
-  };
-}
 
 let tenantId: string;
 
@@ -102,7 +55,7 @@ afterAll(async () => {
 });
 
 test('up keeps what a free tenant had, binds what it writes next; down gives back the schema it found; up again', async () => {
-  const found = await schemaSnapshot();
+  const found = await schemaSnapshot(owner);
   await migrate({ databaseUrl: scratch.url('tenantry_owner'), directory: through });
 
   const { rows: kept } = await admin.query(
@@ -114,15 +67,15 @@ test('up keeps what a free tenant had, binds what it writes next; down gives bac
   expect(kept).toEqual([{ plan_id: 'free', feature_overrides: {}, keys: 1, verified: 1 }]);
   const refused = await dbError(admin.query("INSERT INTO api_keys (tenant_id, name, prefix, key_hash, role) VALUES ($1, 'new', 'tk_legacy02', 'h', 'member')", [tenantId]));
   expect(refused?.constraint).toBe('plan_feature_api_keys');
-  const migrated = await schemaSnapshot();
+  const migrated = await schemaSnapshot(owner);
   expect(migrated).not.toEqual(found);
 
   await rollback({ databaseUrl: scratch.url('tenantry_owner'), directory: through, steps: 1 });
-  expect(await schemaSnapshot()).toEqual(found);
+  expect(await schemaSnapshot(owner)).toEqual(found);
   // Without the migration, nothing binds: the write it refused goes through.
   await admin.query("INSERT INTO api_keys (tenant_id, name, prefix, key_hash, role) VALUES ($1, 'new', 'tk_legacy02', 'h', 'member')", [tenantId]);
 
   await migrate({ databaseUrl: scratch.url('tenantry_owner'), directory: through });
-  expect(await schemaSnapshot()).toEqual(migrated);
+  expect(await schemaSnapshot(owner)).toEqual(migrated);
   expect(await lintTenantIsolation(owner)).toEqual([]);
 });

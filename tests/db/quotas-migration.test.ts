@@ -13,6 +13,7 @@ import { lintTenantIsolation } from '../../services/shared/src/db/isolation-lint
 import { migrate, rollback } from '../../services/shared/src/db/migrations.js';
 import { createUsers, dbError, seedTenant, type SeededTenant } from '../fixtures/seed.js';
 import { createScratchDatabase, poolAs, services, type ScratchDatabase } from '../helpers/database.js';
+import { schemaSnapshot } from '../helpers/schema-snapshot.js';
 
 const VERSION = '1795900600000';
 const DEFINERS = [
@@ -20,7 +21,6 @@ const DEFINERS = [
   'app.usage_sample(text,timestamp with time zone)',
   'app.quota_notices_due(date)',
 ];
-const ROLES = ['hasura_app', 'app_service', 'platform_admin', 'app_definer'];
 
 let admin: pg.Pool;
 let service: pg.Pool;
@@ -267,60 +267,18 @@ describe('down and up again', () => {
     if (directory) rmSync(directory, { recursive: true, force: true });
   });
 
-  /** Columns, constraints, functions (body, settings, owner), composite types and every role's privileges. */
-  async function snapshot() {
-    const lines = async (sql: string, params: unknown[] = []) => (await client.query<{ line: string }>(sql, params)).rows.map((row) => row.line);
-    const ours = "n.nspname IN ('public', 'app')";
-    return {
-      columns: await lines(
-        `SELECT c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull AS line
-           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE ${ours} AND c.relkind IN ('r', 'v', 'c') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1`,
-      ),
-      constraints: await lines(
-        `SELECT c.relname || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid) AS line
-           FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${ours} ORDER BY 1`,
-      ),
-      policies: await lines("SELECT tablename || ' ' || policyname || ' ' || coalesce(qual, '') AS line FROM pg_policies WHERE schemaname = 'public' ORDER BY 1"),
-      functions: await lines(
-        `SELECT p.oid::regprocedure::text || ' ' || md5(pg_get_functiondef(p.oid)) || ' ' || pg_get_userbyid(p.proowner) AS line
-           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${ours} ORDER BY 1`,
-      ),
-      tablePrivileges: await lines(
-        `SELECT r.role || ' ' || c.relname || ' ' || p.privilege AS line
-           FROM unnest($1::text[]) AS r(role), pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
-                unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS p(privilege)
-          WHERE ${ours} AND c.relkind = 'r' AND has_table_privilege(r.role, c.oid, p.privilege) ORDER BY 1`,
-        [ROLES],
-      ),
-      columnPrivileges: await lines(
-        `SELECT r.role || ' ' || c.relname || '.' || a.attname || ' ' || p.privilege AS line
-           FROM unnest($1::text[]) AS r(role), pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace,
-                unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) AS p(privilege)
-          WHERE ${ours} AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped AND has_column_privilege(r.role, c.oid, a.attnum, p.privilege) ORDER BY 1`,
-        [ROLES],
-      ),
-      functionPrivileges: await lines(
-        `SELECT r.role || ' ' || p.oid::regprocedure::text AS line
-           FROM unnest($1::text[]) AS r(role), pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-          WHERE ${ours} AND has_function_privilege(r.role, p.oid, 'EXECUTE') ORDER BY 1`,
-        [ROLES],
-      ),
-    };
-  }
-
   test('down gives back the schema and privileges it found; up applies again to the same result', async () => {
-    const migrated = await snapshot();
+    const migrated = await schemaSnapshot(client);
     await rollback({ databaseUrl: scratch.url('tenantry_owner'), directory, steps: 1 });
-    const found = await snapshot();
+    const found = await schemaSnapshot(client);
     expect(found.columns.some((line) => line.startsWith('quota_notices.') || line.startsWith('usage_ingest_offsets.'))).toBe(false);
     expect(found.columns.some((line) => line.startsWith('tenant_resolution.api_requests_month_used'))).toBe(false);
     await migrate({ databaseUrl: scratch.url('tenantry_owner'), directory });
-    expect(await snapshot()).toEqual(migrated);
+    expect(await schemaSnapshot(client)).toEqual(migrated);
     expect(await lintTenantIsolation(client)).toEqual([]);
     // A second round trip starts from the same schema again.
     await rollback({ databaseUrl: scratch.url('tenantry_owner'), directory, steps: 1 });
-    expect(await snapshot()).toEqual(found);
+    expect(await schemaSnapshot(client)).toEqual(found);
     await migrate({ databaseUrl: scratch.url('tenantry_owner'), directory });
   });
 });
