@@ -110,8 +110,11 @@ describe('the auth and resolver processes survive the database going away', () =
     };
     const workers = Array.from({ length: 6 }, () => worker());
     let terminated = 0;
+    const served = () => answers.filter((answer) => answer.status === 200).length;
     try {
-      for (let round = 0; round < 20; round++) {
+      // At least 20 rounds, and on until a few requests were served between them: on two
+      // cores shared with the whole suite, argon2 logins can take most of a 75 ms round.
+      for (let round = 0; round < 200 && (round < 20 || served() <= 5); round++) {
         await sleep(75);
         terminated += await terminateSessions(admin, 'tenantry-auth');
         terminated += await terminateSessions(admin, 'tenantry-resolver');
@@ -125,7 +128,7 @@ describe('the auth and resolver processes survive the database going away', () =
     expect(auth.alive(), auth.output()).toBe(true);
     expect(resolver.alive(), resolver.output()).toBe(true);
     expect(unexpected(answers), auth.output()).toEqual([]);
-    expect(answers.filter((answer) => answer.status === 200).length).toBeGreaterThan(5);
+    expect(served()).toBeGreaterThan(5);
     // And they serve at once afterwards.
     expect((await login()).status).toBe(200);
     expect((await resolve()).status).toBe(200);
