@@ -16,22 +16,18 @@
 // 100,000 tenants cached.
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import getPort from 'get-port';
 import pg from 'pg';
-import { pino } from 'pino';
 import { z } from 'zod';
-import { startEchoServer } from '../scripts/native/echo-upstream.js';
 import { startEdge, type EdgeInstance } from '../scripts/native/edge.js';
 import { findBinary } from '../scripts/native/binaries.js';
 import { launch, stopProcess, waitUntilReady, type NativeProcess } from '../scripts/native/services.js';
-import { buildResolverApp } from '../services/resolver/src/app.js';
 import { readConfig } from '../services/shared/src/config.js';
 import { startBenchDatabase } from './lib/database.js';
+import { startEdgeBenchParts } from './lib/edge-parts.js';
 import { formatTable, printComparison, writeResults, type ComparisonCase } from './lib/report.js';
 
 const config = readConfig(
@@ -160,16 +156,7 @@ async function main(): Promise<void> {
     await admin.end();
     console.log(`loaded ${Math.max(config.BENCH_TENANTS, config.BENCH_MEMORY_TENANTS).toLocaleString('en-US')} tenants (${database.source} Postgres)`);
 
-    const resolverPool = new pg.Pool({ connectionString: database.urls.app_service, max: 8 });
-    resolverPool.on('error', () => undefined);
-    cleanups.push(() => resolverPool.end());
-    const resolverSecret = 'bench-resolver-secret-0123456789';
-    const resolverPort = await getPort();
-    const resolver: Server = buildResolverApp({ pool: resolverPool, secret: resolverSecret, logger: pino({ level: 'silent' }) }).listen(
-      resolverPort,
-      '127.0.0.1',
-    );
-    cleanups.push(() => new Promise((resolve) => resolver.close(resolve)));
+    const parts = await startEdgeBenchParts(database.urls.app_service, cleanups);
 
     const root = await mkdtemp(path.join(os.tmpdir(), 'tenantry-bench-edge-'));
     await import('node:fs/promises').then((fs) => fs.chmod(root, 0o755));
@@ -177,15 +164,7 @@ async function main(): Promise<void> {
     const processes: NativeProcess[] = [];
     cleanups.push(() => Promise.all(processes.map((child) => stopProcess(child.pid))));
 
-    const echo = await startEchoServer();
-    cleanups.push(
-      () =>
-        new Promise((resolve) => {
-          echo.closeAllConnections();
-          echo.close(resolve);
-        }),
-    );
-    const echoAddress = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    const echoAddress = parts.echoAddress;
     const fixedBody = await startPlainNginx('fixed-body', root, `access_log off; location / { default_type application/json; return 200 '{"ok":true}'; }`);
     processes.push(fixedBody);
     const fixedBodyAddress = new URL(fixedBody.url).host;
@@ -219,20 +198,10 @@ async function main(): Promise<void> {
     const freshEdge = async (upstreamAddress: string): Promise<EdgeInstance> => {
       edgeGeneration += 1;
       const env = {
+        ...parts.edgeEnv(upstreamAddress),
         EDGE_PORT: String(await getPort()),
         EDGE_WORKER_PROCESSES: '1',
-        BASE_DOMAIN: 'bench.test',
-        HASURA_UPSTREAM: upstreamAddress,
-        AUTH_UPSTREAM: upstreamAddress,
-        BILLING_UPSTREAM: upstreamAddress,
-        STORAGE_UPSTREAM: upstreamAddress,
-        RESOLVER_UPSTREAM: `127.0.0.1:${resolverPort}`,
-        RESOLVER_SECRET: resolverSecret,
-        EDGE_PURGE_SECRET: 'bench-purge-secret-0123456789',
-        EDGE_CACHE_TTL_SECONDS: '600',
         EDGE_TENANT_CACHE_SIZE: '256m',
-        // wrk's anonymous requests all come from one address: no per-address limit here.
-        EDGE_ANONYMOUS_RATE_LIMIT_RPS: '0',
       };
       const edge = await startEdge({ env, runtimeDir: path.join(root, `edge-${edgeGeneration}`), detached: false });
       processes.push(edge);

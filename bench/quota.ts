@@ -19,21 +19,17 @@
 // every quota is spent; what each accepted (the usage stream) must equal its quota exactly.
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import getPort from 'get-port';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { pino } from 'pino';
 import { z } from 'zod';
-import { startEchoServer } from '../scripts/native/echo-upstream.js';
 import { startEdge, type EdgeInstance } from '../scripts/native/edge.js';
 import { startRedis, stopProcess, type NativeProcess } from '../scripts/native/services.js';
-import { buildResolverApp } from '../services/resolver/src/app.js';
 import { readConfig } from '../services/shared/src/config.js';
 import { startBenchDatabase } from './lib/database.js';
+import { startEdgeBenchParts } from './lib/edge-parts.js';
 import { childrenCpuSeconds } from './lib/process-cpu.js';
 import { addRedisCounters, NO_REDIS_COUNTS, readRedisCounters, readRedisCpuSeconds, redisDelta, type RedisCounters } from './lib/redis-stats.js';
 import { formatTable, printComparison, writeResults, type ComparisonCase } from './lib/report.js';
@@ -181,43 +177,14 @@ async function main(): Promise<void> {
     const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 1 });
     cleanups.push(async () => redis.disconnect());
 
-    const resolverPool = new pg.Pool({ connectionString: database.urls.app_service, max: 8 });
-    resolverPool.on('error', () => undefined);
-    cleanups.push(() => resolverPool.end());
-    const resolverSecret = 'bench-resolver-secret-0123456789';
-    const resolverPort = await getPort();
-    const resolver: Server = buildResolverApp({ pool: resolverPool, secret: resolverSecret, logger: pino({ level: 'silent' }) }).listen(
-      resolverPort,
-      '127.0.0.1',
-    );
-    cleanups.push(() => new Promise((resolve) => resolver.close(resolve)));
-
-    const echo = await startEchoServer();
-    cleanups.push(
-      () =>
-        new Promise((resolve) => {
-          echo.closeAllConnections();
-          echo.close(resolve);
-        }),
-    );
-    const echoAddress = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    const parts = await startEdgeBenchParts(database.urls.app_service, cleanups);
 
     const startBenchEdge = async (name: string, scope: 'node' | 'cluster'): Promise<EdgeInstance> => {
       const env: Record<string, string> = {
+        ...parts.edgeEnv(parts.echoAddress),
         EDGE_PORT: String(await getPort()),
         EDGE_WORKER_PROCESSES: String(config.BENCH_WORKERS),
-        BASE_DOMAIN: 'bench.test',
-        HASURA_UPSTREAM: echoAddress,
-        AUTH_UPSTREAM: echoAddress,
-        BILLING_UPSTREAM: echoAddress,
-        STORAGE_UPSTREAM: echoAddress,
-        RESOLVER_UPSTREAM: `127.0.0.1:${resolverPort}`,
-        RESOLVER_SECRET: resolverSecret,
-        EDGE_PURGE_SECRET: 'bench-purge-secret-0123456789',
-        EDGE_CACHE_TTL_SECONDS: '600',
         EDGE_TENANT_CACHE_SIZE: '128m',
-        // The warm-up touches every tenant anonymously from one address.
-        EDGE_ANONYMOUS_RATE_LIMIT_RPS: '0',
         EDGE_RATE_LIMIT_SCOPE: scope,
         REDIS_URL: redisServer.url,
       };
