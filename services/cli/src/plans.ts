@@ -288,7 +288,7 @@ export async function namedTenant(reference: string, db: Queryable = adminPool()
 
 /**
  * Moves a tenant to a plan by hand (an enterprise contract, say; non-public plans too).
- * One audited UPDATE of tenants with the reason; the edges forget the tenant so its new
+ * One audited change of the tenant's plan with the reason (app.billing_set_plan); the edges forget the tenant so its new
  * rate limit and features hold at once. A tenant already on the plan is left alone.
  */
 export async function setTenantPlan(reference: string, planId: string, reason: string): Promise<PlanChange> {
@@ -299,7 +299,9 @@ export async function setTenantPlan(reference: string, planId: string, reason: s
     const change = await inTransaction(
       async (client) => {
         const tenant = await namedTenant(reference, client, true);
-        const { rowCount } = await client.query(`UPDATE tenants SET plan_id = $2 WHERE id = $1 AND plan_id IS DISTINCT FROM $2`, [tenant.id, planId]);
+        // The billing worker's own way to move a plan: one audited change, none when it is already there.
+        const { rows: moved } = await client.query<{ changed: boolean }>('SELECT app.billing_set_plan($1, $2, $3) AS changed', [tenant.id, planId, reason]);
+        const changed = moved[0]!.changed;
         const { rows: subscriptions } = await client.query<{ status: string; plan_id: string }>(
           `SELECT status, plan_id FROM tenant_subscriptions WHERE tenant_id = $1 AND status NOT IN ('canceled', 'incomplete_expired')`,
           [tenant.id],
@@ -307,9 +309,9 @@ export async function setTenantPlan(reference: string, planId: string, reason: s
         const { rows: domains } = await client.query<{ domain: string }>(`SELECT domain FROM tenant_domains WHERE tenant_id = $1`, [tenant.id]);
         return {
           change: {
-            tenant: rowCount ? await findTenant(tenant.id, client) : tenant,
+            tenant: changed ? await findTenant(tenant.id, client) : tenant,
             previous_plan_id: tenant.plan_id,
-            changed: rowCount === 1,
+            changed,
             subscription: subscriptions[0] ?? null,
           },
           domains: domains.map((row) => row.domain),
