@@ -19,7 +19,7 @@ const VERSION = '1795900600000';
 const DEFINERS = [
   'app.usage_add(uuid[],text[],timestamp with time zone[],bigint[])',
   'app.usage_sample(text,timestamp with time zone)',
-  'app.quota_notices_due(date)',
+  'app.quota_notices_due(date,uuid[])',
 ];
 
 let admin: pg.Pool;

@@ -1,7 +1,7 @@
 -- Back to 1795900500000: no ingestion offsets, no quota notices, no month's usage in the resolution.
 
 REVOKE SELECT ON quota_notices FROM hasura_app;
-DROP FUNCTION app.quota_notices_due(date);
+DROP FUNCTION app.quota_notices_due(date, uuid[]);
 DROP TABLE quota_notices;
 DROP FUNCTION app.usage_sample(text, timestamptz);
 DROP FUNCTION app.usage_add(uuid[], text[], timestamptz[], bigint[]);

@@ -95,14 +95,17 @@ CREATE TABLE quota_notices (
 );
 SELECT app.enable_tenant_isolation('quota_notices');
 
--- Tenants over a threshold of their monthly API quota without the notice yet.
-CREATE FUNCTION app.quota_notices_due(p_month date) RETURNS TABLE (tenant_id uuid, threshold_percent integer, used bigint, quota bigint)
+-- Tenants over a threshold of their monthly API quota without the notice yet; only those of
+-- p_tenant_ids when given (the usage worker checks the tenants it just counted).
+CREATE FUNCTION app.quota_notices_due(p_month date, p_tenant_ids uuid[] DEFAULT NULL)
+RETURNS TABLE (tenant_id uuid, threshold_percent integer, used bigint, quota bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
 AS $$
   WITH month_usage AS (
     SELECT u.tenant_id, sum(u.quantity)::bigint AS used
     FROM public.tenant_usage u
     WHERE u.metric = 'api.requests'
+      AND (p_tenant_ids IS NULL OR u.tenant_id = ANY (p_tenant_ids))
       AND u.period_start >= p_month::timestamp AT TIME ZONE 'UTC'
       AND u.period_start < (p_month + interval '1 month')::timestamp AT TIME ZONE 'UTC'
     GROUP BY u.tenant_id
@@ -120,11 +123,11 @@ $$;
 
 ALTER FUNCTION app.usage_add(uuid[], text[], timestamptz[], bigint[]) OWNER TO app_definer;
 ALTER FUNCTION app.usage_sample(text, timestamptz) OWNER TO app_definer;
-ALTER FUNCTION app.quota_notices_due(date) OWNER TO app_definer;
+ALTER FUNCTION app.quota_notices_due(date, uuid[]) OWNER TO app_definer;
 REVOKE EXECUTE ON FUNCTION app.usage_add(uuid[], text[], timestamptz[], bigint[]), app.usage_sample(text, timestamptz),
-  app.quota_notices_due(date) FROM PUBLIC;
+  app.quota_notices_due(date, uuid[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.usage_add(uuid[], text[], timestamptz[], bigint[]), app.usage_sample(text, timestamptz),
-  app.quota_notices_due(date) TO app_service, platform_admin;
+  app.quota_notices_due(date, uuid[]) TO app_service, platform_admin;
 GRANT INSERT, UPDATE (quantity, updated_at) ON tenant_usage TO app_definer;
 GRANT SELECT ON quota_notices TO app_definer;
 

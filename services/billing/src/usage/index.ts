@@ -54,9 +54,10 @@ export function createUsageWorker(deps: UsageWorkerDeps): UsageWorker {
     return run;
   };
 
-  async function sendNotices(months: Iterable<string>): Promise<void> {
-    for (const month of months) {
-      await sendQuotaNotices({ pool: deps.pool, mailer: deps.mailer, logger }, parseUsageMonth(month)).catch((error: unknown) =>
+  /** The notices due in each month, for the tenants given (null: every tenant). */
+  async function sendNotices(months: Map<string, Set<string> | null>): Promise<void> {
+    for (const [month, tenants] of months) {
+      await sendQuotaNotices({ pool: deps.pool, mailer: deps.mailer, logger }, parseUsageMonth(month), tenants && [...tenants]).catch((error: unknown) =>
         logger.error({ err: error, month }, 'quota notices failed'),
       );
     }
@@ -64,15 +65,19 @@ export function createUsageWorker(deps: UsageWorkerDeps): UsageWorker {
 
   async function drainOnce(): Promise<number> {
     let consumed = 0;
-    const months = new Set<string>();
+    const counted = new Map<string, Set<string>>();
     for (;;) {
       const result = await ingestBatch({ pool: deps.pool, redis: deps.redis, logger, stream: deps.stream, batchSize, beforeCommit: deps.beforeCommit });
       consumed += result.entries;
-      for (const hour of result.hours) months.add(formatUsageMonth(usageMonthOf(new Date(hour * 1000))));
+      for (const { tenantId, hourSeconds } of result.counted) {
+        const month = formatUsageMonth(usageMonthOf(new Date(hourSeconds * 1000)));
+        counted.set(month, (counted.get(month) ?? new Set()).add(tenantId));
+      }
       if (result.exhausted) break;
     }
-    // Only when counts were added (the check reads the whole month): the months they fell in.
-    await sendNotices(months);
+    // Only the tenants that were counted, in the months their counts fell in: the check sums
+    // each one's month, so it stays as small as the traffic of the last second.
+    await sendNotices(counted);
     return consumed;
   }
 
@@ -90,7 +95,7 @@ export function createUsageWorker(deps: UsageWorkerDeps): UsageWorker {
     if (hour === lastSampledHour) return;
     await sampleAt(now).catch((error: unknown) => logger.error({ err: error }, 'users.count sample failed'));
     // Hourly too: a lowered limit makes a tenant due without a new request.
-    await sendNotices([formatUsageMonth(usageMonthOf(now))]);
+    await sendNotices(new Map([[formatUsageMonth(usageMonthOf(now)), null]]));
   }
 
   function schedule(): void {

@@ -20,8 +20,8 @@ export interface IngestDeps {
 export interface IngestResult {
   /** Entries consumed (valid and malformed): the offset moved past them. */
   entries: number;
-  /** The hours (Unix seconds) that received counts, for the quota notices of their months. */
-  hours: number[];
+  /** The tenants and hours (Unix seconds) that received counts: the quota notices to check. */
+  counted: Array<Pick<UsageEntry, 'tenantId' | 'hourSeconds'>>;
   /** True when the stream held no more than this batch: a drain stops there. */
   exhausted: boolean;
 }
@@ -43,7 +43,7 @@ export async function ingestBatch(deps: IngestDeps): Promise<IngestResult> {
   const stream = deps.stream ?? USAGE_STREAM;
   const offset = await committedOffset(deps.pool, stream);
   const raw = (await deps.redis.xrange(stream, `(${offset}`, '+', 'COUNT', deps.batchSize)) as Array<[string, string[]]>;
-  if (raw.length === 0) return { entries: 0, hours: [], exhausted: true };
+  if (raw.length === 0) return { entries: 0, counted: [], exhausted: true };
 
   const committed = await inTransaction(deps.pool, {}, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock(hashtextextended('tenantry.usage_ingest:' || $1, 0))", [stream]);
@@ -68,11 +68,11 @@ export async function ingestBatch(deps: IngestDeps): Promise<IngestResult> {
        ON CONFLICT (stream) DO UPDATE SET last_entry_id = excluded.last_entry_id, updated_at = now()`,
       [stream, lastId],
     );
-    return { lastId, entries: batch.length, hours: [...new Set(valid.map((entry) => entry.hourSeconds))] };
+    return { lastId, entries: batch.length, counted: valid.map(({ tenantId, hourSeconds }) => ({ tenantId, hourSeconds })) };
   });
   // Another ingester was ahead: read again from its offset.
-  if (!committed) return { entries: 0, hours: [], exhausted: false };
+  if (!committed) return { entries: 0, counted: [], exhausted: false };
   // MINID keeps the committed entry itself: the next read starts after it (exclusive).
   await deps.redis.xtrim(stream, 'MINID', committed.lastId).catch((error: unknown) => deps.logger.warn({ err: error, stream }, 'usage stream not trimmed'));
-  return { entries: committed.entries, hours: committed.hours, exhausted: raw.length < deps.batchSize };
+  return { entries: committed.entries, counted: committed.counted, exhausted: raw.length < deps.batchSize };
 }

@@ -58,14 +58,19 @@ async function recordNotices(pool: Pool, tenantId: string, month: UsageMonth, du
 }
 
 /**
- * Mails the owners of every tenant past 80 % or 100 % of the month's API quota, once per
+ * Mails the owners of every tenant (of `tenantIds`, when given) past 80 % or 100 % of the month's API quota, once per
  * month and threshold: the notice is committed first, the mail goes after, so two workers
  * never both mail; a mail that fails is logged, not retried (the notice stays recorded).
  * Returns how many notices were mailed.
  */
-export async function sendQuotaNotices(deps: { pool: Pool; mailer: Mailer; logger: Logger }, month: UsageMonth): Promise<number> {
-  const { rows } = await deps.pool.query<DueRow>('SELECT tenant_id, threshold_percent, used::text, quota::text FROM app.quota_notices_due($1::date)', [
+export async function sendQuotaNotices(
+  deps: { pool: Pool; mailer: Mailer; logger: Logger },
+  month: UsageMonth,
+  tenantIds: readonly string[] | null = null,
+): Promise<number> {
+  const { rows } = await deps.pool.query<DueRow>('SELECT tenant_id, threshold_percent, used::text, quota::text FROM app.quota_notices_due($1::date, $2::uuid[])', [
     `${formatUsageMonth(month)}-01`,
+    tenantIds,
   ]);
   const byTenant = new Map<string, DueRow[]>();
   for (const row of rows) byTenant.set(row.tenant_id, [...(byTenant.get(row.tenant_id) ?? []), row]);
