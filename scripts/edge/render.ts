@@ -125,6 +125,10 @@ function luaSettings(env: EdgeEnvironment): string {
     purge_trust_loopback: env.EDGE_PURGE_TRUST_LOOPBACK,
     redis_host: redis?.hostname ?? '',
     redis_port: redis ? Number(redis.port || 6379) : 0,
+    // For AUTH (tenantry/redis_client.lua, purge.lua): '' when the URL names none. Only in this
+    // file (mode 0600, like the purge secret), never in nginx.conf or a log line.
+    redis_username: redis ? decodeURIComponent(redis.username) : '',
+    redis_password: redis ? decodeURIComponent(redis.password) : '',
     purge_stream: env.EDGE_PURGE_STREAM,
     purge_poll_interval: env.EDGE_PURGE_POLL_SECONDS,
     rate_limit_scope: env.EDGE_RATE_LIMIT_SCOPE,

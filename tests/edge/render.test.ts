@@ -40,6 +40,19 @@ describe('edge config rendering', () => {
     const luaConfig = JSON.parse(rendered.settingsJson);
     expect(luaConfig).toMatchObject({ base_domain: 'example-saas.com', redis_host: 'redis', redis_port: 6379, positive_ttl: 30, purge_secret: env.EDGE_PURGE_SECRET });
     expect(luaConfig.reserved_labels).toContain('www');
+    expect(luaConfig).toMatchObject({ redis_username: '', redis_password: '' });
+  });
+
+  test("REDIS_URL's user and password reach the Lua settings decoded, and only them", () => {
+    const password = 'p@ss:w/rd%]==]"';
+    const redisUrl = `redis://default:${encodeURIComponent(password)}@redis:6380`;
+    const rendered = renderEdgeConfig(readConfig(edgeEnvironmentSchema, { ...env, REDIS_URL: redisUrl }), CONF_FILE);
+    expect(JSON.parse(rendered.settingsJson)).toMatchObject({ redis_host: 'redis', redis_port: 6380, redis_username: 'default', redis_password: password });
+    expect(rendered.nginxConf).not.toContain('p@ss');
+    expect(rendered.nginxConf).not.toContain(encodeURIComponent(password));
+    // A password alone (redis://:pw@host) is AUTH with the password only.
+    const passwordOnly = JSON.parse(renderEdgeConfig(readConfig(edgeEnvironmentSchema, { ...env, REDIS_URL: 'redis://:secret-pw@redis:6379' }), CONF_FILE).settingsJson);
+    expect(passwordOnly).toMatchObject({ redis_username: '', redis_password: 'secret-pw' });
   });
 
   test('Debian needs the Lua module loaded', () => {

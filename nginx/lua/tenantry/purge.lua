@@ -110,6 +110,19 @@ local function poll(premature)
     ngx.log(ngx.WARN, "purge stream: cannot reach redis: ", err)
     return
   end
+  -- A pooled connection is already authenticated; a new one must be before its first command.
+  if (red:get_reused_times() or 0) == 0 and values.redis_password ~= "" then
+    local authed, aerr
+    if values.redis_username ~= "" then
+      authed, aerr = red:auth(values.redis_username, values.redis_password)
+    else
+      authed, aerr = red:auth(values.redis_password)
+    end
+    if not authed then
+      ngx.log(ngx.WARN, "purge stream: redis refused AUTH: ", aerr)
+      return red:close()
+    end
+  end
   if not last_id then
     -- Start after the newest entry: the cache is empty at start, older purges are moot.
     local newest, xerr = red:xrevrange(values.purge_stream, "+", "-", "COUNT", 1)
