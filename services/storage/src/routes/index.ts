@@ -1,0 +1,4 @@
+import type { Operation } from '../http.js';
+
+/** Every storage operation of the service (the meta routes are the app's). */
+export const OPERATIONS: readonly Operation[] = [];
