@@ -6,9 +6,9 @@ export type Role = TenantRole;
 /** What each role may do before per-member extras. */
 export const ROLE_PERMISSIONS: Record<Role, readonly string[]> = {
   owner: ['*'],
-  admin: ['users:*', 'projects:*', 'settings:read', 'settings:write', 'billing:read'],
-  member: ['projects:read', 'projects:write'],
-  guest: ['projects:read'],
+  admin: ['users:*', 'projects:*', 'settings:read', 'settings:write', 'billing:read', 'files:read', 'files:write', 'storage:credentials'],
+  member: ['projects:read', 'projects:write', 'files:read', 'files:write'],
+  guest: ['projects:read', 'files:read'],
 };
 
 export interface Member {
