@@ -111,6 +111,7 @@ const tenantFor = <T>(roles: readonly RegistryRole[], rule: T): Partial<Record<R
   Object.fromEntries(roles.map((role) => [role, rule]));
 const MANAGERS = ['owner', 'tenant_admin'] as const;
 const WRITERS = ['owner', 'tenant_admin', 'member'] as const;
+const READERS = [...WRITERS, 'guest'] as const;
 /** Roles a tenant admin may hand out or touch: never owner ("only owners touch owners"). */
 const BELOW_OWNER = { role: { _in: ROLES.filter((role) => role !== 'owner') } };
 
@@ -119,7 +120,11 @@ const projectWrites = ['name', 'description', 'status'] as const;
 const memberColumns = ['tenant_id', 'user_id', 'role', 'joined_at'] as const;
 const memberManagerColumns = [...memberColumns, 'permissions', 'invited_by', 'created_at', 'updated_at', 'tokens_valid_after'] as const;
 const planPublicColumns = [
-  'id', 'name', 'description', 'max_users', 'max_storage_bytes', 'max_api_requests_month', 'rate_limit_rps', 'features', 'sort_order',
+  'id', 'name', 'description', 'max_users', 'max_storage_bytes', 'max_file_bytes', 'max_api_requests_month', 'rate_limit_rps', 'features', 'sort_order',
+] as const;
+const fileColumns = ['id', 'tenant_id', 'bucket', 'name', 'size', 'content_type', 'sha256', 'uploaded_by', 'created_at'] as const;
+const fileUploadColumns = [
+  'id', 'tenant_id', 'bucket', 'name', 'size', 'content_type', 'sha256', 'created_by', 'created_at', 'expires_at', 'status', 'completed_at', 'file_id',
 ] as const;
 const planPriceColumns = ['monthly_price_cents', 'currency'] as const;
 const subscriptionAdminColumns = [
@@ -309,6 +314,23 @@ export const TRACKED_TABLES: readonly TrackedTable[] = [
       columns: ['id', 'tenant_id', 'actor', 'actor_user_id', 'action', 'target_type', 'target_id', 'before', 'after', 'reason', 'request_id', 'created_at'],
       limit: 200,
     }),
+  },
+  {
+    // Stored objects (files:read for every role). Written only by the storage service, which
+    // checks the object in S3 and the storage limit: no insert, update or delete here.
+    table: 'files',
+    graphqlName: 'files',
+    tenantColumn: 'tenant_id',
+    objectRelationships: [tenantRelationship, { name: 'uploader', using: { column: 'uploaded_by' } }],
+    select: tenantFor(READERS, { columns: fileColumns, allowAggregations: true, limit: 1000 }),
+  },
+  {
+    // Uploads handed out and what became of them: those who may write files see them.
+    table: 'file_uploads',
+    graphqlName: 'file_uploads',
+    tenantColumn: 'tenant_id',
+    objectRelationships: [tenantRelationship],
+    select: tenantFor(WRITERS, { columns: fileUploadColumns, limit: 1000 }),
   },
   {
     table: 'projects',

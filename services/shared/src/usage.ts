@@ -85,18 +85,24 @@ export function usageMonthEnd({ year, month }: UsageMonth): Date {
 interface MetricDefinition {
   metric: string;
   kind: UsageMetricKind;
-  limitColumn: 'max_api_requests_month' | 'max_users';
+  limitColumn: keyof LimitsRow;
 }
 
-/** The metrics a report covers; stored bytes come with the storage issue. */
+/**
+ * The metrics a report covers. storage.bytes is the bytes of the tenant's files, sampled
+ * hourly (app.usage_sample); uploads under way count against the limit at once but are
+ * not stored bytes until they complete.
+ */
 export const USAGE_METRICS: readonly MetricDefinition[] = [
   { metric: 'api.requests', kind: 'sum', limitColumn: 'max_api_requests_month' },
   { metric: 'users.count', kind: 'sample', limitColumn: 'max_users' },
+  { metric: 'storage.bytes', kind: 'sample', limitColumn: 'max_storage_bytes' },
 ];
 
 interface LimitsRow {
   max_api_requests_month: string | null;
   max_users: number | null;
+  max_storage_bytes: string | null;
 }
 
 interface DayRow {
@@ -121,7 +127,7 @@ export async function monthlyUsageReport(
   const start = usageMonthStart(month);
   const end = usageMonthEnd(month);
   const limits = await db.query<LimitsRow>(
-    'SELECT max_api_requests_month, max_users FROM app.tenant_limits($1)',
+    'SELECT max_api_requests_month, max_users, max_storage_bytes FROM app.tenant_limits($1)',
     [tenantId],
   );
   const sampled = USAGE_METRICS.filter((definition) => definition.kind === 'sample').map((definition) => definition.metric);

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Mailer } from '../../../shared/src/mail/mailer.js';
-import { formatUsageMonth, parseUsageMonth, usageMonthOf } from '../../../shared/src/usage.js';
+import { formatUsageMonth, parseUsageMonth, USAGE_METRICS, usageMonthOf } from '../../../shared/src/usage.js';
 import { ingestBatch } from './ingest.js';
 import { sendQuotaNotices } from './notices.js';
 
@@ -31,13 +31,15 @@ export interface UsageWorker {
   stop(): Promise<void>;
   /** Ingests everything in the stream now, then sends the quota notices due in the months it added to; returns the entries consumed. */
   drain(): Promise<number>;
-  /** Samples users.count for the hour of `at` (default the clock's now). */
+  /** Samples the sampled metrics (users.count, storage.bytes) for the hour of `at` (default the clock's now); returns the tenants sampled. */
   sample(at?: Date): Promise<number>;
   /** One pass of the loop: drain; in a new hour of the clock, sample and send the month's notices due. */
   tick(): Promise<void>;
 }
 
 const HOUR_MS = 3_600_000;
+/** The metrics whose "used" is the latest sample (app.usage_sample knows each). */
+const SAMPLED_METRICS = USAGE_METRICS.filter((definition) => definition.kind === 'sample').map((definition) => definition.metric);
 
 export function createUsageWorker(deps: UsageWorkerDeps): UsageWorker {
   const { logger } = deps;
@@ -83,9 +85,20 @@ export function createUsageWorker(deps: UsageWorkerDeps): UsageWorker {
 
   async function sampleAt(at: Date): Promise<number> {
     const hour = Math.floor(at.getTime() / HOUR_MS) * HOUR_MS;
-    const { rows } = await deps.pool.query<{ sampled: number }>("SELECT app.usage_sample('users.count', $1) AS sampled", [new Date(hour)]);
+    let sampled = 0;
+    // One statement per metric: each a short transaction, and one failing leaves the others' samples in.
+    const failures: unknown[] = [];
+    for (const metric of SAMPLED_METRICS) {
+      try {
+        const { rows } = await deps.pool.query<{ sampled: number }>('SELECT app.usage_sample($1, $2) AS sampled', [metric, new Date(hour)]);
+        sampled = Math.max(sampled, rows[0]!.sampled);
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+    if (failures.length > 0) throw failures[0];
     lastSampledHour = hour;
-    return rows[0]!.sampled;
+    return sampled;
   }
 
   async function tickOnce(): Promise<void> {
@@ -93,7 +106,7 @@ export function createUsageWorker(deps: UsageWorkerDeps): UsageWorker {
     const now = deps.now();
     const hour = Math.floor(now.getTime() / HOUR_MS) * HOUR_MS;
     if (hour === lastSampledHour) return;
-    await sampleAt(now).catch((error: unknown) => logger.error({ err: error }, 'users.count sample failed'));
+    await sampleAt(now).catch((error: unknown) => logger.error({ err: error }, 'usage sample failed'));
     // Hourly too: a lowered limit makes a tenant due without a new request.
     await sendNotices(new Map([[formatUsageMonth(usageMonthOf(now)), null]]));
   }
