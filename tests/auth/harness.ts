@@ -13,6 +13,7 @@ import type { AuthDependencies } from '../../services/auth/src/deps.js';
 import { KeyRing } from '../../services/auth/src/keys.js';
 import { smtpMailer } from '../../services/shared/src/mail/mailer.js';
 import { PasswordHasher } from '../../services/shared/src/passwords.js';
+import { createS3Client, type StorageSettings } from '../../services/shared/src/storage/location.js';
 import { LoginLimiter, type LoginLimits } from '../../services/auth/src/rate-limit.js';
 import { TokenIssuer } from '../../services/auth/src/tokens.js';
 import { poolAs, services } from '../helpers/database.js';
@@ -91,7 +92,9 @@ export interface Harness {
 export const TEST_LIMITS: LoginLimits = { maxFailuresPerIp: 1000, windowSeconds: 60, lockoutSeconds: 60 };
 
 /** The auth app wired to the shared test Postgres and Redis and a real SMTP sink. Cheap argon2: tests only. */
-export async function startHarness(options: { keys?: KeyRing; ttlSeconds?: number; limits?: LoginLimits } = {}): Promise<Harness> {
+export async function startHarness(
+  options: { keys?: KeyRing; ttlSeconds?: number; limits?: LoginLimits; storage?: StorageSettings } = {},
+): Promise<Harness> {
   const pool = poolAs('app_service', 8);
   const admin = poolAs('platform_admin', 3);
   const redis = new Redis(services().endpoints.redisUrl, { maxRetriesPerRequest: 1 });
@@ -110,6 +113,12 @@ export async function startHarness(options: { keys?: KeyRing; ttlSeconds?: numbe
     limiter: new LoginLimiter(redis, options.limits ?? TEST_LIMITS),
     refreshTtlSeconds: 3600,
     publicUrl: PUBLIC_URL,
+    // As main.ts wires it: a signup with a tenant makes its bucket and Redis user.
+    namespaces: {
+      s3: createS3Client(services().endpoints.s3.endpoint, { ...services().endpoints.s3, region: 'us-east-1' }),
+      redis,
+      settings: options.storage ?? { layout: 'bucket', sharedBucket: 'tenantry-files' },
+    },
   };
   const app = buildAuthApp(deps);
   return {

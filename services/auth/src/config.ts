@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { postgresUrl } from '../../shared/src/config.js';
 import { argon2EnvironmentSchema } from '../../shared/src/passwords.js';
+import { s3ConfigShape } from '../../shared/src/storage/location.js';
 
 const signingKeys = z
   .string()
@@ -48,6 +49,12 @@ export const authConfigSchema = z.object({
   MAIL_FROM: z.string().min(3).default('Tenantry <no-reply@tenantry.local>'),
   /** Where mailed links point (the frontend, which posts the token back to /auth/...). */
   PUBLIC_URL: z.string().url(),
+  /**
+   * The S3 server and layout, as the storage service has them: a signup that creates a
+   * tenant makes its bucket (bucket layout) and its Redis ACL user, as every path that
+   * creates a tenant does.
+   */
+  ...s3ConfigShape,
   /** Which proxies may set X-Forwarded-For (Express "trust proxy"): the edge's address or range. */
   AUTH_TRUST_PROXY: z.string().min(1).default('loopback, uniquelocal'),
   LOG_LEVEL: z.string().default('info'),

@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import type { Logger } from '../../shared/src/logger.js';
 import type { KeyRing } from './keys.js';
 import type { Mailer } from '../../shared/src/mail/mailer.js';
+import type { NamespaceStores } from '../../shared/src/storage/namespace.js';
 import type { PasswordHasher } from '../../shared/src/passwords.js';
 import type { LoginLimiter } from './rate-limit.js';
 import type { TokenIssuer } from './tokens.js';
@@ -20,6 +21,12 @@ export interface AuthDependencies {
   refreshTtlSeconds: number;
   /** Base of mailed links, e.g. https://app.example.com */
   publicUrl: string;
+  /**
+   * Where a signed-up tenant's bucket and Redis ACL user are made. main.ts always sets it (the
+   * S3 settings are required); an app built without it (a test of something else) leaves
+   * them to the storage service's keeper.
+   */
+  namespaces?: NamespaceStores;
   /** Express "trust proxy": which hops may set X-Forwarded-For (the edge). Default: loopback, uniquelocal. */
   trustProxy?: string;
 }

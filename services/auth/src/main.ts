@@ -3,6 +3,7 @@ import { createServicePool } from '../../shared/src/db/pool.js';
 import { serveUntilSignalled } from '../../shared/src/http/serve.js';
 import { createLogger } from '../../shared/src/logger.js';
 import { createRedisClient } from '../../shared/src/redis.js';
+import { createS3Client } from '../../shared/src/storage/location.js';
 import { buildAuthApp } from './app.js';
 import { authConfigSchema } from './config.js';
 import { KeyRing } from './keys.js';
@@ -47,6 +48,11 @@ const app = buildAuthApp({
   refreshTtlSeconds: config.AUTH_REFRESH_TOKEN_TTL_SECONDS,
   publicUrl: config.PUBLIC_URL,
   trustProxy: config.AUTH_TRUST_PROXY,
+  namespaces: {
+    s3: createS3Client(config.S3_ENDPOINT, { accessKey: config.S3_ACCESS_KEY, secretKey: config.S3_SECRET_KEY, region: config.S3_REGION }),
+    redis,
+    settings: { layout: config.STORAGE_LAYOUT, sharedBucket: config.STORAGE_SHARED_BUCKET },
+  },
 });
 
 serveUntilSignalled(app, {

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { z } from 'zod';
 import { withTenant } from '../../../shared/src/db/tenant-context.js';
+import { provisionTenantNamespaces } from '../../../shared/src/storage/namespace.js';
+import type { AuthDependencies } from '../deps.js';
 import { slugSchema } from '../../../shared/src/tenancy.js';
 import { sendVerificationMail } from '../email-tokens.js';
 import { emailSchema } from '../../../shared/src/email.js';
@@ -21,6 +23,33 @@ export const sessionSchema = z.object({
 });
 
 const clientInfo = (context: Context<unknown, unknown, unknown>): ClientInfo => ({ userAgent: context.req.get('user-agent'), ip: context.req.ip });
+
+/** How long a signup waits for S3 and Redis to make the tenant's namespaces before leaving them to the keeper. */
+const PROVISION_TIMEOUT_MS = 3_000;
+
+/**
+ * Makes a new tenant's bucket and Redis ACL user, after its commit. A signup does not fail
+ * because S3 or Redis does: the tenant exists either way, the failure is logged, and the
+ * storage service's namespace keeper (notified by the tenants trigger on every insert, and
+ * reconciling every tenant periodically) makes them. The user is on without a password:
+ * nobody logs in as it before POST /storage/credentials sets one.
+ */
+async function provisionSignedUpTenant(deps: AuthDependencies, tenantId: string): Promise<void> {
+  if (!deps.namespaces) return;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      provisionTenantNamespaces(deps.namespaces, tenantId, { enabled: true }),
+      new Promise((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${PROVISION_TIMEOUT_MS} ms`)), PROVISION_TIMEOUT_MS);
+      }),
+    ]);
+  } catch (error) {
+    deps.logger.warn({ err: error, tenantId }, "the new tenant's bucket or Redis user could not be made; the storage service's namespace keeper makes them");
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export const signup = defineOperation({
   method: 'post',
@@ -60,6 +89,7 @@ export const signup = defineOperation({
       if (refusingConstraint(error) === 'tenants_slug_valid') throw fail('validation_failed', 'tenant.slug: is reserved');
       throw databaseRefusal(error) ?? error;
     }
+    if (tenantId) await provisionSignedUpTenant(deps, tenantId);
     await sendVerificationMail(deps, deps.pool, userId, body.email);
     const tenant = tenantId ? await pickTenant(deps.pool, userId, tenantId) : null;
     return { status: 201, body: await startSession(deps, userId, tenant, clientInfo(context)) };
