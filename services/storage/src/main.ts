@@ -7,6 +7,7 @@ import { buildStorageApp } from './app.js';
 import { storageConfigSchema } from './config.js';
 import { ObjectStore } from './object-store.js';
 import { AssumeRoleIssuer } from './sts.js';
+import { startUploadSweeper } from './sweeper.js';
 import { AuthKeys } from './token-keys.js';
 
 const config = loadConfigOrExit(storageConfigSchema);
@@ -34,6 +35,14 @@ void authKeys.start().catch((error: unknown) => {
   if (!(error instanceof Error && error.name === 'AbortError')) logger.error({ err: error }, 'auth keys never loaded');
 });
 
+const sweeper = startUploadSweeper({
+  pool,
+  objects,
+  logger: logger.child({ component: 'sweeper' }),
+  intervalMs: config.STORAGE_SWEEP_INTERVAL_SECONDS * 1000,
+  graceSeconds: config.STORAGE_SWEEP_GRACE_SECONDS,
+});
+
 const app = buildStorageApp({
   pool,
   redis,
@@ -51,6 +60,8 @@ serveUntilSignalled(app, {
   logger,
   onClose: async () => {
     authKeys.stop();
+    // The upload in hand is finished (its object and its row) before the pool closes.
+    await sweeper.stop();
     await Promise.all([pool.end(), redis.quit()]);
   },
 });

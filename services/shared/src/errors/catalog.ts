@@ -53,12 +53,23 @@ export const ERRORS = {
   subscription_exists: [409, 'the tenant already has a subscription: change it in the billing portal (POST /billing/portal)'],
   no_billing_account: [409, 'the tenant has no billing account yet: start with POST /billing/checkout'],
   login_required: [409, 'an account with this email exists: log in and accept with your access token'],
+  file_exists: [409, 'a file with this name exists in this bucket: delete it first'],
+  upload_in_progress: [409, 'an upload of this name is in progress: complete it, or wait until it expires'],
+  storage_limit_exceeded: [409, "the tenant's storage limit leaves no room for this file"],
+  upload_already_completed: [409, 'this upload was completed already'],
+  upload_refused: [409, 'this upload was refused (its object did not match what was declared): start a new one'],
+  upload_not_found_in_storage: [409, 'the object of this upload is not in storage yet: upload it with the presigned POST, then complete'],
+  upload_mismatch: [422, 'the uploaded object does not match the declared size or SHA-256: it was removed'],
+  upload_expired: [410, 'this upload expired: start a new one'],
+  file_too_large: [413, "the file is larger than the plan's single-file limit"],
   // Not there.
   member_not_found: [404, 'no such member'],
   user_not_found: [404, 'no such user'],
   tenant_not_found: [404, 'no such tenant'],
   invitation_not_found: [404, 'no such invitation'],
   api_key_not_found: [404, 'no such API key'],
+  file_not_found: [404, 'no such file'],
+  upload_not_found: [404, 'no such upload'],
   // Too much, or not now.
   too_many_attempts: [429, 'too many attempts; try again later'],
   rate_limited: [429, 'too many requests for this tenant'],
@@ -69,6 +80,8 @@ export const ERRORS = {
   payment_provider_error: [502, 'the payment provider refused the request; the operators have been told'],
   payment_provider_unavailable: [503, 'the payment provider did not answer; try again'],
   resolver_unavailable: [503, 'the tenant cannot be resolved right now'],
+  storage_unavailable: [503, 'the object storage did not answer; try again'],
+  sts_not_available: [501, 'the S3 server has no STS configured: scoped S3 credentials cannot be issued'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 export type ErrorCode = keyof typeof ERRORS;

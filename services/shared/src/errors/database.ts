@@ -44,6 +44,13 @@ export const DATABASE_REFUSALS = {
   tenant_settings_key_format: ['23514', 'validation_failed'],
   users_email_key: ['23505', 'email_in_use'],
   users_email_format: ['23514', 'validation_failed'],
+  // Storage (hasura/migrations/default/1795900700000_storage): the plan's single-file limit and
+  // the tenant's storage limit at upload (pending uploads count), and again when a file is recorded.
+  file_uploads_file_size_limit: ['23514', 'file_too_large'],
+  file_uploads_storage_limit: ['23514', 'storage_limit_exceeded'],
+  files_storage_limit: ['23514', 'storage_limit_exceeded'],
+  file_uploads_name_pending: ['23505', 'upload_in_progress'],
+  files_name_taken: ['23505', 'file_exists'],
 } as const satisfies Record<string, readonly [sqlState: string, code: ErrorCode]>;
 
 export type RefusingConstraint = keyof typeof DATABASE_REFUSALS;
@@ -57,12 +64,15 @@ export function refusingConstraint(error: unknown): RefusingConstraint | null {
 }
 
 /**
- * The catalog error for a refusal the table knows, null for anything else. A grant-bounds
- * refusal keeps the database's message, which names the rule ("you cannot raise your own role").
+ * Refusals whose database message says more than the catalog's: the rule a grant bound names
+ * ("you cannot raise your own role"), the limit in bytes a file or the storage exceeds.
  */
+const MESSAGE_FROM_DATABASE = new Set<ErrorCode>(['forbidden', 'file_too_large', 'storage_limit_exceeded']);
+
+/** The catalog error for a refusal the table knows (with the database's message where it says more), null for anything else. */
 export function databaseRefusal(error: unknown): HttpError | null {
   const constraint = refusingConstraint(error);
   if (!constraint) return null;
   const code = DATABASE_REFUSALS[constraint][1];
-  return fail(code, code === 'forbidden' ? (error as Error).message : undefined);
+  return fail(code, MESSAGE_FROM_DATABASE.has(code) ? (error as Error).message : undefined);
 }

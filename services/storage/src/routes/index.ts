@@ -1,4 +1,5 @@
 import type { Operation } from '../http.js';
+import { completeUpload, createUpload } from './uploads.js';
 
 /** Every storage operation of the service (the meta routes are the app's). */
-export const OPERATIONS: readonly Operation[] = [];
+export const OPERATIONS: readonly Operation[] = [createUpload, completeUpload];
