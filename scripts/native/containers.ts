@@ -39,7 +39,15 @@ export async function startContainers(wanted: Wanted): Promise<{
               .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2)),
           )
         : undefined,
-      wanted.redis ? start(new GenericContainer(IMAGES.redis).withExposedPorts(6379).withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/))) : undefined,
+      wanted.redis
+        ? start(
+            // The default user has a password here too, as in every other Redis the platform runs.
+            new GenericContainer(IMAGES.redis)
+              .withCommand(['redis-server', '--requirepass', password])
+              .withExposedPorts(6379)
+              .withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/)),
+          )
+        : undefined,
       wanted.s3
         ? start(
             new GenericContainer(IMAGES.s3)
@@ -55,7 +63,7 @@ export async function startContainers(wanted: Wanted): Promise<{
     return {
       endpoints: {
         postgresAdminUrl: postgres && `postgresql://postgres:${password}@${address(postgres, 5432)}/postgres`,
-        redisUrl: redis && `redis://${address(redis, 6379)}`,
+        redisUrl: redis && `redis://default:${password}@${address(redis, 6379)}`,
         s3: s3 && { endpoint: `http://${address(s3, 9000)}`, accessKey, secretKey },
         stripeApiBase: stripe && `http://${address(stripe, 12111)}`,
       },

@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -27,7 +27,10 @@ export interface PostgresInstance extends NativeProcess {
   adminUrl: string;
 }
 export interface RedisInstance extends NativeProcess {
+  /** redis://default:<password>@127.0.0.1:<port>: the default user needs the password. */
   url: string;
+  password: string;
+  aclFile: string;
 }
 export interface S3Instance extends NativeProcess {
   endpoint: string;
@@ -146,17 +149,53 @@ export async function startPostgres(options: StartOptions & { superuserPassword?
   return { ...processInfo, adminUrl };
 }
 
-export async function startRedis(options: StartOptions): Promise<RedisInstance> {
+/** Where a native Redis keeps its users: the default user's line and every tenant's ACL user. */
+export const redisAclFile = (dataDir: string): string => path.join(dataDir, 'users.acl');
+const redisPasswordFile = (dataDir: string): string => path.join(dataDir, 'default.password');
+
+/**
+ * The ACL file with the default user's line set to `password` (its SHA-256, never the
+ * password itself); every other user in it is kept, so tenants' users survive a restart.
+ */
+function writeDefaultRedisUser(aclFile: string, password: string): void {
+  const line = `user default on #${createHash('sha256').update(password).digest('hex')} ~* &* +@all`;
+  const others = existsSync(aclFile)
+    ? readFileSync(aclFile, 'utf8')
+        .split('\n')
+        .filter((existing) => existing.trim() !== '' && !/^user\s+default\s/.test(existing))
+    : [];
+  writeFileSync(aclFile, [line, ...others, ''].join('\n'), { mode: 0o600 });
+}
+
+/**
+ * A Redis whose default user has a password (`password`, else the one this data directory
+ * was started with before, else a new one kept beside the data), with its users in an ACL
+ * file, so a restart on the same directory keeps the URL and every tenant's user.
+ */
+export async function startRedis(options: StartOptions & { password?: string }): Promise<RedisInstance> {
   await assertPortFree(options.port, 'redis');
   const redis = findBinary('redis-server');
-  mkdirSync(options.dataDir, { recursive: true });
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const passwordFile = redisPasswordFile(options.dataDir);
+  const password = options.password ?? (existsSync(passwordFile) ? readFileSync(passwordFile, 'utf8').trim() : randomBytes(18).toString('base64url'));
+  if (!options.password) writeFileSync(passwordFile, password, { mode: 0o600 });
+  const aclFile = redisAclFile(options.dataDir);
+  writeDefaultRedisUser(aclFile, password);
   const processInfo = launch(
     'redis',
     redis,
-    ['--port', String(options.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', options.dataDir, '--daemonize', 'no'],
+    [
+      '--port', String(options.port),
+      '--bind', '127.0.0.1',
+      '--save', '',
+      '--appendonly', 'no',
+      '--dir', options.dataDir,
+      '--aclfile', aclFile,
+      '--daemonize', 'no',
+    ],
     options,
   );
-  const url = `redis://127.0.0.1:${options.port}`;
+  const url = `redis://default:${encodeURIComponent(password)}@127.0.0.1:${options.port}`;
   await waitUntilReady('redis', processInfo.child, options.logFile, async () => {
     const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     client.on('error', () => undefined);
@@ -167,7 +206,7 @@ export async function startRedis(options: StartOptions): Promise<RedisInstance> 
       client.disconnect();
     }
   });
-  return { ...processInfo, url };
+  return { ...processInfo, url, password, aclFile };
 }
 
 export async function startMinio(options: StartOptions & { consolePort: number; accessKey?: string; secretKey?: string }): Promise<S3Instance> {

@@ -58,6 +58,8 @@ interface Secrets {
   roles: Record<LoginRole, string>;
   s3AccessKey: string;
   s3SecretKey: string;
+  /** The default Redis user's; its hash and the tenants' users live in .stack/redis/users.acl. */
+  redisPassword: string;
 }
 interface ServiceState {
   name: string;
@@ -85,6 +87,7 @@ function loadSecrets(): Secrets {
     roles: Object.fromEntries(LOGIN_ROLES.map((role) => [role, randomSecret()])) as Record<LoginRole, string>,
     s3AccessKey: `tenantry${randomSecret(4).toLowerCase().replace(/[^a-z0-9]/g, '')}`,
     s3SecretKey: randomSecret(24),
+    redisPassword: randomSecret(24),
   };
   // A .stack from an older version keeps its secrets and gains the new ones.
   const secrets = { ...fresh, ...readJson<Partial<Secrets>>(files.secrets) };
@@ -181,7 +184,7 @@ async function up(): Promise<void> {
   try {
     const postgres = await startPostgres({ ...common('postgres'), port: config.STACK_POSTGRES_PORT, superuserPassword: secrets.postgresSuperuser, durable: true });
     started.push(postgres);
-    const redis = await startRedis({ ...common('redis'), port: config.STACK_REDIS_PORT });
+    const redis = await startRedis({ ...common('redis'), port: config.STACK_REDIS_PORT, password: secrets.redisPassword });
     started.push(redis);
     const s3 = await startMinio({
       ...common('minio'),
@@ -259,7 +262,8 @@ async function up(): Promise<void> {
       startedAt: new Date().toISOString(),
       services: [
         { name: 'postgres', pid: postgres.pid, url: `postgresql://127.0.0.1:${config.STACK_POSTGRES_PORT}/${config.POSTGRES_DB}` },
-        { name: 'redis', pid: redis.pid, url: redis.url },
+        // Without the password: state.json is not a secrets file (.stack/env has the full URL).
+        { name: 'redis', pid: redis.pid, url: `redis://127.0.0.1:${config.STACK_REDIS_PORT}` },
         { name: 'minio', pid: s3.pid, url: s3.endpoint },
         { name: 'stripe-mock', pid: stripe.pid, url: stripe.apiBase },
         { name: 'resolver', pid: resolver.pid, url: `http://127.0.0.1:${config.STACK_RESOLVER_PORT}` },

@@ -103,22 +103,24 @@ export class DedicatedRedis {
   private constructor(
     private readonly directory: { root: string; remove(): Promise<void> },
     private readonly port: number,
+    private readonly password: string,
     private instance: RedisInstance | undefined,
   ) {}
 
   static async start(): Promise<DedicatedRedis> {
     const directory = await scratchDirectory('redis');
-    const redis = new DedicatedRedis(directory, await getPort(), undefined);
+    const redis = new DedicatedRedis(directory, await getPort(), randomBytes(12).toString('hex'), undefined);
     await redis.up();
     return redis;
   }
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    // The password startRedis keeps in the data directory: the same across down() and up().
+    return `redis://default:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}`;
   }
 
   async up(): Promise<void> {
-    this.instance = await startRedis({ port: this.port, dataDir: path.join(this.directory.root, 'data'), logFile: path.join(this.directory.root, 'redis.log'), detached: false });
+    this.instance = await startRedis({ port: this.port, password: this.password, dataDir: path.join(this.directory.root, 'data'), logFile: path.join(this.directory.root, 'redis.log'), detached: false });
   }
 
   /** Hung: the server keeps its connections open and answers nothing. */

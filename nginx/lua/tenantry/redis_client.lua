@@ -48,6 +48,20 @@ function _M.available()
   return true
 end
 
+-- A new connection authenticates before its first command (the default user has a password);
+-- a pooled one did so when it was new, and AUTH again would cost a round trip per request.
+local function authenticate(red, values)
+  local password = values.redis_password or ""
+  if password == "" then
+    return true
+  end
+  local username = values.redis_username or ""
+  if username ~= "" then
+    return red:auth(username, password)
+  end
+  return red:auth(password)
+end
+
 -- A connection, or nil and an error (the breaker notes it).
 function _M.connect(what)
   local values = config.values
@@ -58,6 +72,15 @@ function _M.connect(what)
   local red = redis:new()
   red:set_timeout(values.redis_timeout_ms)
   local ok, err = red:connect(values.redis_host, values.redis_port)
+  local reused = ok and (red:get_reused_times() or 0) > 0
+  if ok and not reused then
+    ok, err = authenticate(red, values)
+    if not ok then
+      -- The error names no secret: Redis answers WRONGPASS or NOAUTH, not the password.
+      err = "AUTH refused: " .. tostring(err)
+      red:close()
+    end
+  end
   if probe then
     probing = false
   end
@@ -65,7 +88,7 @@ function _M.connect(what)
     note_failure(what, err)
     return nil, err
   end
-  red.reused = (red:get_reused_times() or 0) > 0
+  red.reused = reused
   return red
 end
 

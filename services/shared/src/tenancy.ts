@@ -1,5 +1,6 @@
 import { domainToASCII } from 'node:url';
 import { z } from 'zod';
+import { isUuid } from './ids.js';
 
 /** The slug format the database enforces (app.is_valid_slug), minus the reserved words it alone knows. */
 export const slugSchema = z
@@ -27,8 +28,24 @@ export function normaliseDomain(input: string): string | null {
 export const tenantBucket = (tenantId: string): string => `tenant-${tenantId}`;
 
 /**
+ * A tenant id as the database writes it (a lower-case uuid), else a TypeError. The Redis
+ * prefixes below go into SCAN patterns and ACL rules, where `*`, `?`, `[` or a space would
+ * widen or break them, and an upper-case spelling would be a second namespace of one tenant.
+ */
+export function assertTenantId(tenantId: string): string {
+  if (!isUuid(tenantId) || tenantId !== tenantId.toLowerCase()) throw new TypeError(`not a tenant id: ${JSON.stringify(tenantId)}`);
+  return tenantId;
+}
+
+/**
  * The prefix of every Redis key of a tenant. The braces are a Redis Cluster hash tag: one
  * tenant's keys share a slot (docs/architecture.md, "Past one machine"), and a purge finds
- * them all with one SCAN pattern.
+ * them all with one SCAN pattern. Build keys with tenantRedis (tenant-redis.ts), not by hand.
  */
-export const tenantRedisPrefix = (tenantId: string): string => `tenant:{${tenantId}}:`;
+export const tenantRedisPrefix = (tenantId: string): string => `tenant:{${assertTenantId(tenantId)}}:`;
+
+/** The platform's keys of a tenant (quota counters, throttles): the tenant's own user never reaches them. */
+export const tenantPlatformPrefix = (tenantId: string): string => `${tenantRedisPrefix(tenantId)}platform:`;
+
+/** The tenant's own keys and channels: all its Redis ACL user may touch (redis-acl.ts). */
+export const tenantAppPrefix = (tenantId: string): string => `${tenantRedisPrefix(tenantId)}app:`;
