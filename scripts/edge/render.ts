@@ -14,6 +14,9 @@ const flag = (fallback: boolean) =>
     .default(fallback ? 'true' : 'false')
     .transform((value) => value === 'true' || value === '1');
 
+/** The label of the S3 host, s3.<BASE_DOMAIN>, where presigned URLs point. */
+export const S3_LABEL = 's3';
+
 /** Everything the edge reads from the environment, once, at render time. */
 export const edgeEnvironmentSchema = z.object({
   EDGE_TARGET: z.enum(['debian', 'openresty']).default('debian'),
@@ -26,12 +29,16 @@ export const edgeEnvironmentSchema = z.object({
     .pipe(z.string().regex(/^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be a host name')),
   EDGE_RESERVED_LABELS: z
     .string()
-    .default('www,api,app,admin,auth,billing,storage,graphql,console,dashboard,status,docs,help,mail,static,assets,cdn,edge')
-    .transform((list) => list.split(',').map((label) => label.trim().toLowerCase()).filter(Boolean)),
+    .default('www,api,app,admin,auth,billing,storage,graphql,console,dashboard,status,docs,help,mail,static,assets,cdn,edge,s3')
+    .transform((list) => list.split(',').map((label) => label.trim().toLowerCase()).filter(Boolean))
+    // s3.<BASE_DOMAIN> is the S3 host's own server, whatever the list says: never a tenant.
+    .transform((labels) => [...new Set([...labels, S3_LABEL])]),
   HASURA_UPSTREAM: hostPort,
   AUTH_UPSTREAM: hostPort,
   BILLING_UPSTREAM: hostPort,
   STORAGE_UPSTREAM: hostPort,
+  /** The S3 server behind s3.<BASE_DOMAIN>; without it that host answers 503 upstream_unavailable. */
+  S3_UPSTREAM: hostPort.optional(),
   RESOLVER_UPSTREAM: hostPort,
   RESOLVER_SECRET: z.string().min(16, 'must be at least 16 characters').regex(/^[A-Za-z0-9_.~-]+$/, 'must be URL-safe characters'),
   EDGE_PURGE_SECRET: z.string().min(16, 'must be at least 16 characters'),
@@ -139,6 +146,7 @@ function luaSettings(env: EdgeEnvironment): string {
     redis_retry_interval: env.EDGE_REDIS_RETRY_SECONDS,
     usage_stream: env.EDGE_USAGE_STREAM,
     clock_offset: env.EDGE_TEST_CLOCK_OFFSET_SECONDS,
+    s3_configured: env.S3_UPSTREAM !== undefined,
   });
 }
 
@@ -188,10 +196,14 @@ export function renderEdgeConfig(env: EdgeEnvironment, nginxConfFile: string, te
     AUTH_UPSTREAM: env.AUTH_UPSTREAM,
     BILLING_UPSTREAM: env.BILLING_UPSTREAM,
     STORAGE_UPSTREAM: env.STORAGE_UPSTREAM,
+    S3_HOST: `${S3_LABEL}.${env.BASE_DOMAIN}`,
+    // Without an S3 server the host refuses before proxying (tenantry/s3.lua); nginx still
+    // needs the upstream to exist, with a server it never tries.
+    S3_UPSTREAM: env.S3_UPSTREAM ?? '127.0.0.1:9 down',
     RESOLVER_UPSTREAM: env.RESOLVER_UPSTREAM,
     RESOLVER_SECRET: env.RESOLVER_SECRET,
   };
-  const rendered = template.replace(/\{\{([A-Z_]+)\}\}/g, (_match, name: string) => {
+  const rendered = template.replace(/\{\{([A-Z0-9_]+)\}\}/g, (_match, name: string) => {
     const value = values[name];
     if (value === undefined) throw new Error(`the edge template names {{${name}}}, which render.ts does not know`);
     return value;

@@ -165,6 +165,8 @@ export function tokenFor(
 
 export interface EdgeHarness {
   edge: EdgeInstance;
+  /** host:port of the echo upstream behind every route, for an edge started with more upstreams pointing at it. */
+  echoAddress: string;
   admin: pg.Pool;
   purgeSecret: string;
   /** The Redis stream this edge polls for purges (publishEdgePurge's third argument). */
@@ -230,6 +232,7 @@ export async function startEdgeHarness(overrides: Record<string, string> = {}): 
   const moreEdges: { edge: EdgeInstance; runtimeDir: string }[] = [];
   return {
     edge,
+    echoAddress,
     admin,
     purgeSecret,
     purgeStream: overrides.EDGE_PURGE_STREAM ?? purgeStream,

@@ -31,7 +31,7 @@ describe('edge config rendering', () => {
   test('every value comes from the environment, once; the Lua settings are a JSON file beside nginx.conf', () => {
     const rendered = renderEdgeConfig(readConfig(edgeEnvironmentSchema, { ...env, EDGE_TARGET: 'openresty', EDGE_PORT: '9090' }), CONF_FILE);
     const conf = rendered.nginxConf;
-    expect(conf).not.toMatch(/\{\{[A-Z_]+\}\}/);
+    expect(conf).not.toMatch(/\{\{[A-Z0-9_]+\}\}/);
     expect(conf).toContain('listen 127.0.0.1:9090 default_server;');
     expect(conf).toContain('upstream resolver { server resolver:4001;');
     expect(conf).not.toContain('load_module');
@@ -73,6 +73,21 @@ describe('edge config rendering', () => {
     expect(conf).toContain('ssl_certificate_key /tls/privkey.pem;');
     expect(render(env)).not.toContain('ssl');
     expect(() => render({ ...env, EDGE_TLS_PORT: '8443' })).toThrow(/go together/);
+  });
+
+  test('the S3 host: its own server for s3.<BASE_DOMAIN>, with the TLS listener too; s3 is reserved whatever the list says', () => {
+    const tls = { EDGE_TLS_PORT: '8443', EDGE_TLS_CERTIFICATE: '/tls/fullchain.pem', EDGE_TLS_CERTIFICATE_KEY: '/tls/privkey.pem' };
+    const rendered = renderEdgeConfig(readConfig(edgeEnvironmentSchema, { ...env, ...tls, S3_UPSTREAM: 'minio:9000' }), CONF_FILE);
+    expect(rendered.nginxConf).toContain('server_name s3.example-saas.com;');
+    expect(rendered.nginxConf).toContain('upstream s3       { server minio:9000;');
+    expect(rendered.nginxConf.match(/listen 127\.0\.0\.1:8443 ssl;/g)).toHaveLength(2);
+    expect(JSON.parse(rendered.settingsJson)).toMatchObject({ s3_configured: true });
+    expect(JSON.parse(rendered.settingsJson).reserved_labels).toContain('s3');
+
+    const without = renderEdgeConfig(readConfig(edgeEnvironmentSchema, { ...env, EDGE_RESERVED_LABELS: 'www,api' }), CONF_FILE);
+    expect(without.nginxConf).toContain('upstream s3       { server 127.0.0.1:9 down;');
+    expect(JSON.parse(without.settingsJson)).toMatchObject({ s3_configured: false, reserved_labels: ['www', 'api', 's3'] });
+    expect(() => readConfig(edgeEnvironmentSchema, { ...env, S3_UPSTREAM: 'http://minio:9000' })).toThrow(/S3_UPSTREAM is invalid: must be host:port/);
   });
 
   test('a template placeholder the renderer does not know stops the render', () => {

@@ -56,6 +56,7 @@ local function strip_client_headers(headers)
     end
   end
 end
+_M.strip_client_headers = strip_client_headers
 
 -- The first source that names a tenant wins: header id, header slug, custom domain,
 -- subdomain, token claim. Returns the lookup (by, value) or nil; refuses malformed input.
