@@ -5,6 +5,7 @@ import { createLogger } from '../../shared/src/logger.js';
 import { createRedisClient } from '../../shared/src/redis.js';
 import { buildStorageApp } from './app.js';
 import { storageConfigSchema } from './config.js';
+import { startNamespaceKeeper } from './namespace-keeper.js';
 import { ObjectStore } from './object-store.js';
 import { AssumeRoleIssuer } from './sts.js';
 import { startUploadSweeper } from './sweeper.js';
@@ -43,6 +44,16 @@ const sweeper = startUploadSweeper({
   graceSeconds: config.STORAGE_SWEEP_GRACE_SECONDS,
 });
 
+// Every tenant's Redis user (and bucket) follows its status, whoever changed it.
+const keeper = startNamespaceKeeper({
+  listenDatabaseUrl: config.STORAGE_LISTEN_DATABASE_URL ?? config.DATABASE_URL,
+  pool,
+  redis,
+  s3: objects.internal,
+  settings,
+  logger: logger.child({ component: 'namespaces' }),
+});
+
 const app = buildStorageApp({
   pool,
   redis,
@@ -61,7 +72,7 @@ serveUntilSignalled(app, {
   onClose: async () => {
     authKeys.stop();
     // The upload in hand is finished (its object and its row) before the pool closes.
-    await sweeper.stop();
+    await Promise.all([sweeper.stop(), keeper.stop()]);
     await Promise.all([pool.end(), redis.quit()]);
   },
 });
