@@ -52,6 +52,7 @@ export const SECRETS: Record<string, Generator> = {
   PLATFORM_ADMIN_DB_PASSWORD: randomToken(),
   S3_ACCESS_KEY: accessKey,
   S3_SECRET_KEY: randomToken(),
+  REDIS_PASSWORD: randomToken(),
   AUTH_SIGNING_KEYS: signingKeys,
   HASURA_GRAPHQL_ADMIN_SECRET: randomToken(),
   RESOLVER_SECRET: randomToken(),
@@ -109,6 +110,8 @@ export function writeSecrets(
     const file = path.join(directory, name);
     if (given) {
       if (required && /change[-_]?me/i.test(given)) problems.push(`${name} is still the .env.example placeholder`);
+      // Compose puts it into every REDIS_URL unencoded: `@`, `/` or `:` would change the URL.
+      if (name === 'REDIS_PASSWORD' && !/^[A-Za-z0-9_-]+$/.test(given)) problems.push(`${name} may hold only letters, digits, - and _`);
       values[name] = given;
       sources[name] = 'environment';
     } else if (name in DERIVED) {

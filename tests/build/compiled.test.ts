@@ -251,11 +251,12 @@ describe('the image, assembled from the Dockerfile without Docker, runs compiled
     const environmentOf = (service: Service, extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
       const { endpoints } = services();
       const postgres = new URL(endpoints.postgresAdminUrl);
+      const redis = new URL(endpoints.redisUrl);
       const composed = serviceEnvironment(service, dotEnv);
       const local = Object.fromEntries(
         Object.entries(composed).map(([name, value]) => [
           name,
-          value.replace('@postgres:5432/', `@${postgres.hostname}:${postgres.port}/`).replace('redis://redis:6379', endpoints.redisUrl),
+          value.replace('@postgres:5432/', `@${postgres.hostname}:${postgres.port}/`).replace('@redis:6379', `@${redis.hostname}:${redis.port}`),
         ]),
       );
       // The service's own secrets volume: the consumer directory the job wrote for it.
@@ -272,6 +273,7 @@ describe('the image, assembled from the Dockerfile without Docker, runs compiled
         ['HASURA_DB_PASSWORD', passwords.hasura_app],
         ['APP_SERVICE_DB_PASSWORD', passwords.app_service],
         ['PLATFORM_ADMIN_DB_PASSWORD', passwords.platform_admin],
+        ['REDIS_PASSWORD', decodeURIComponent(new URL(services().endpoints.redisUrl).password)],
       ]);
       secretsDir = path.join(work, 'secrets');
       const [script] = commandOf('secrets').slice(1);

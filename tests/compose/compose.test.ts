@@ -35,7 +35,7 @@ const env = envExample();
 /** A production .env: .env.example with every secret and production setting filled in. */
 const productionEnv = new Map([
   ...env,
-  ...['POSTGRES_PASSWORD', 'TENANTRY_OWNER_DB_PASSWORD', 'HASURA_DB_PASSWORD', 'APP_SERVICE_DB_PASSWORD', 'PLATFORM_ADMIN_DB_PASSWORD', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'HASURA_GRAPHQL_ADMIN_SECRET', 'RESOLVER_SECRET', 'EDGE_PURGE_SECRET'].map(
+  ...['POSTGRES_PASSWORD', 'TENANTRY_OWNER_DB_PASSWORD', 'HASURA_DB_PASSWORD', 'APP_SERVICE_DB_PASSWORD', 'PLATFORM_ADMIN_DB_PASSWORD', 'S3_ACCESS_KEY', 'S3_SECRET_KEY', 'REDIS_PASSWORD', 'HASURA_GRAPHQL_ADMIN_SECRET', 'RESOLVER_SECRET', 'EDGE_PURGE_SECRET'].map(
     (name) => [name, `${name.toLowerCase().replace(/_/g, '-')}-0123456789`] as [string, string],
   ),
   ['AUTH_SIGNING_KEYS', '[{"kid":"prod-1","privateKeyPem":"(a PEM)"}]'],

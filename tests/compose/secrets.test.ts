@@ -224,8 +224,9 @@ describe.each([
     }
     expect(Object.keys(lists).sort()).toEqual([...byVolume.keys()].map((volume) => volume.slice('secrets-'.length)).sort());
     // The auth service's volume, concretely.
-    expect(readdirSync(path.join(root, 'secrets-auth')).sort()).toEqual(['APP_SERVICE_DB_PASSWORD', 'AUTH_SIGNING_KEYS']);
-    expect(readdirSync(path.join(root, 'secrets-billing')).sort()).toEqual(['APP_SERVICE_DB_PASSWORD', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRETS']);
+    expect(readdirSync(path.join(root, 'secrets-auth')).sort()).toEqual(['APP_SERVICE_DB_PASSWORD', 'AUTH_SIGNING_KEYS', 'REDIS_PASSWORD']);
+    expect(readdirSync(path.join(root, 'secrets-billing')).sort()).toEqual(['APP_SERVICE_DB_PASSWORD', 'REDIS_PASSWORD', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRETS']);
+    expect(readdirSync(path.join(root, 'secrets-redis'))).toEqual(['REDIS_PASSWORD']);
   });
 
   test('every service naming a secret waits for the job and resolves references at start', () => {
