@@ -1,21 +1,26 @@
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Redis } from 'ioredis';
+import type { Client as S3Client } from 'minio';
 import type pg from 'pg';
 import { hex, uniqueSlug } from '../fixtures/seed.js';
 import { MailSink } from '../auth/harness.js';
-import { poolAs } from '../helpers/database.js';
-import { cli, cliEnv, cliInTerminal, purgesSince, redisClient, streamTail, PURGE_STREAM } from './helpers.js';
+import { poolAs, services } from '../helpers/database.js';
+import { aclUser, connectAsTenant, tenantCredentials } from '../storage/lifecycle-helpers.js';
+import { cli, cliEnv, cliInTerminal, purgesSince, redisClient, s3Client, streamTail, PURGE_STREAM } from './helpers.js';
 
 let admin: pg.Pool;
 let redis: Redis;
+let s3: S3Client;
 /** The email of an existing user: every tenant has an owner (`tenant create --owner`). */
 let owner: string;
 
 beforeAll(async () => {
   admin = poolAs('platform_admin');
   redis = redisClient();
+  s3 = s3Client();
   owner = `tenant-owner-${hex(5)}@example.test`;
   await admin.query(`INSERT INTO users (email, display_name, email_verified_at) VALUES ($1, 'Owner', now())`, [owner]);
 });
@@ -229,11 +234,76 @@ describe.concurrent('tenant suspend without Redis', () => {
   test('keeps the suspension and says the edges were not told', async () => {
     const env = cliEnv({ REDIS_URL: 'redis://127.0.0.1:1' });
     const slug = uniqueSlug('noredis');
-    expect((await cli(['tenant', 'create', 'No Redis', '--slug', slug, '--owner', owner], { env })).code).toBe(0);
+    expect((await cli(['tenant', 'create', 'No Redis', '--slug', slug, '--owner', owner])).code).toBe(0);
     const suspended = await cli(['tenant', 'suspend', slug], { env });
     expect(suspended.code).toBe(1);
     expect(suspended.stderr).toMatch(/^tenantry: the change is saved but the edges could not be told \(.*\) — check REDIS_URL; edges drop the cached answer within their TTL\n$/);
     expect((await admin.query(`SELECT status FROM tenants WHERE slug = $1`, [slug])).rows[0].status).toBe('suspended');
+  });
+});
+
+describe.concurrent('tenant namespaces', () => {
+  test('create makes the bucket and the Redis ACL user (on, no password yet); in the prefix layout, the user and no bucket', async () => {
+    const created = await cli(['tenant', 'create', 'Spaces', '--slug', uniqueSlug('spaces'), '--json', '--owner', owner]);
+    expect(created.code, created.stderr).toBe(0);
+    const tenant = created.json<TenantJson>();
+    expect(await s3.bucketExists(`tenant-${tenant.id}`)).toBe(true);
+    expect(await aclUser(redis, tenant.id)).toEqual({ on: true, hasPassword: false });
+
+    const sharedBucket = `cli-shared-${hex(4)}`;
+    const prefixEnv = cliEnv({ STORAGE_LAYOUT: 'prefix', STORAGE_SHARED_BUCKET: sharedBucket });
+    const inPrefix = await cli(['tenant', 'create', 'Prefixed', '--slug', uniqueSlug('prefixed'), '--json', '--owner', owner], { env: prefixEnv });
+    expect(inPrefix.code, inPrefix.stderr).toBe(0);
+    const prefixed = inPrefix.json<TenantJson>();
+    expect(await s3.bucketExists(`tenant-${prefixed.id}`)).toBe(false);
+    expect(await s3.bucketExists(sharedBucket)).toBe(true);
+    expect(await aclUser(redis, prefixed.id)).toEqual({ on: true, hasPassword: false });
+
+    const badLayout = await cli(['tenant', 'create', 'Bad layout', '--owner', owner], { env: cliEnv({ STORAGE_LAYOUT: 'sideways' }) });
+    expect(badLayout.code).toBe(1);
+    expect(badLayout.stderr).toMatch(/^tenantry: STORAGE_LAYOUT: .* — set it as the storage service has it\n$/);
+  });
+
+  test('S3 unreachable: create fails and leaves no tenant behind', async () => {
+    const slug = uniqueSlug('nos3');
+    const refused = await cli(['tenant', 'create', 'No S3', '--slug', slug, '--owner', owner], { env: cliEnv({ S3_ENDPOINT: 'http://127.0.0.1:1' }) });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`^tenantry: the bucket or Redis user of tenant '${slug}' could not be made \\(.*\\) — nothing was created; check S3_ENDPOINT`));
+    expect((await admin.query(`SELECT 1 FROM tenants WHERE slug = $1`, [slug])).rowCount).toBe(0);
+  });
+
+  test("suspend ends the tenant's live Redis connections within a second and refuses AUTH; activate lets its credentials in again", { retry: 2 }, async () => {
+    const created = (await cli(['tenant', 'create', 'Cut', '--slug', uniqueSlug('cut'), '--json', '--owner', owner])).json<TenantJson>();
+    const credentials = await tenantCredentials(redis, created.id);
+    const live = await connectAsTenant(services().endpoints.redisUrl, credentials);
+    if (!('client' in live)) throw new Error(`could not connect: ${live.refused}`);
+    await live.client.set(`tenant:{${created.id}}:app:state`, 'kept');
+
+    // The command itself ends the connection: it is closed by the time the CLI exits, not later.
+    const endedAt = once(live.client, 'end').then(() => Date.now());
+    const suspended = await cli(['tenant', 'suspend', created.slug]);
+    const exitedAt = Date.now();
+    expect(suspended.code, suspended.stderr).toBe(0);
+    const closed = await Promise.race([endedAt, new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), 1_000))]);
+    expect(closed).not.toBe('open');
+    expect(closed).toBeLessThanOrEqual(exitedAt);
+    expect(await aclUser(redis, created.id)).toMatchObject({ on: false });
+    expect(await connectAsTenant(services().endpoints.redisUrl, credentials)).toMatchObject({ refused: expect.stringMatching(/WRONGPASS/) });
+
+    const activated = await cli(['tenant', 'activate', created.slug]);
+    expect(activated.code, activated.stderr).toBe(0);
+    const back = await connectAsTenant(services().endpoints.redisUrl, credentials);
+    if (!('client' in back)) throw new Error(`refused after activate: ${back.refused}`);
+    expect(await back.client.get(`tenant:{${created.id}}:app:state`)).toBe('kept');
+    back.client.disconnect();
+
+    // Running suspend again re-applies the state even though the status is unchanged.
+    await redis.call('ACL', 'SETUSER', `tenant-${created.id}`, 'on');
+    expect((await cli(['tenant', 'suspend', created.slug])).code).toBe(0);
+    expect((await cli(['tenant', 'suspend', created.slug])).stdout).toContain('already suspended');
+    await redis.call('ACL', 'SETUSER', `tenant-${created.id}`, 'on');
+    expect((await cli(['tenant', 'suspend', created.slug])).code).toBe(0);
+    expect(await aclUser(redis, created.id)).toMatchObject({ on: false });
   });
 });
 

@@ -2,26 +2,31 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { Redis } from 'ioredis';
 import type { Client as S3Client } from 'minio';
 import type pg from 'pg';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { listTenantTables } from '../../services/shared/src/db/isolation-lint.js';
 import { isUuid } from '../../services/shared/src/ids.js';
-import { SEEDED_TABLES, hex, seedTenant, uniqueSlug } from '../fixtures/seed.js';
+import { SEEDED_TABLES, hex, seedTenant, uniqueSlug, type SeededTenant } from '../fixtures/seed.js';
 import { poolAs } from '../helpers/database.js';
-import { cli, handMadeTarball, objectNames, privateTempDir, s3Client, type TarEntrySpec } from './helpers.js';
+import { aclUser } from '../storage/lifecycle-helpers.js';
+import { cli, cliEnv, handMadeTarball, objectNames, privateTempDir, redisClient, s3Client, type TarEntrySpec } from './helpers.js';
 
 let admin: pg.Pool;
 let s3: S3Client;
+let redis: Redis;
 let work: string;
 beforeAll(async () => {
   admin = poolAs('platform_admin');
   s3 = s3Client();
+  redis = redisClient();
   work = await mkdtemp(path.join(os.tmpdir(), 'tenantry-cli-transfer-'));
 });
 afterAll(async () => {
   await admin.end();
+  redis.disconnect();
   await rm(work, { recursive: true, force: true });
 });
 
@@ -71,7 +76,21 @@ async function comparable(tenantId: string): Promise<Record<string, string[]>> {
 }
 
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+const sha256 = (text: string | Buffer) => createHash('sha256').update(text).digest('hex');
+
+/** The seeded file's object where the bucket layout keeps it: a tenant's export carries every file's bytes. */
+async function putSeededFile(source: SeededTenant): Promise<string> {
+  const bucket = `tenant-${source.tenantId}`;
+  if (!(await s3.bucketExists(bucket))) await s3.makeBucket(bucket);
+  await s3.putObject(bucket, `${source.file.bucket}/${source.file.name}`, source.file.content);
+  return bucket;
+}
+
+async function objectBytes(bucket: string, key: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await s3.getObject(bucket, key)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
 
 /** An existing account, verified or not, to name as --owner or to match by email. */
 async function createUser(label: string, verified = true): Promise<{ id: string; email: string }> {
@@ -130,8 +149,7 @@ function printedInvitations(stdout: string): Map<string, { role: string; token: 
 describe.concurrent('tenant export and import', () => {
   test('round trip: the same data under new ids; members invited, domains unverified, keys and billing left behind', async () => {
     const source = await seedTenant(admin, 'exported');
-    const bucket = `tenant-${source.tenantId}`;
-    await s3.makeBucket(bucket);
+    const bucket = await putSeededFile(source);
     await s3.putObject(bucket, 'avatars/owner.png', Buffer.from('png-bytes'));
     await s3.putObject(bucket, 'docs/read me.txt', Buffer.from('hello'));
     const before = await comparable(source.tenantId);
@@ -167,7 +185,8 @@ describe.concurrent('tenant export and import', () => {
     const usersFile = await readFile(path.join(unpacked, 'users.jsonl'), 'utf8');
     expect(usersFile).toContain(source.ownerEmail);
     expect(usersFile).not.toContain('password_hash');
-    expect(manifest.objects.map((object: { key: string }) => object.key).sort()).toEqual(['avatars/owner.png', 'docs/read me.txt']);
+    expect(manifest.objects.map((object: { key: string }) => object.key).sort()).toEqual(['avatars/owner.png', 'docs/read me.txt', 'docs/reports/2026/summary.txt']);
+    expect(manifest.objects.find((object: { key: string }) => object.key === 'docs/reports/2026/summary.txt').sha256).toBe(source.file.sha256);
 
     // The export is on the source's record.
     const { rows: exportAudit } = await admin.query(
@@ -176,7 +195,7 @@ describe.concurrent('tenant export and import', () => {
     );
     expect(exportAudit).toHaveLength(1);
     expect(exportAudit[0].actor).toMatch(/^cli:/);
-    expect(exportAudit[0].after).toMatchObject({ file: path.basename(file), users: 2, objects: 2, rows: { projects: 3 } });
+    expect(exportAudit[0].after).toMatchObject({ file: path.basename(file), users: 2, objects: 3, rows: { projects: 3, files: 1 } });
 
     // A reserved slug and an existing slug are refused.
     const reserved = await cli(['tenant', 'import', file, '--slug', 'www', '--owner', source.ownerEmail]);
@@ -203,7 +222,7 @@ describe.concurrent('tenant export and import', () => {
       owner: { user_id: source.ownerUserId, email: source.ownerEmail },
       domains_unverified: [source.domain],
       not_imported: { api_keys: 1, tenant_subscriptions: 1 },
-      objects: 2,
+      objects: 3,
       source: { tenant_id: source.tenantId, slug: source.slug },
     });
     expect(result.tenant_id).not.toBe(source.tenantId);
@@ -221,6 +240,8 @@ describe.concurrent('tenant export and import', () => {
       lines
         .map((line) => line.replaceAll(`"user:${source.memberEmail}"`, '"<id>"'))
         .map((line) => (table === 'audit_log' ? JSON.stringify({ ...JSON.parse(line), actor: `archive:${JSON.parse(line).actor}` }) : line))
+        // An upload under way at export is over here: its policy and reservation were the source's.
+        .map((line) => (table === 'file_uploads' && JSON.parse(line).status === 'pending' ? JSON.stringify({ ...JSON.parse(line), status: 'expired' }) : line))
         .sort();
     for (const table of Object.keys(before).filter((name) => !reissued.has(name))) {
       expect(after[table], table).toEqual(asImported(table, before[table]!));
@@ -242,11 +263,16 @@ describe.concurrent('tenant export and import', () => {
     const { rows: projects } = await admin.query<{ id: string }>(`SELECT id FROM projects WHERE tenant_id = $1`, [result.tenant_id]);
     expect(projects.map((row) => row.id).filter((id) => source.projectIds.includes(id))).toEqual([]);
 
+    // The files come over: rows (compared above), bytes and checksum, content type; the bucket and Redis user were made.
     const newBucket = `tenant-${result.tenant_id}`;
-    expect(await objectNames(s3, newBucket)).toEqual(['avatars/owner.png', 'docs/read me.txt']);
-    const chunks: Buffer[] = [];
-    for await (const chunk of await s3.getObject(newBucket, 'docs/read me.txt')) chunks.push(chunk as Buffer);
-    expect(Buffer.concat(chunks).toString()).toBe('hello');
+    expect(await objectNames(s3, newBucket)).toEqual(['avatars/owner.png', 'docs/read me.txt', 'docs/reports/2026/summary.txt']);
+    expect((await objectBytes(newBucket, 'docs/read me.txt')).toString()).toBe('hello');
+    const copied = await objectBytes(newBucket, 'docs/reports/2026/summary.txt');
+    expect(copied.equals(source.file.content)).toBe(true);
+    const { rows: files } = await admin.query(`SELECT bucket, name, size::int AS size, sha256, content_type FROM files WHERE tenant_id = $1`, [result.tenant_id]);
+    expect(files).toEqual([{ bucket: 'docs', name: source.file.name, size: copied.length, sha256: sha256(copied), content_type: source.file.contentType }]);
+    expect((await s3.statObject(newBucket, 'docs/reports/2026/summary.txt')).metaData['content-type']).toBe(source.file.contentType);
+    expect(await aclUser(redis, result.tenant_id)).toEqual({ on: true, hasPassword: false });
 
     const show = await cli(['tenant', 'show', slug, '--json']);
     expect(show.json()).toMatchObject({ slug, member_count: 1, plan_id: 'pro', domains: [{ domain: source.domain, verified: false, is_primary: false }] });
@@ -257,6 +283,7 @@ describe.concurrent('tenant export and import', () => {
 
   test('import --slug copy next to its source: a verified domain and an API key do not block the copy', async () => {
     const source = await seedTenant(admin, 'copied');
+    await putSeededFile(source);
     const operator = await createUser('copy-operator');
     const file = path.join(work, `${source.slug}-copy.tar.gz`);
     const exported = await cli(['tenant', 'export', source.slug, '--output', file]);
@@ -356,9 +383,95 @@ describe.concurrent('tenant export and import', () => {
   }, 120_000);
 });
 
+describe.concurrent('files across layouts', () => {
+  test('bucket layout → prefix layout → bucket layout: files rows, bytes and checksums equal under each new tenant id', async () => {
+    const source = await seedTenant(admin, 'layouts');
+    const operator = await createUser('layout-operator');
+    await putSeededFile(source);
+    const photo = Buffer.from(hex(3000), 'hex');
+    const sourceBucket = `tenant-${source.tenantId}`;
+    await s3.putObject(sourceBucket, 'media/photo.bin', photo);
+    // A second file, recorded as the storage service records one.
+    await admin.query(
+      `INSERT INTO files (tenant_id, bucket, name, size, content_type, sha256) VALUES ($1, 'media', 'photo.bin', $2, 'application/octet-stream', $3)`,
+      [source.tenantId, photo.length, sha256(photo)],
+    );
+    const filesOf = async (tenantId: string) =>
+      (
+        await admin.query(`SELECT bucket, name, size::int AS size, content_type, sha256 FROM files WHERE tenant_id = $1 ORDER BY bucket, name`, [tenantId])
+      ).rows;
+    const expectedFiles = await filesOf(source.tenantId);
+    expect(expectedFiles).toHaveLength(2);
+
+    const sharedBucket = `layouts-${hex(4)}`;
+    const prefixEnv = cliEnv({ STORAGE_LAYOUT: 'prefix', STORAGE_SHARED_BUCKET: sharedBucket });
+    const first = path.join(work, `${source.slug}-bucket.tar.gz`);
+    expect((await cli(['tenant', 'export', source.slug, '--output', first])).code).toBe(0);
+
+    const inPrefix = await cli(['tenant', 'import', first, '--slug', uniqueSlug('in-prefix'), '--owner', operator.email, '--plan', 'pro', '--json'], {
+      env: prefixEnv,
+    });
+    expect(inPrefix.code, inPrefix.stderr).toBe(0);
+    const prefixTenant = inPrefix.json<{ tenant_id: string; slug: string; objects: number }>();
+    expect(prefixTenant.objects).toBe(2);
+    expect(await filesOf(prefixTenant.tenant_id)).toEqual(expectedFiles);
+    expect(await s3.bucketExists(`tenant-${prefixTenant.tenant_id}`)).toBe(false);
+    expect(await objectNames(s3, sharedBucket)).toEqual([`${prefixTenant.tenant_id}/docs/reports/2026/summary.txt`, `${prefixTenant.tenant_id}/media/photo.bin`]);
+    expect(sha256(await objectBytes(sharedBucket, `${prefixTenant.tenant_id}/media/photo.bin`))).toBe(sha256(photo));
+    expect(await aclUser(redis, prefixTenant.tenant_id)).toMatchObject({ on: true });
+
+    // And back: an export in the prefix layout carries keys relative to the prefix.
+    const second = path.join(work, `${source.slug}-prefix.tar.gz`);
+    const exported = await cli(['tenant', 'export', prefixTenant.slug, '--output', second, '--json'], { env: prefixEnv });
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(exported.json<{ objects: Array<{ key: string }> }>().objects.map((object) => object.key).sort()).toEqual(['docs/reports/2026/summary.txt', 'media/photo.bin']);
+    const inBucket = await cli(['tenant', 'import', second, '--slug', uniqueSlug('in-bucket'), '--owner', operator.email, '--plan', 'pro', '--json']);
+    expect(inBucket.code, inBucket.stderr).toBe(0);
+    const bucketTenant = inBucket.json<{ tenant_id: string; slug: string }>();
+    expect(await filesOf(bucketTenant.tenant_id)).toEqual(expectedFiles);
+    const bucket = `tenant-${bucketTenant.tenant_id}`;
+    expect(await objectNames(s3, bucket)).toEqual(['docs/reports/2026/summary.txt', 'media/photo.bin']);
+    expect((await objectBytes(bucket, 'media/photo.bin')).equals(photo)).toBe(true);
+    expect((await objectBytes(bucket, 'docs/reports/2026/summary.txt')).equals(source.file.content)).toBe(true);
+
+    // Purging the prefix tenant takes its objects out of the shared bucket, and nothing else.
+    expect((await cli(['tenant', 'delete', prefixTenant.slug, '--purge-data', '--yes'], { env: prefixEnv })).code).toBe(0);
+    expect(await objectNames(s3, sharedBucket)).toEqual([]);
+    for (const slug of [bucketTenant.slug, source.slug]) expect((await cli(['tenant', 'delete', slug, '--purge-data', '--yes'])).code).toBe(0);
+  }, 240_000);
+
+  test('an export is refused while a file has no object, and an import refuses an archive whose object is not the file its row records', async () => {
+    const source = await seedTenant(admin, 'damaged');
+    const operator = await createUser('damaged-operator');
+    const file = path.join(work, `${source.slug}.tar.gz`);
+    const refused = await cli(['tenant', 'export', source.slug, '--output', file]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`have no object in tenant-${source.tenantId} (first: docs/reports/2026/summary.txt)`);
+
+    await putSeededFile(source);
+    expect((await cli(['tenant', 'export', source.slug, '--output', file])).code).toBe(0);
+    const unpacked = path.join(work, `damaged-${source.slug}`);
+    await mkdir(unpacked);
+    await tar.x({ file, cwd: unpacked });
+    const manifest = JSON.parse(await readFile(path.join(unpacked, 'manifest.json'), 'utf8')) as { objects: Array<{ key: string; file: string }> };
+    const entry = manifest.objects.find((object) => object.key === 'docs/reports/2026/summary.txt')!;
+    // Same size, other bytes: only the checksum can tell.
+    await writeFile(path.join(unpacked, entry.file), Buffer.alloc(source.file.content.length, 0x41));
+    const damaged = path.join(work, `damaged-${source.slug}.tar.gz`);
+    await tar.c({ gzip: true, file: damaged, cwd: unpacked }, ['manifest.json', 'users.jsonl', 'tables', 'objects']);
+    const slug = uniqueSlug('damaged-copy');
+    const imported = await cli(['tenant', 'import', damaged, '--slug', slug, '--owner', operator.email]);
+    expect(imported.code).toBe(1);
+    expect(imported.stderr).toContain('the object of docs/reports/2026/summary.txt in the export is not the file its row records');
+    expect((await admin.query(`SELECT 1 FROM tenants WHERE slug = $1`, [slug])).rowCount).toBe(0);
+    expect((await cli(['tenant', 'delete', source.slug, '--purge-data', '--yes'])).code).toBe(0);
+  }, 120_000);
+});
+
 describe.concurrent('attacks: an archive is untrusted input', () => {
   test('an edited export claiming enterprise, verified domains, a live invitation token and an existing user as owner gets none of it', async () => {
     const source = await seedTenant(admin, 'edited');
+    await putSeededFile(source);
     const operator = await createUser('operator');
     const victim = await createUser('victim');
     const file = path.join(work, `${source.slug}.tar.gz`);
@@ -391,7 +504,7 @@ describe.concurrent('attacks: an archive is untrusted input', () => {
     for (const table of ['tenant_members', 'audit_log']) manifest.tables.find((entry: { name: string }) => entry.name === table).rows += 1;
     await writeFile(path.join(edited, 'manifest.json'), JSON.stringify(manifest));
     const editedFile = path.join(work, `edited-${source.slug}.tar.gz`);
-    await tar.c({ gzip: true, file: editedFile, cwd: edited }, ['manifest.json', 'users.jsonl', 'tables']);
+    await tar.c({ gzip: true, file: editedFile, cwd: edited }, ['manifest.json', 'users.jsonl', 'tables', 'objects']);
 
     // The source stays: nothing the import takes clashes with it.
     const slug = uniqueSlug('edited-import');

@@ -16,6 +16,14 @@ const schema = z.object({
   S3_ACCESS_KEY: z.string().optional(),
   S3_SECRET_KEY: z.string().optional(),
   S3_REGION: z.string().default('us-east-1'),
+  /**
+   * Where tenants' objects live, as the storage service reads them (bucket | prefix, and the
+   * prefix layout's one bucket). Checked by storageSettings() against the shared s3ConfigShape
+   * when a command touches storage: the shape's module loads the S3 client, which most
+   * commands never need.
+   */
+  STORAGE_LAYOUT: z.string().optional(),
+  STORAGE_SHARED_BUCKET: z.string().optional(),
   MIGRATIONS_DIR: z.string().default(path.join(repositoryRoot, 'hasura/migrations/default')),
   /** The Redis stream the edges poll for purges (the edge's own EDGE_PURGE_STREAM). */
   EDGE_PURGE_STREAM: z.string().min(1).default('edge:purges'),

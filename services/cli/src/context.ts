@@ -2,10 +2,13 @@ import os from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Client as S3Client } from 'minio';
 import type pg from 'pg';
+import { z } from 'zod';
 import { createServicePool } from '../../shared/src/db/pool.js';
 import { createLogger } from '../../shared/src/logger.js';
 import { publishEdgePurge, type EdgePurge } from '../../shared/src/edge-purge.js';
 import { inTransaction as inSharedTransaction } from '../../shared/src/db/transaction.js';
+import type { StorageSettings } from '../../shared/src/storage/location.js';
+import type { NamespaceStores } from '../../shared/src/storage/namespace.js';
 import { cliConfig, need } from './config.js';
 import { CliError } from './errors.js';
 
@@ -55,20 +58,39 @@ export async function redisClient(): Promise<Redis> {
 
 export async function s3Client(): Promise<S3Client> {
   if (!s3) {
-    const { Client } = await import('minio');
-    const url = new URL(need('S3_ENDPOINT'));
-    s3 = new Client({
-      endPoint: url.hostname,
-      port: url.port ? Number(url.port) : undefined,
-      useSSL: url.protocol === 'https:',
-      accessKey: cliConfig().S3_ACCESS_KEY ?? '',
-      secretKey: cliConfig().S3_SECRET_KEY ?? '',
-      region: cliConfig().S3_REGION,
-      pathStyle: true,
+    const { createS3Client } = await import('../../shared/src/storage/location.js');
+    const config = cliConfig();
+    s3 = createS3Client(need('S3_ENDPOINT'), {
+      accessKey: config.S3_ACCESS_KEY ?? '',
+      secretKey: config.S3_SECRET_KEY ?? '',
+      region: config.S3_REGION,
     });
   }
   return s3;
 }
+
+/** The storage layout, checked against the storage service's own rules (s3ConfigShape). */
+export async function storageSettings(): Promise<StorageSettings> {
+  const { s3ConfigShape } = await import('../../shared/src/storage/location.js');
+  const config = cliConfig();
+  const parsed = z
+    .object({ STORAGE_LAYOUT: s3ConfigShape.STORAGE_LAYOUT, STORAGE_SHARED_BUCKET: s3ConfigShape.STORAGE_SHARED_BUCKET })
+    .safeParse({ STORAGE_LAYOUT: config.STORAGE_LAYOUT || undefined, STORAGE_SHARED_BUCKET: config.STORAGE_SHARED_BUCKET || undefined });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new CliError(`${issue.path.join('.')}: ${issue.message} — set it as the storage service has it`);
+  }
+  return { layout: parsed.data.STORAGE_LAYOUT, sharedBucket: parsed.data.STORAGE_SHARED_BUCKET };
+}
+
+/** S3, Redis and the layout: what creating, suspending and purging a tenant's namespaces needs. */
+export async function namespaceStores(): Promise<NamespaceStores> {
+  const [s3Connection, redisConnection, settings] = await Promise.all([s3Client(), redisClient(), storageSettings()]);
+  return { s3: s3Connection, redis: redisConnection, settings };
+}
+
+/** The namespace functions, loaded on first use with the clients they drive. */
+export const namespaceKit = () => import('../../shared/src/storage/namespace.js');
 
 export async function closeConnections(): Promise<void> {
   const closing: Promise<unknown>[] = [];

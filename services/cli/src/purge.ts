@@ -1,7 +1,6 @@
 import { listTenantTables } from '../../shared/src/db/isolation-lint.js';
 import { quoteIdent } from '../../shared/src/ids.js';
-import { tenantBucket, tenantRedisPrefix } from '../../shared/src/tenancy.js';
-import { adminPool, inTransaction, redisClient, s3Client } from './context.js';
+import { adminPool, inTransaction, namespaceKit, namespaceStores } from './context.js';
 import { findTenant, purgeTenantFromEdges, type TenantRow } from './tenants.js';
 import { progress } from './progress.js';
 
@@ -10,54 +9,19 @@ export interface PurgeReport {
   slug: string;
   rows: Record<string, number>;
   redis_keys: number;
+  /** Distinct object keys removed. */
   objects: number;
+  /** Object versions and delete markers removed (more than objects in a versioned bucket). */
+  object_versions: number;
   bucket_removed: boolean;
 }
 
-
-/** Removes every key under the tenant's prefix with SCAN (never KEYS) and UNLINK. */
-async function purgeRedis(tenantId: string, onBatch: (count: number) => void): Promise<number> {
-  const redis = await redisClient();
-  // A literal { in MATCH is fine; escape glob characters of the id (there are none in a uuid).
-  const pattern = `${tenantRedisPrefix(tenantId)}*`;
-  let cursor = '0';
-  let removed = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) {
-      removed += await redis.unlink(...keys);
-      onBatch(keys.length);
-    }
-  } while (cursor !== '0');
-  return removed;
-}
-
-/** Removes the tenant's bucket and every object in it; a missing bucket is fine. */
-async function purgeBucket(tenantId: string, onBatch: (count: number) => void): Promise<{ objects: number; removed: boolean }> {
-  const s3 = await s3Client();
-  const bucket = tenantBucket(tenantId);
-  if (!(await s3.bucketExists(bucket))) return { objects: 0, removed: false };
-  let objects = 0;
-  for (;;) {
-    const names: string[] = [];
-    for await (const item of s3.listObjectsV2(bucket, '', true)) {
-      if (item.name) names.push(item.name);
-      if (names.length >= 1000) break;
-    }
-    if (names.length === 0) break;
-    await s3.removeObjects(bucket, names);
-    objects += names.length;
-    onBatch(names.length);
-  }
-  await s3.removeBucket(bucket);
-  return { objects, removed: true };
-}
-
 /**
- * Removes a tenant for good: its Redis keys, its bucket, then (in one audited transaction)
- * its row, which cascades to every tenant table, and a platform audit entry counting what
- * went. The stores outside Postgres go first so that a failure leaves a tenant to retry.
+ * Removes a tenant for good: its Redis ACL user and keys, every version of its objects and
+ * its bucket (bucket layout) or everything under its prefix (prefix layout), then (in one
+ * audited transaction) its row, which cascades to every tenant table, and a platform audit
+ * entry counting what went. The stores outside Postgres go first so that a failure leaves a
+ * tenant to retry.
  */
 export async function purgeTenant(tenant: TenantRow, reason?: string): Promise<PurgeReport> {
   const bar = progress();
@@ -72,10 +36,9 @@ export async function purgeTenant(tenant: TenantRow, reason?: string): Promise<P
     await adminPool().query<{ domain: string }>(`SELECT domain FROM tenant_domains WHERE tenant_id = $1`, [tenant.id])
   ).rows.map((row) => row.domain);
 
-  bar.start(1, `purging ${tenant.slug}: redis`);
-  const redisKeys = await purgeRedis(tenant.id, (count) => bar.increment(count));
-  bar.start(1, `purging ${tenant.slug}: objects`);
-  const bucket = await purgeBucket(tenant.id, (count) => bar.increment(count));
+  bar.start(1, `purging ${tenant.slug}: redis and objects`);
+  const { removeTenantNamespaces } = await namespaceKit();
+  const stores = await removeTenantNamespaces(await namespaceStores(), tenant.id, { onBatch: (_store, count) => bar.increment(count) });
 
   bar.start(tables.length, `purging ${tenant.slug}: rows`);
   const rows = await inTransaction(
@@ -96,7 +59,14 @@ export async function purgeTenant(tenant: TenantRow, reason?: string): Promise<P
          VALUES (NULL, 'tenants.purge', 'tenants', $1, $2::jsonb, nullif(current_setting('tenantry.reason', true), ''))`,
         [
           tenant.id,
-          JSON.stringify({ slug: tenant.slug, rows: counts, redis_keys: redisKeys, objects: bucket.objects, bucket_removed: bucket.removed }),
+          JSON.stringify({
+            slug: tenant.slug,
+            rows: counts,
+            redis_keys: stores.redisKeys,
+            objects: stores.objects,
+            object_versions: stores.versions,
+            bucket_removed: stores.bucketRemoved,
+          }),
         ],
       );
       return counts;
@@ -109,9 +79,10 @@ export async function purgeTenant(tenant: TenantRow, reason?: string): Promise<P
     tenant_id: tenant.id,
     slug: tenant.slug,
     rows,
-    redis_keys: redisKeys,
-    objects: bucket.objects,
-    bucket_removed: bucket.removed,
+    redis_keys: stores.redisKeys,
+    objects: stores.objects,
+    object_versions: stores.versions,
+    bucket_removed: stores.bucketRemoved,
   };
 }
 

@@ -3,7 +3,7 @@ import { normaliseEmail } from '../../shared/src/email.js';
 import { smtpMailer } from '../../shared/src/mail/mailer.js';
 import { invitationMail, MAILED_PATHS, mailedLink } from '../../shared/src/mail/templates.js';
 import { cliConfig, need } from './config.js';
-import { adminPool, inTransaction, purgeEdges, type Queryable } from './context.js';
+import { adminPool, inTransaction, namespaceKit, namespaceStores, purgeEdges, redisClient, type Queryable } from './context.js';
 import { CliError, explainDatabaseError } from './errors.js';
 import { findUser, type UserRow } from './users.js';
 import { isUuid } from '../../shared/src/ids.js';
@@ -112,8 +112,11 @@ async function mailOwnerInvitation(tenantName: string, email: string, token: str
  */
 export async function createTenant(input: CreateTenantInput): Promise<CreatedTenant> {
   let slug = input.slug;
+  let provisioned: string | undefined;
   try {
-    return await inTransaction(async (client) => {
+    // The settings and clients first: a bad STORAGE_LAYOUT or a missing S3_ENDPOINT refuses before anything is written.
+    await namespaceStores();
+    const created = await inTransaction(async (client) => {
       const owner = await existingOwner(client, input.owner);
       slug ??= await freeSlug(client, slugFromName(input.name));
       const { rows } = await client.query<{ id: string }>(
@@ -121,6 +124,10 @@ export async function createTenant(input: CreateTenantInput): Promise<CreatedTen
         [slug, input.name, input.plan ?? 'free', owner?.id ?? null],
       );
       const id = rows[0]!.id;
+      // Before the commit (and before the mail, which cannot be taken back): a bucket or
+      // Redis user that cannot be made leaves no tenant behind.
+      provisioned = id;
+      await provisionNamespaces(id, slug);
       if (owner) {
         await client.query(`INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'owner')`, [id, owner.id]);
         return { ...(await findTenant(id, client)), owner_invitation: null };
@@ -134,8 +141,66 @@ export async function createTenant(input: CreateTenantInput): Promise<CreatedTen
       await mailOwnerInvitation(input.name, email, token);
       return { ...(await findTenant(id, client)), owner_invitation: { email, expires_at: invited.rows[0]!.expires_at } };
     });
+    provisioned = undefined;
+    return created;
   } catch (error) {
+    if (provisioned) await removeNamespacesQuietly(provisioned, error);
     throw explainDatabaseError(error, { slug, plan: input.plan, tenant: slug, user: input.owner });
+  }
+}
+
+/** The tenant's bucket (bucket layout) and Redis ACL user, on: what every path that creates a tenant makes. */
+async function provisionNamespaces(tenantId: string, slug: string): Promise<void> {
+  const { provisionTenantNamespaces } = await namespaceKit();
+  try {
+    await provisionTenantNamespaces(await namespaceStores(), tenantId, { enabled: true });
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(
+      `the bucket or Redis user of tenant '${slug}' could not be made (${(error as Error).message}) — nothing was created; check S3_ENDPOINT, S3_ACCESS_KEY and REDIS_URL`,
+    );
+  }
+}
+
+/**
+ * Undoes provisionNamespaces for a tenant whose transaction did not commit. A cleanup that
+ * fails as the provisioning did (S3 or Redis away) has nothing to say: what could not be
+ * reached was not made there.
+ */
+export async function removeNamespacesQuietly(tenantId: string, cause: unknown): Promise<void> {
+  try {
+    const { removeTenantNamespaces } = await namespaceKit();
+    await removeTenantNamespaces(await namespaceStores(), tenantId);
+  } catch (error) {
+    const message = (error as Error).message;
+    if (cause instanceof Error && cause.message.includes(message)) return;
+    process.stderr.write(
+      `tenantry: the bucket or Redis user tenant-${tenantId}, made for a tenant that was not created, could not be removed (${message}) — remove them by hand\n`,
+    );
+  }
+}
+
+/**
+ * Applies a tenant's status to its Redis ACL user at once: active → on (and its bucket made
+ * if missing), suspended or deleted → off, which also ends the user's open connections.
+ * S3 has no such switch through its plain API: the storage service stops issuing
+ * credentials to a tenant that is not active, and those issued expire within 15 minutes.
+ * Runs on every status command, changed or not, so running it again repairs a failure.
+ */
+export async function applyNamespaceState(tenant: { id: string; slug: string; status: TenantStatus }): Promise<void> {
+  try {
+    if (tenant.status === 'active') {
+      const { provisionTenantNamespaces } = await namespaceKit();
+      await provisionTenantNamespaces(await namespaceStores(), tenant.id, { enabled: true });
+    } else {
+      const { ensureTenantRedisUser } = await import('../../shared/src/redis-acl.js');
+      await ensureTenantRedisUser(await redisClient(), tenant.id, { enabled: false });
+    }
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(
+      `tenant ${tenant.slug} is ${tenant.status}, but its Redis user could not be turned ${tenant.status === 'active' ? 'on' : 'off'} (${(error as Error).message}) — run the command again (it applies the state again); the storage service applies it too when it runs`,
+    );
   }
 }
 
@@ -234,8 +299,19 @@ export async function setTenantStatus(
     },
     { reason },
   ));
-  if (result.changed) await purgeTenantFromEdges(result.tenant, domains);
+  await applyStateAndPurgeEdges(result, domains);
   return result;
+}
+
+/** The namespaces follow the status (every time), then the edges forget a changed tenant; a failure of either is reported after both were tried. */
+async function applyStateAndPurgeEdges(result: StatusChange, domains: string[]): Promise<void> {
+  const applied = applyNamespaceState(result.tenant).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  if (result.changed) await purgeTenantFromEdges(result.tenant, domains);
+  const failure = await applied;
+  if (failure) throw failure;
 }
 
 /** A refusal of the database (the state machine, a deleted tenant) as one sentence. */
@@ -265,7 +341,7 @@ export async function restoreTenant(reference: string, reason: string): Promise<
       { reason },
     ),
   );
-  await purgeTenantFromEdges(tenant, domains);
+  await applyStateAndPurgeEdges({ tenant, changed: true }, domains);
   return tenant;
 }
 
@@ -283,7 +359,7 @@ export async function softDeleteTenant(reference: string, retentionDays: number,
     },
     { reason },
   );
-  if (result.changed) await purgeTenantFromEdges(result.tenant, domains);
+  await applyStateAndPurgeEdges(result, domains);
   return result;
 }
 

@@ -133,6 +133,20 @@ const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const archiveFile = (pattern: RegExp, what: string) =>
   z.string().refine((value) => pattern.test(value), { message: `names a file outside the archive's ${what}` });
 
+/**
+ * An object's key relative to the tenant's location (`<logical bucket>/<name>` for a file).
+ * An import puts it under the new tenant's bucket or `<tenant-id>/` prefix, so a key must not
+ * be able to mean anything else there: no empty, `.` or `..` segment, no leading `/`, no
+ * backslash, no control character.
+ */
+const objectKeySchema = z
+  .string()
+  .min(1)
+  .refine((key) => Buffer.byteLength(key, 'utf8') <= 1024, 'is longer than 1024 bytes')
+  // eslint-disable-next-line no-control-regex
+  .refine((key) => !/[\u0000-\u001f\u007f\\]/.test(key), 'has a control character or a backslash')
+  .refine((key) => key.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..'), 'has an empty, . or .. segment');
+
 const manifestSchema = z
   .object({
     format: z.literal(EXPORT_FORMAT),
@@ -146,7 +160,15 @@ const manifestSchema = z
       .refine((tables) => new Set(tables.map((table) => table.file)).size === tables.length, 'names a file twice'),
     users: z.object({ file: z.literal('users.jsonl', { message: 'names a file outside the archive (users.jsonl)' }), rows: count }),
     objects: z
-      .array(z.object({ key: z.string().min(1).max(1024), file: archiveFile(OBJECT_FILE, 'objects/'), size: count }))
+      .array(
+        z.object({
+          key: objectKeySchema,
+          file: archiveFile(OBJECT_FILE, 'objects/'),
+          size: count,
+          /** Written by the exporter; an import hashes the bytes itself and trusts only that. */
+          sha256: z.string().regex(/^[0-9a-f]{64}$/, 'is not a hex SHA-256').optional(),
+        }),
+      )
       .refine((objects) => new Set(objects.map((object) => object.key)).size === objects.length, 'names an object key twice'),
   })
   .strict();

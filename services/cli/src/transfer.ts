@@ -1,15 +1,16 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import { hashToken, newOpaqueToken } from '../../shared/src/secrets.js';
 import { listTenantTables, type TenantTable } from '../../shared/src/db/isolation-lint.js';
-import { adminPool, inTransaction, s3Client, type Queryable } from './context.js';
+import type { NamespaceStores } from '../../shared/src/storage/namespace.js';
+import { adminPool, inTransaction, namespaceKit, namespaceStores, s3Client, storageSettings, type Queryable } from './context.js';
 import { CliError, explainDatabaseError, isPgError } from './errors.js';
 import { progress } from './progress.js';
-import { findTenant } from './tenants.js';
+import { findTenant, removeNamespacesQuietly } from './tenants.js';
 import {
   archivedFile,
   EXPORT_FORMAT,
@@ -26,7 +27,6 @@ import { findUser } from './users.js';
 import { isUuid, quoteIdent } from '../../shared/src/ids.js';
 import { refusingConstraint } from '../../shared/src/errors/database.js';
 import { MAILED_PATHS, mailedLink } from '../../shared/src/mail/templates.js';
-import { tenantBucket } from '../../shared/src/tenancy.js';
 
 const qualified = (table: { schema: string; table: string }) => `${quoteIdent(table.schema)}.${quoteIdent(table.table)}`;
 
@@ -81,6 +81,59 @@ export interface ExportResult {
   manifest: Manifest;
 }
 
+/** The hex SHA-256 of a file's bytes, streamed. */
+async function fileSha256(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** A file row's object key, relative to the tenant's location (the storage service's own key). */
+const fileKey = (row: Row): string => `${String(row.bucket)}/${String(row.name)}`;
+
+/**
+ * Copies every object under the tenant's location (its bucket, or `<id>/` in the shared one)
+ * into the archive, keyed relative to that location, so an import can put them under another
+ * tenant id and in either layout. Every `files` row must find its object, of its size and
+ * checksum: an archive the import would refuse is not written.
+ */
+async function exportObjects(work: string, manifest: Manifest, fileRows: Row[], start: (total: number) => void, step: () => void): Promise<void> {
+  const { tenantStorageLocation } = await import('../../shared/src/storage/location.js');
+  const location = tenantStorageLocation(manifest.source.tenant_id, await storageSettings());
+  const s3 = await s3Client();
+  const listed: Array<{ key: string; size: number }> = [];
+  if (await s3.bucketExists(location.bucket)) {
+    for await (const item of s3.listObjectsV2(location.bucket, location.prefix, true)) {
+      // A zero-byte `dir/` marker is a console's folder, not data.
+      if (!item.name || !item.name.startsWith(location.prefix) || item.name.endsWith('/')) continue;
+      listed.push({ key: item.name.slice(location.prefix.length), size: item.size });
+    }
+  }
+  const files = new Map(fileRows.map((row) => [fileKey(row), row]));
+  start(listed.length);
+  if (listed.length > 0) await mkdir(path.join(work, 'objects'));
+  for (const [index, item] of listed.entries()) {
+    const file = `objects/${String(index + 1).padStart(6, '0')}`;
+    await s3.fGetObject(location.bucket, `${location.prefix}${item.key}`, path.join(work, file));
+    const sha256 = await fileSha256(path.join(work, file));
+    const row = files.get(item.key);
+    if (row && (Number(row.size) !== item.size || row.sha256 !== sha256)) {
+      throw new CliError(
+        `file ${item.key} of tenant ${manifest.source.slug} does not match its object in S3 (recorded ${String(row.size)} bytes, sha256 ${String(row.sha256)}; stored ${item.size} bytes, sha256 ${sha256}) — nothing was exported; delete the file or upload it again`,
+      );
+    }
+    files.delete(item.key);
+    manifest.objects.push({ key: item.key, file, size: item.size, sha256 });
+    step();
+  }
+  const missing = [...files.keys()];
+  if (missing.length > 0) {
+    throw new CliError(
+      `${missing.length} file(s) of tenant ${manifest.source.slug} have no object in ${location.bucket} (first: ${missing[0]}) — nothing was exported; delete those files or restore their objects`,
+    );
+  }
+}
+
 /** Writes a tenant's rows, member users (without password hashes) and objects to a .tar.gz. */
 export async function exportTenant(tenantRef: string, output: string): Promise<ExportResult> {
   const bar = progress();
@@ -89,6 +142,7 @@ export async function exportTenant(tenantRef: string, output: string): Promise<E
     await mkdir(path.join(work, 'tables'));
     const client = await adminPool().connect();
     let manifest: Manifest;
+    let fileRows: Row[] = [];
     try {
       // One snapshot for every table.
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -112,6 +166,7 @@ export async function exportTenant(tenantRef: string, output: string): Promise<E
           [tenant.id],
         );
         const data = rows.map((r) => r.row);
+        if (table.table === 'files') fileRows = data;
         for (const column of userColumns.get(table.table) ?? []) {
           for (const row of data) if (typeof row[column] === 'string') userIds.add(row[column] as string);
         }
@@ -134,20 +189,7 @@ export async function exportTenant(tenantRef: string, output: string): Promise<E
       client.release();
     }
 
-    const s3 = await s3Client();
-    const bucket = tenantBucket(manifest.source.tenant_id);
-    if (await s3.bucketExists(bucket)) {
-      await mkdir(path.join(work, 'objects'));
-      const names: Array<{ name: string; size: number }> = [];
-      for await (const item of s3.listObjectsV2(bucket, '', true)) if (item.name) names.push({ name: item.name, size: item.size });
-      bar.start(names.length, `exporting ${manifest.source.slug}: objects`);
-      for (const [index, item] of names.entries()) {
-        const file = `objects/${String(index + 1).padStart(6, '0')}`;
-        await s3.fGetObject(bucket, item.name, path.join(work, file));
-        manifest.objects.push({ key: item.name, file, size: item.size });
-        bar.increment();
-      }
-    }
+    await exportObjects(work, manifest, fileRows, (total) => bar.start(total, `exporting ${manifest.source.slug}: objects`), () => bar.increment());
     bar.stop();
     await writeFile(path.join(work, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     const entries = ['manifest.json', 'users.jsonl', 'tables', ...(manifest.objects.length > 0 ? ['objects'] : [])];
@@ -334,6 +376,7 @@ async function readArchive(work: string, file: string): Promise<ValidatedArchive
     throw new CliError(`the export has ${tenantRows.length} tenants rows where it needs exactly one — use a file written by \`tenantry tenant export\``);
   }
   for (const object of manifest.objects) await archivedFile(work, object.file);
+  await checkFilesHaveTheirObjects(work, manifest, tables.get('files') ?? []);
   const userIds = new Set(users.map((user) => String(user.id).toLowerCase()));
   for (const member of tables.get('tenant_members') ?? []) {
     if (!userIds.has(String(member.user_id).toLowerCase())) {
@@ -341,6 +384,28 @@ async function readArchive(work: string, file: string): Promise<ValidatedArchive
     }
   }
   return { manifest, users, tables };
+}
+
+/**
+ * Every `files` row of the archive must come with its object, whose bytes have the row's
+ * size and SHA-256 (hashed here: the manifest's own checksum is the file's word, not proof),
+ * or the imported tenant would list files that cannot be downloaded, or whose bytes are not
+ * the ones recorded.
+ */
+async function checkFilesHaveTheirObjects(work: string, manifest: Manifest, files: ArchivedRow[]): Promise<void> {
+  const objects = new Map(manifest.objects.map((object) => [object.key, object]));
+  for (const row of files) {
+    const key = fileKey(row);
+    const object = objects.get(key);
+    if (!object) throw new CliError(`files names ${key}, whose object the export lacks — the export is incomplete or was edited`);
+    const file = await archivedFile(work, object.file);
+    const [size, sha256] = await Promise.all([stat(file).then((stats) => stats.size), fileSha256(file)]);
+    if (size !== Number(row.size) || sha256 !== row.sha256) {
+      throw new CliError(
+        `the object of ${key} in the export is not the file its row records (${size} bytes, sha256 ${sha256}; the row says ${String(row.size)} bytes, ${String(row.sha256)}) — the export is damaged or was edited`,
+      );
+    }
+  }
 }
 
 /**
@@ -388,13 +453,16 @@ export async function importTenant(file: string, options: ImportOptions): Promis
   try {
     await checkPlan(planId);
     await checkOwner(options.owner);
+    // A bad STORAGE_LAYOUT or a missing S3_ENDPOINT refuses before anything is unpacked.
+    await namespaceStores();
   } catch (error) {
     throw explainDatabaseError(error, { slug, plan: planId, user: options.owner });
   }
 
   const bar = progress();
   const work = await mkdtemp(path.join(os.tmpdir(), 'tenantry-import-'));
-  let bucketCreated: string | undefined;
+  let namespacesMade: string | undefined;
+  let failure: unknown;
   try {
     await unpackArchive(file, work);
     const archive = await readArchive(work, file);
@@ -483,6 +551,11 @@ export async function importTenant(file: string, options: ImportOptions): Promis
             }
             case 'tenant_members':
               return null;
+            case 'file_uploads': {
+              // A pending upload's reservation and presigned policy belong to the source: here it is history.
+              const row = remap(archived, ids) as Row;
+              return row.status === 'pending' ? { ...row, status: 'expired' } : row;
+            }
             case 'audit_log': {
               // History from elsewhere, unverifiable: kept, but never mistaken for this database's own entries.
               const row = remap(archived, ids) as Row;
@@ -520,6 +593,11 @@ export async function importTenant(file: string, options: ImportOptions): Promis
           try {
             await insertRows(client, table, rows);
           } catch (error) {
+            if (isPgError(error) && error.constraint === 'files_storage_limit') {
+              throw new CliError(
+                `the export's files do not fit plan '${planId}''s storage limit (${error.message}) — choose a plan with more storage with --plan${options.keepLimits ? '' : ', or take the archive\'s own limit with --keep-limits'}`,
+              );
+            }
             if (isPgError(error) && error.code === '23505') {
               throw new CliError(
                 `${table.table} rows clash with data already here (${error.constraint ?? error.detail}) — is the source tenant still in this database? Purge it first or edit the export`,
@@ -568,20 +646,13 @@ export async function importTenant(file: string, options: ImportOptions): Promis
           invitations.push({ ...invitee, token, link: invitationLink(options.publicUrl, token) });
         }
 
-        // Objects last, so a failed upload rolls the rows back with it.
-        let objects = 0;
-        if (manifest.objects.length > 0) {
-          const s3 = await s3Client();
-          const bucket = tenantBucket(newTenantId);
-          await s3.makeBucket(bucket);
-          bucketCreated = bucket;
-          bar.start(manifest.objects.length, `importing ${newSlug}: objects`);
-          for (const object of manifest.objects) {
-            await s3.fPutObject(bucket, object.key, await archivedFile(work, object.file));
-            objects += 1;
-            bar.increment();
-          }
-        }
+        // The new tenant's namespaces, then its objects, last: a failure rolls the rows back
+        // and the finally below removes what was made.
+        namespacesMade = newTenantId;
+        const stores = await namespaceStores();
+        const { provisionTenantNamespaces } = await namespaceKit();
+        await provisionTenantNamespaces(stores, newTenantId, { enabled: true });
+        const objects = await importObjects(work, archive, stores, newTenantId, (total) => bar.start(total, `importing ${newSlug}: objects`), () => bar.increment());
         const result: ImportResult = {
           tenant_id: newTenantId,
           slug: newSlug,
@@ -603,21 +674,48 @@ export async function importTenant(file: string, options: ImportOptions): Promis
       },
       { reason: `tenant import of ${manifest.source.slug} (${manifest.source.tenant_id})` },
     );
-    bucketCreated = undefined;
+    namespacesMade = undefined;
     return result;
   } catch (error) {
+    failure = error;
     throw explainDatabaseError(error, { slug, tenant: slug, plan: planId });
   } finally {
     bar.stop();
-    if (bucketCreated) await removeBucket(bucketCreated).catch(() => undefined);
+    if (namespacesMade) await removeNamespacesQuietly(namespacesMade, failure);
     await removeWorkDirectory(work);
   }
 }
 
-async function removeBucket(bucket: string): Promise<void> {
-  const s3 = await s3Client();
-  const names: string[] = [];
-  for await (const item of s3.listObjectsV2(bucket, '', true)) if (item.name) names.push(item.name);
-  if (names.length > 0) await s3.removeObjects(bucket, names);
-  await s3.removeBucket(bucket);
+/**
+ * Puts the archive's objects under the new tenant's location, whatever layout the source
+ * had: keys are relative to it. A file keeps its content type. The object of an upload that
+ * was pending at export (and so is expired here) stays behind.
+ */
+async function importObjects(
+  work: string,
+  archive: ValidatedArchive,
+  stores: NamespaceStores,
+  tenantId: string,
+  start: (total: number) => void,
+  step: () => void,
+): Promise<number> {
+  const { tenantStorageLocation } = await import('../../shared/src/storage/location.js');
+  const location = tenantStorageLocation(tenantId, stores.settings);
+  const files = new Map((archive.tables.get('files') ?? []).map((row) => [fileKey(row), row]));
+  const abandoned = new Set(
+    (archive.tables.get('file_uploads') ?? []).filter((row) => row.status === 'pending').map(fileKey).filter((key) => !files.has(key)),
+  );
+  const objects = archive.manifest.objects.filter((object) => !abandoned.has(object.key));
+  start(objects.length);
+  for (const object of objects) {
+    const contentType = files.get(object.key)?.content_type;
+    await stores.s3.fPutObject(
+      location.bucket,
+      `${location.prefix}${object.key}`,
+      await archivedFile(work, object.file),
+      typeof contentType === 'string' ? { 'Content-Type': contentType } : {},
+    );
+    step();
+  }
+  return objects.length;
 }

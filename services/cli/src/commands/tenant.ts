@@ -38,7 +38,8 @@ const tenantFields = (tenant: TenantRow): Array<[string, unknown]> => [
 function printPurge(report: PurgeReport): void {
   const rows = Object.values(report.rows).reduce((sum, count) => sum + count, 0);
   say(
-    `purged tenant ${report.slug} (${report.tenant_id}): ${rows} rows, ${report.redis_keys} Redis keys, ${report.objects} objects${report.bucket_removed ? ', bucket removed' : ''}`,
+    `purged tenant ${report.slug} (${report.tenant_id}): ${rows} rows, ${report.redis_keys} Redis keys, ${report.objects} objects` +
+      `${report.object_versions > report.objects ? ` (${report.object_versions} versions)` : ''}${report.bucket_removed ? ', bucket removed' : ''}, Redis user removed`,
   );
 }
 
@@ -84,7 +85,7 @@ export function tenantCommand(): Command {
 
   tenant
     .command('create')
-    .description('create a tenant and its owner (slug made from the name unless --slug)')
+    .description('create a tenant and its owner (slug made from the name unless --slug), its bucket (STORAGE_LAYOUT=bucket) and its Redis ACL user')
     .argument('<name>', 'display name')
     .option('--slug <slug>', 'URL-safe identifier: 3–63 of a-z, 0-9 and -')
     .option('--plan <plan>', 'plan id (free, starter, pro, enterprise)', 'free')
@@ -163,7 +164,9 @@ export function tenantCommand(): Command {
 
   tenant
     .command('suspend')
-    .description('suspend a tenant: the edges refuse it within a second, data stays')
+    .description(
+      "suspend a tenant: the edges refuse it within a second, its Redis user is turned off (its connections end at once), the storage service issues it no S3 credentials (those issued expire within 15 minutes); data stays",
+    )
     .argument('<tenant>', 'slug or id')
     .option('--reason <text>', 'why (kept on the tenant and in the audit log)')
     .option('--json', 'print JSON')
@@ -200,7 +203,7 @@ export function tenantCommand(): Command {
     .command('delete')
     .description('soft-delete a tenant (kept for TENANTRY_RETENTION_DAYS), or remove everything with --purge-data')
     .argument('<tenant>', 'slug or id')
-    .option('--purge-data', 'remove rows, Redis keys and the S3 bucket now')
+    .option('--purge-data', 'remove rows, Redis keys and ACL user, and every object version and the bucket (or the prefix) now')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--reason <text>', 'why (kept in the audit log)')
     .option('--json', 'print JSON')
