@@ -136,6 +136,12 @@ export async function startHarness(
   };
 }
 
+/** The S3 settings auth's main.ts requires (it makes each signed-up tenant's bucket), for tests that start it as a process. */
+export function authStorageEnv(): Record<string, string> {
+  const { endpoint, accessKey, secretKey } = services().endpoints.s3;
+  return { S3_ENDPOINT: endpoint, S3_ACCESS_KEY: accessKey, S3_SECRET_KEY: secretKey };
+}
+
 export const uniqueEmail = (label: string): string => `${label}-${randomBytes(5).toString('hex')}@example.test`;
 export const uniqueSlug = (label: string): string => `${label}-${randomBytes(5).toString('hex')}`;
 export const PASSWORD = 'correct horse battery staple';

@@ -9,7 +9,7 @@ import { describe, expect, test } from 'vitest';
 import { buildAuthApp } from '../../services/auth/src/app.js';
 import { exportPrivatePem, generateSigningKey } from '../../services/auth/src/keys.js';
 import { services } from '../helpers/database.js';
-import { startHarness } from './harness.js';
+import { authStorageEnv, startHarness } from './harness.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -23,6 +23,7 @@ describe('the auth process', () => {
         ...process.env,
         DATABASE_URL: services().urls.app_service,
         REDIS_URL: services().endpoints.redisUrl,
+        ...authStorageEnv(),
         AUTH_PORT: String(port),
         AUTH_SIGNING_KEYS: JSON.stringify([{ kid: 'k-2026-11', privateKeyPem: exportPrivatePem(key) }]),
         SMTP_URL: 'smtp://127.0.0.1:1',

@@ -6,7 +6,7 @@ import { PasswordHasher } from '../../services/shared/src/passwords.js';
 import { createRedisClient, REDIS_COMMAND_TIMEOUT_MS } from '../../services/shared/src/redis.js';
 import { poolAs, services } from '../helpers/database.js';
 import { seedTenant } from '../fixtures/seed.js';
-import { PASSWORD } from './harness.js';
+import { authStorageEnv, PASSWORD } from './harness.js';
 import { call, DedicatedRedis, sleep, startServiceProcess, type Answer, type ServiceProcess } from './outage-helpers.js';
 
 /**
@@ -27,6 +27,7 @@ beforeAll(async () => {
     'services/auth/src/main.ts',
     {
       DATABASE_URL: services().urls.app_service,
+      ...authStorageEnv(),
       REDIS_URL: redis.url,
       SMTP_URL: 'smtp://127.0.0.1:1',
       PUBLIC_URL: 'https://app.example.test',

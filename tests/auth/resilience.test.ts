@@ -5,7 +5,7 @@ import { services } from '../helpers/database.js';
 import { call, DedicatedPostgres, sleep, startServiceProcess, type Answer, type ServiceProcess } from './outage-helpers.js';
 import { PasswordHasher } from '../../services/shared/src/passwords.js';
 import { seedTenant } from '../fixtures/seed.js';
-import { PASSWORD } from './harness.js';
+import { authStorageEnv, PASSWORD } from './harness.js';
 
 /**
  * Point 12 of issue 13: the services survive their database going away. Each runs as a
@@ -27,6 +27,7 @@ beforeAll(async () => {
       'services/auth/src/main.ts',
       {
         ...common,
+        ...authStorageEnv(),
         REDIS_URL: services().endpoints.redisUrl,
         SMTP_URL: 'smtp://127.0.0.1:1',
         PUBLIC_URL: 'https://app.example.test',
