@@ -45,6 +45,22 @@ export const storageConfigSchema = z
      * a POST that started just before the policy expired may still be writing.
      */
     STORAGE_SWEEP_GRACE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+    /**
+     * Run the expired-upload sweeper in this process. Replicas may all run it: each upload is
+     * locked while its object goes, so two never act on one.
+     */
+    STORAGE_SWEEPER: z
+      .enum(['true', 'false'])
+      .default('true')
+      .transform((value) => value === 'true'),
+    /**
+     * Run the namespace keeper in this process (every tenant's Redis ACL user and bucket
+     * follow its status). Replicas may all run it; its changes are idempotent.
+     */
+    STORAGE_NAMESPACE_KEEPER: z
+      .enum(['true', 'false'])
+      .default('true')
+      .transform((value) => value === 'true'),
     /** The auth service's JWKS, to verify access tokens. */
     AUTH_JWKS_URL: z.string().url(),
     AUTH_ISSUER: z.string().min(1).default('https://auth.tenantry.local'),

@@ -36,23 +36,29 @@ void authKeys.start().catch((error: unknown) => {
   if (!(error instanceof Error && error.name === 'AbortError')) logger.error({ err: error }, 'auth keys never loaded');
 });
 
-const sweeper = startUploadSweeper({
-  pool,
-  objects,
-  logger: logger.child({ component: 'sweeper' }),
-  intervalMs: config.STORAGE_SWEEP_INTERVAL_SECONDS * 1000,
-  graceSeconds: config.STORAGE_SWEEP_GRACE_SECONDS,
-});
+const sweeper = config.STORAGE_SWEEPER
+  ? startUploadSweeper({
+      pool,
+      objects,
+      logger: logger.child({ component: 'sweeper' }),
+      intervalMs: config.STORAGE_SWEEP_INTERVAL_SECONDS * 1000,
+      graceSeconds: config.STORAGE_SWEEP_GRACE_SECONDS,
+    })
+  : null;
+if (!sweeper) logger.info('STORAGE_SWEEPER=false: another process frees the uploads never completed');
 
 // Every tenant's Redis user (and bucket) follows its status, whoever changed it.
-const keeper = startNamespaceKeeper({
-  listenDatabaseUrl: config.STORAGE_LISTEN_DATABASE_URL ?? config.DATABASE_URL,
-  pool,
-  redis,
-  s3: objects.internal,
-  settings,
-  logger: logger.child({ component: 'namespaces' }),
-});
+const keeper = config.STORAGE_NAMESPACE_KEEPER
+  ? startNamespaceKeeper({
+      listenDatabaseUrl: config.STORAGE_LISTEN_DATABASE_URL ?? config.DATABASE_URL,
+      pool,
+      redis,
+      s3: objects.internal,
+      settings,
+      logger: logger.child({ component: 'namespaces' }),
+    })
+  : null;
+if (!keeper) logger.info("STORAGE_NAMESPACE_KEEPER=false: another process keeps the tenants' namespaces in step");
 
 const app = buildStorageApp({
   pool,
@@ -72,7 +78,7 @@ serveUntilSignalled(app, {
   onClose: async () => {
     authKeys.stop();
     // The upload in hand is finished (its object and its row) before the pool closes.
-    await Promise.all([sweeper.stop(), keeper.stop()]);
+    await Promise.all([sweeper?.stop(), keeper?.stop()]);
     await Promise.all([pool.end(), redis.quit()]);
   },
 });

@@ -49,7 +49,8 @@ export function sessionPolicy(location: TenantStorageLocation): Record<string, u
   return {
     Version: '2012-10-17',
     Statement: [
-      { Effect: 'Allow', Action: ['s3:ListBucket', 's3:ListBucketMultipartUploads'], Resource: [bucketArn], Condition: { StringLike: { 's3:prefix': [`${location.prefix}*`] } } },
+      // s3:prefix conditions only ListBucket (MinIO refuses it on ListBucketMultipartUploads, which stays out).
+      { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [bucketArn], Condition: { StringLike: { 's3:prefix': [`${location.prefix}*`] } } },
       { Effect: 'Allow', Action: ['s3:GetBucketLocation'], Resource: [bucketArn] },
       { Effect: 'Allow', Action: OBJECT_ACTIONS, Resource: [`${bucketArn}/${location.prefix}*`] },
     ],

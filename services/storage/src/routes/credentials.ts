@@ -38,7 +38,7 @@ async function audit(deps: StorageDependencies, caller: StorageCaller, req: Requ
     client.query({
       name: 'storage-credentials-audit',
       text: `INSERT INTO audit_log (tenant_id, actor_user_id, action, target_type, target_id, request_id) VALUES ($1, $2, $3, $4, $5, $6)`,
-      values: [caller.tenantId, caller.userId, `storage.credentials_issued.${kind}`, kind === 's3' ? 's3_session' : 'redis_user', targetId, req.get('x-request-id') ?? null],
+      values: [caller.tenantId, caller.userId, 'storage.credentials_issued', kind === 's3' ? 's3_session' : 'redis_user', targetId, req.get('x-request-id') ?? null],
     }),
   );
 }
