@@ -34,10 +34,11 @@ beforeAll(async () => {
        ($1, 'users.count', '2024-02-03T01:00:00Z', 4),
        ($1, 'users.count', '2024-02-03T07:00:00Z', 6),
        ($1, 'users.count', '2024-02-10T00:00:00Z', 3),
+       ($1, 'storage.bytes', '2024-02-20T00:00:00Z', 2048),
        ($2, 'api.requests', '2024-02-05T00:00:00Z', 99)`,
     [tenant.tenantId, other.tenantId],
   );
-  await admin.query('UPDATE tenants SET max_api_requests_month = 20, max_users = 10 WHERE id = $1', [tenant.tenantId]);
+  await admin.query('UPDATE tenants SET max_api_requests_month = 20, max_users = 10, max_storage_bytes = 4096 WHERE id = $1', [tenant.tenantId]);
 });
 
 afterAll(async () => {
@@ -71,6 +72,7 @@ describe('monthlyUsageReport', () => {
           { date: '2024-02-10', quantity: 3 },
         ],
       },
+      { metric: 'storage.bytes', kind: 'sample', limit: 4096, used: 2048, remaining: 2048, days: [{ date: '2024-02-20', quantity: 2048 }] },
     ],
   });
 

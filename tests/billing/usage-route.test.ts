@@ -11,11 +11,12 @@ beforeAll(async () => {
   h = await startBillingHarness();
   tenant = await seedBillingTenant(h.admin, 'usage-route');
   other = await seedBillingTenant(h.admin, 'usage-route-other');
-  await h.admin.query('UPDATE tenants SET max_api_requests_month = 1000 WHERE id = $1', [tenant.tenantId]);
+  await h.admin.query('UPDATE tenants SET max_api_requests_month = 1000, max_storage_bytes = 10000 WHERE id = $1', [tenant.tenantId]);
   await h.admin.query(
     `INSERT INTO tenant_usage (tenant_id, metric, period_start, quantity) VALUES
        ($1, 'api.requests', '2025-03-01T00:00:00Z', 300), ($1, 'api.requests', '2025-03-31T23:00:00Z', 50),
-       ($1, 'users.count', '2025-03-02T05:00:00Z', 5), ($2, 'api.requests', '2025-03-10T00:00:00Z', 999)`,
+       ($1, 'users.count', '2025-03-02T05:00:00Z', 5), ($2, 'api.requests', '2025-03-10T00:00:00Z', 999),
+       ($1, 'storage.bytes', '2025-03-05T00:00:00Z', 1000), ($1, 'storage.bytes', '2025-03-05T10:00:00Z', 4000)`,
     [tenant.tenantId, other.tenantId],
   );
 });
@@ -44,6 +45,7 @@ describe('GET /billing/usage', () => {
           ],
         },
         { metric: 'users.count', kind: 'sample', limit: 10, used: 5, remaining: 5, days: [{ date: '2025-03-02', quantity: 5 }] },
+        { metric: 'storage.bytes', kind: 'sample', limit: 10000, used: 4000, remaining: 6000, days: [{ date: '2025-03-05', quantity: 4000 }] },
       ],
     });
   });

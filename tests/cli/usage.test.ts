@@ -47,6 +47,8 @@ describe('tenant usage', () => {
     await bucket('users.count', '2026-10-02T22:00:00Z', 2);
     await bucket('users.count', '2026-10-20T08:00:00Z', 4);
     await bucket('users.count', '2026-10-20T07:00:00Z', 3);
+    // storage.bytes is sampled too; the free plan's 1 GiB is its limit.
+    await bucket('storage.bytes', '2026-10-10T03:00:00Z', 2048);
   });
   afterAll(async () => {
     await admin.end();
@@ -83,6 +85,14 @@ describe('tenant usage', () => {
             { date: '2026-10-20', quantity: 4 },
           ],
         },
+        {
+          metric: 'storage.bytes',
+          kind: 'sample',
+          limit: 1073741824,
+          used: 2048,
+          remaining: 1073739776,
+          days: [{ date: '2026-10-10', quantity: 2048 }],
+        },
       ],
     });
   });
@@ -94,10 +104,12 @@ describe('tenant usage', () => {
     expect(result.stdout).toMatch(/^METRIC\s+LIMIT\s+USED\s+REMAINING\s+COUNTED AS$/m);
     expect(result.stdout).toMatch(/^api\.requests\s+10000\s+7127\s+2873\s+month total$/m);
     expect(result.stdout).toMatch(/^users\.count\s+5\s+4\s+1\s+latest sample$/m);
-    expect(result.stdout).toMatch(/^DAY\s+API\.REQUESTS\s+USERS\.COUNT$/m);
-    expect(result.stdout).toMatch(/^2026-10-01\s+120\s+-$/m);
-    expect(result.stdout).toMatch(/^2026-10-02\s+-\s+2$/m);
-    expect(result.stdout).toMatch(/^2026-10-31\s+7000\s+-$/m);
+    expect(result.stdout).toMatch(/^storage\.bytes\s+1073741824\s+2048\s+1073739776\s+latest sample$/m);
+    expect(result.stdout).toMatch(/^DAY\s+API\.REQUESTS\s+USERS\.COUNT\s+STORAGE\.BYTES$/m);
+    expect(result.stdout).toMatch(/^2026-10-01\s+120\s+-\s+-$/m);
+    expect(result.stdout).toMatch(/^2026-10-02\s+-\s+2\s+-$/m);
+    expect(result.stdout).toMatch(/^2026-10-10\s+-\s+-\s+2048$/m);
+    expect(result.stdout).toMatch(/^2026-10-31\s+7000\s+-\s+-$/m);
     expect(result.stdout).not.toContain('2026-09-30');
     expect(result.stdout).not.toContain('2026-11-01');
 
@@ -106,6 +118,7 @@ describe('tenant usage', () => {
     expect(september.json<UsageJson>().metrics.map((metric) => [metric.used, metric.days.length])).toEqual([
       [1000, 1],
       [9, 1],
+      [0, 0],
     ]);
     const empty = await cli(['tenant', 'usage', tenant.slug, '--month', '2026-08']);
     expect(empty.code, empty.stderr).toBe(0);
