@@ -197,6 +197,16 @@ describe.each(['bucket', 'prefix'] as const)('storage service, %s layout', (layo
     expect(await committedBytes(h.admin, a.tenantId)).toBe(before + content.length);
   });
 
+  test('an empty file goes the same way (a policy for exactly 0 bytes)', async () => {
+    const member = as(a, 'member');
+    const done = await uploadAndComplete(member, Buffer.alloc(0), { contentType: 'application/octet-stream' });
+    expect(done.file).toMatchObject({ size: 0, sha256: sha256Hex('') });
+    const target = (await member.call('GET', `/storage/files/${done.file.id}`)).response.headers.get('location')!;
+    const downloaded = await fetch(target);
+    expect(downloaded.status).toBe(200);
+    expect((await downloaded.arrayBuffer()).byteLength).toBe(0);
+  });
+
   test('an expired policy is refused by MinIO, and its upload cannot be completed', { retry: 2 }, async () => {
     const shortLived = await h.startService({ uploadTtlSeconds: 2 });
     const member = as(a, 'member', shortLived);
@@ -252,6 +262,12 @@ describe.each(['bucket', 'prefix'] as const)('storage service, %s layout', (layo
     const { rows } = await h.admin.query('SELECT count(*)::int AS uploads FROM file_uploads WHERE tenant_id = $1', [free.tenantId]);
     expect(rows[0].uploads).toBe(0);
     expect(await committedBytes(h.admin, free.tenantId)).toBe(0);
+    // Above what S3 takes in one POST, whatever the plan.
+    const enterprise = await createStorageTenant(h.admin, 'store-ent', { plan: 'enterprise' });
+    const huge = await as(enterprise, 'member').startUpload({ ...valid, size: 5 * 1024 ** 3 + 1 });
+    expectError(huge, 413, 'file_too_large');
+    expect(huge.body.error.message).toContain('5368709120');
+    expect(await committedBytes(h.admin, enterprise.tenantId)).toBe(0);
     // Exactly at the limit is accepted.
     expect((await member.startUpload({ ...valid, size: 25 * 1024 * 1024 })).status).toBe(201);
   });

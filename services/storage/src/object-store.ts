@@ -40,6 +40,9 @@ const errorCode = (error: unknown): string | undefined =>
 /** The longest S3 key (bytes of UTF-8): AWS, MinIO and the others agree. */
 export const MAX_OBJECT_KEY_BYTES = 1024;
 
+/** The most one POST (or PUT) puts in S3: larger objects need a multipart upload, which a POST policy cannot fix. */
+export const MAX_POST_BYTES = 5 * 1024 ** 3;
+
 /** How long the URL of this service's own HEAD lives: it is used at once. */
 const INTERNAL_URL_SECONDS = 60;
 

@@ -4,7 +4,7 @@ import { fail } from '../../../shared/src/errors/catalog.js';
 import { databaseRefusal } from '../../../shared/src/errors/database.js';
 import { inCallerTenant, storageCaller } from '../access.js';
 import { defineOperation } from '../http.js';
-import { MAX_OBJECT_KEY_BYTES } from '../object-store.js';
+import { MAX_OBJECT_KEY_BYTES, MAX_POST_BYTES } from '../object-store.js';
 import { FILE_COLUMNS, fileJson, fileSchema, UPLOAD_COLUMNS, uploadJson, uploadSchema, type FileRow, type UploadRow } from '../records.js';
 import { onS3 } from '../s3-errors.js';
 import { contentTypeSchema, fileNameSchema, idParams, logicalBucketSchema, sha256HexSchema, sizeSchema } from '../schemas.js';
@@ -51,6 +51,8 @@ export const createUpload = defineOperation({
     if (Buffer.byteLength(key, 'utf8') > MAX_OBJECT_KEY_BYTES) {
       throw fail('validation_failed', `name: too long: with its bucket and the tenant's prefix the S3 key would exceed ${MAX_OBJECT_KEY_BYTES} bytes`);
     }
+    // Whatever the plan allows: S3 itself takes no more in one POST.
+    if (body.size > MAX_POST_BYTES) throw fail('file_too_large', `S3 takes at most ${MAX_POST_BYTES} bytes in one upload`);
     await onS3(log, 'ensure bucket', () => deps.objects.ensureBucket(location));
     const { upload, post } = await inCallerTenant(deps, caller, async (client) => {
       const { rows } = await client
