@@ -193,7 +193,9 @@ describe.each(['bucket', 'prefix'] as const)('storage service, %s layout', (layo
     expectError(await member.startUpload(request), 409, 'file_exists');
     const pendingName = fileName('pending');
     expect((await member.startUpload({ ...request, name: pendingName })).status).toBe(201);
-    expectError(await member.startUpload({ ...request, name: pendingName }), 409, 'upload_in_progress');
+    const held = await member.startUpload({ ...request, name: pendingName });
+    expectError(held, 409, 'upload_in_progress');
+    expect(held.body.error.message).toMatch(/in progress until \d{4}-/);
     expect(await committedBytes(h.admin, a.tenantId)).toBe(before + content.length);
   });
 
@@ -211,9 +213,14 @@ describe.each(['bucket', 'prefix'] as const)('storage service, %s layout', (layo
     const shortLived = await h.startService({ uploadTtlSeconds: 2 });
     const member = as(a, 'member', shortLived);
     const content = Buffer.from(`late ${hex(8)}`);
-    const started = await member.startUpload({ bucket: 'docs', name: fileName('late'), size: content.length, contentType: 'text/plain', sha256: sha256Hex(content) });
+    const request = { bucket: 'docs', name: fileName('late'), size: content.length, contentType: 'text/plain', sha256: sha256Hex(content) };
+    const started = await member.startUpload(request);
     expect(started.status).toBe(201);
     await new Promise((resolve) => setTimeout(resolve, 3_000));
+    // The name stays held until the sweeper frees it, and the refusal says so.
+    const again = await member.startUpload(request);
+    expectError(again, 409, 'upload_in_progress');
+    expect(again.body.error.message).toContain('expired');
     const posted = await postForm(started.body.url, started.body.fields, content);
     expect(posted.status, posted.text).toBe(403);
     expect(posted.text).toMatch(/expired/i);

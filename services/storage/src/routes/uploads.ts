@@ -2,7 +2,9 @@ import type { PoolClient } from 'pg';
 import { z } from 'zod';
 import { fail } from '../../../shared/src/errors/catalog.js';
 import { databaseRefusal } from '../../../shared/src/errors/database.js';
-import { inCallerTenant, storageCaller } from '../access.js';
+import { HttpError } from '../../../shared/src/http/errors.js';
+import { inCallerTenant, storageCaller, type StorageCaller } from '../access.js';
+import type { StorageDependencies } from '../deps.js';
 import { defineOperation } from '../http.js';
 import { MAX_OBJECT_KEY_BYTES, MAX_POST_BYTES } from '../object-store.js';
 import { FILE_COLUMNS, fileJson, fileSchema, UPLOAD_COLUMNS, uploadJson, uploadSchema, type FileRow, type UploadRow } from '../records.js';
@@ -75,11 +77,29 @@ export const createUpload = defineOperation({
         deps.objects.presignUpload({ bucket: location.bucket, key, contentType: body.contentType, size: body.size, sha256Hex: body.sha256, expiresAt: row.expires_at }),
       );
       return { upload: row, post: signed };
+    }).catch(async (error: unknown) => {
+      if (error instanceof HttpError && error.code === 'upload_in_progress') throw await inProgress(deps, caller, body);
+      throw error;
     });
     log.info({ tenantId: caller.tenantId, uploadId: upload.id, size: body.size }, 'upload started');
     return { status: 201, body: { upload: uploadJson(upload), url: post.url, fields: post.fields } satisfies z.infer<typeof presignedUpload> };
   },
 });
+
+/** The refusal for a name another upload holds, saying until when (the sweeper frees an expired one within a minute or two). */
+async function inProgress(deps: StorageDependencies, caller: StorageCaller, name: { bucket: string; name: string }): Promise<HttpError> {
+  const { rows } = await inCallerTenant(deps, caller, (client) =>
+    client.query<{ expires_at: Date; expired: boolean }>({
+      name: 'storage-upload-holding',
+      text: "SELECT expires_at, expires_at <= now() AS expired FROM file_uploads WHERE bucket = $1 AND name = $2 AND status = 'pending'",
+      values: [name.bucket, name.name],
+    }),
+  );
+  const holding = rows[0];
+  if (!holding) return fail('upload_in_progress');
+  if (holding.expired) return fail('upload_in_progress', 'an upload of this name expired and is being cleaned up: retry in a minute or two');
+  return fail('upload_in_progress', `an upload of this name is in progress until ${holding.expires_at.toISOString()}: complete it, or wait until then`);
+}
 
 interface UploadState extends UploadRow {
   expired: boolean;
