@@ -192,14 +192,18 @@ export async function applyNamespaceState(tenant: { id: string; slug: string; st
     if (tenant.status === 'active') {
       const { provisionTenantNamespaces } = await namespaceKit();
       await provisionTenantNamespaces(await namespaceStores(), tenant.id, { enabled: true });
-    } else {
-      const { ensureTenantRedisUser } = await import('../../shared/src/redis-acl.js');
-      await ensureTenantRedisUser(await redisClient(), tenant.id, { enabled: false });
+      return;
+    }
+    const { ensureTenantRedisUser, tenantRedisUsername } = await import('../../shared/src/redis-acl.js');
+    const redis = await redisClient();
+    // A deleted tenant gets no new user (its purge would remove it again), as the storage keeper does.
+    if (tenant.status === 'suspended' || (await redis.call('ACL', 'GETUSER', tenantRedisUsername(tenant.id))) !== null) {
+      await ensureTenantRedisUser(redis, tenant.id, { enabled: false });
     }
   } catch (error) {
-    if (error instanceof CliError) throw error;
+    const what = tenant.status === 'active' ? 'its bucket and Redis user could not be made or turned on' : 'its Redis user could not be turned off';
     throw new CliError(
-      `tenant ${tenant.slug} is ${tenant.status}, but its Redis user could not be turned ${tenant.status === 'active' ? 'on' : 'off'} (${(error as Error).message}) — run the command again (it applies the state again); the storage service applies it too when it runs`,
+      `tenant ${tenant.slug} is ${tenant.status} (saved), but ${what} (${(error as Error).message}) — run the command again (it applies the state again); the storage service's keeper applies it too when it runs`,
     );
   }
 }
