@@ -132,10 +132,12 @@ export const deleteFile = defineOperation({
   async handler(context) {
     const caller = await storageCaller(context, 'files:write');
     const { deps, params, log } = context;
-    await inCallerTenant(deps, caller, async (client) => {
-      const { rows } = await client.query<{ bucket: string; name: string }>({
+    const deleted = await inCallerTenant(deps, caller, async (client) => {
+      const { rows } = await client.query<{ bucket: string; name: string; policy_expires_at: Date | null }>({
         name: 'storage-file-delete',
-        text: 'DELETE FROM files WHERE id = $1 RETURNING bucket, name',
+        // The policy of the upload that made it, read before the delete unlinks the upload.
+        text: `WITH made AS (SELECT max(expires_at) AS policy_expires_at FROM file_uploads WHERE file_id = $1)
+               DELETE FROM files WHERE id = $1 RETURNING bucket, name, (SELECT policy_expires_at FROM made)`,
         values: [params.id],
       });
       const file = rows[0];
@@ -144,7 +146,12 @@ export const deleteFile = defineOperation({
       // commits no upload of the same name starts: its file is still there for them.
       const location = deps.objects.location(caller.tenantId);
       await onS3(log, 'remove file', () => deps.objects.remove(location.bucket, deps.objects.key(location, file.bucket, file.name)));
+      return file;
     });
+    // Its POST policy may still be valid: a replay would store the bytes again, uncounted.
+    if (deleted.policy_expires_at && deleted.policy_expires_at.getTime() > Date.now()) {
+      deps.lateWrites.watch({ tenantId: caller.tenantId, bucket: deleted.bucket, name: deleted.name, policyExpiresAt: deleted.policy_expires_at });
+    }
     log.info({ tenantId: caller.tenantId, fileId: params.id }, 'file deleted');
     return { status: 204 };
   },
