@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { loadConfigOrExit, STACK_ENV_FILE } from '../../services/shared/src/config.js';
 import { bootstrapDatabase, LOGIN_ROLES, roleUrl, type LoginRole } from '../../services/shared/src/db/bootstrap.js';
 import { migrate } from '../../services/shared/src/db/migrations.js';
+import { s3ConfigShape } from '../../services/shared/src/storage/location.js';
 import { randomSecret } from './environment.js';
 import { startEdge } from './edge.js';
 import { isAlive, launch, startMinio, startPostgres, startRedis, startStripeMock, stopProcess, waitUntilReady, type NativeProcess } from './services.js';
@@ -24,14 +25,17 @@ const config = loadConfigOrExit(
     STACK_RESOLVER_PORT: port(54001),
     STACK_AUTH_PORT: port(54002),
     STACK_BILLING_PORT: port(54003),
+    STACK_STORAGE_PORT: port(54004),
     STACK_SMTP_PORT: port(54025),
     STACK_MAIL_HTTP_PORT: port(54080),
     EDGE_PORT: port(8080),
     // *.localhost resolves to loopback in curl and browsers: acme.tenantry.localhost just works.
     BASE_DOMAIN: z.string().default('tenantry.localhost'),
-    // Services that later issues add; until then the edge answers 503 on their routes.
+    // Hasura does not run natively: the edge answers 503 on /v1/graphql unless one is given.
     HASURA_UPSTREAM: z.string().default('127.0.0.1:8081'),
-    STORAGE_UPSTREAM: z.string().default('127.0.0.1:4004'),
+    // Where tenants' files live (the storage service, signup and the CLI read the same two).
+    STORAGE_LAYOUT: s3ConfigShape.STORAGE_LAYOUT,
+    STORAGE_SHARED_BUCKET: s3ConfigShape.STORAGE_SHARED_BUCKET,
     POSTGRES_DB: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('tenantry'),
   }),
 );
@@ -216,6 +220,15 @@ async function up(): Promise<void> {
       AUTH_URL: `http://127.0.0.1:${config.STACK_AUTH_PORT}`,
     });
     started.push(mail);
+    // Every process that creates or purges a tenant's namespaces reads the same S3 settings.
+    const s3Settings = {
+      S3_ENDPOINT: s3.endpoint,
+      S3_ACCESS_KEY: s3.accessKey,
+      S3_SECRET_KEY: s3.secretKey,
+      STORAGE_LAYOUT: config.STORAGE_LAYOUT,
+      STORAGE_SHARED_BUCKET: config.STORAGE_SHARED_BUCKET,
+    };
+    const s3PublicEndpoint = `http://s3.${config.BASE_DOMAIN}:${config.EDGE_PORT}`;
     const auth = await startNodeService('auth', 'services/auth/src/main.ts', config.STACK_AUTH_PORT, {
       DATABASE_URL: url('app_service'),
       REDIS_URL: redis.url,
@@ -224,9 +237,11 @@ async function up(): Promise<void> {
       SMTP_URL: smtpUrl,
       // No front end runs natively: mailed links open the mail catcher's pages, which post to auth.
       PUBLIC_URL: mailUrl,
+      ...s3Settings,
     });
     started.push(auth);
     const authUrl = `http://127.0.0.1:${config.STACK_AUTH_PORT}`;
+    const authJwksUrl = `${authUrl}/auth/.well-known/jwks.json`;
     const billing = await startNodeService('billing', 'services/billing/src/main.ts', config.STACK_BILLING_PORT, {
       DATABASE_URL: url('app_service'),
       REDIS_URL: redis.url,
@@ -234,11 +249,23 @@ async function up(): Promise<void> {
       STRIPE_SECRET_KEY: STACK_STRIPE_SECRET_KEY,
       STRIPE_API_BASE: stripe.apiBase,
       STRIPE_WEBHOOK_SECRETS: secrets.stripeWebhook,
-      AUTH_JWKS_URL: `${authUrl}/auth/.well-known/jwks.json`,
+      AUTH_JWKS_URL: authJwksUrl,
       SMTP_URL: smtpUrl,
       BASE_DOMAIN: config.BASE_DOMAIN,
     });
     started.push(billing);
+    const storage = await startNodeService('storage', 'services/storage/src/main.ts', config.STACK_STORAGE_PORT, {
+      DATABASE_URL: url('app_service'),
+      REDIS_URL: redis.url,
+      STORAGE_PORT: String(config.STACK_STORAGE_PORT),
+      ...s3Settings,
+      // Presigned URLs are signed for the host clients send them to: the edge's S3 host.
+      S3_PUBLIC_ENDPOINT: s3PublicEndpoint,
+      // MinIO answers STS AssumeRole on its S3 port.
+      S3_STS_ENDPOINT: s3.endpoint,
+      AUTH_JWKS_URL: authJwksUrl,
+    });
+    started.push(storage);
     const edge = await startEdge({
       runtimeDir: path.join(config.STACK_DIR, 'edge'),
       detached: true,
@@ -249,7 +276,8 @@ async function up(): Promise<void> {
         HASURA_UPSTREAM: config.HASURA_UPSTREAM,
         AUTH_UPSTREAM: `127.0.0.1:${config.STACK_AUTH_PORT}`,
         BILLING_UPSTREAM: `127.0.0.1:${config.STACK_BILLING_PORT}`,
-        STORAGE_UPSTREAM: config.STORAGE_UPSTREAM,
+        STORAGE_UPSTREAM: `127.0.0.1:${config.STACK_STORAGE_PORT}`,
+        S3_UPSTREAM: `127.0.0.1:${config.STACK_S3_PORT}`,
         RESOLVER_UPSTREAM: `127.0.0.1:${config.STACK_RESOLVER_PORT}`,
         RESOLVER_SECRET: secrets.resolver,
         EDGE_PURGE_SECRET: secrets.edgePurge,
@@ -270,6 +298,7 @@ async function up(): Promise<void> {
         { name: 'mail-catcher', pid: mail.pid, url: `${mailUrl} (caught mail and its links; SMTP ${smtpUrl})` },
         { name: 'auth', pid: auth.pid, url: `${authUrl}/auth` },
         { name: 'billing', pid: billing.pid, url: `http://127.0.0.1:${config.STACK_BILLING_PORT}/billing` },
+        { name: 'storage', pid: storage.pid, url: `http://127.0.0.1:${config.STACK_STORAGE_PORT}/storage (files at ${s3PublicEndpoint})` },
         { name: 'edge', pid: edge.pid, url: edge.url },
       ],
     };
@@ -288,6 +317,10 @@ async function up(): Promise<void> {
         `S3_ENDPOINT=${s3.endpoint}`,
         `S3_ACCESS_KEY=${s3.accessKey}`,
         `S3_SECRET_KEY=${s3.secretKey}`,
+        `S3_PUBLIC_ENDPOINT=${s3PublicEndpoint}`,
+        `S3_STS_ENDPOINT=${s3.endpoint}`,
+        `STORAGE_LAYOUT=${config.STORAGE_LAYOUT}`,
+        `STORAGE_SHARED_BUCKET=${config.STORAGE_SHARED_BUCKET}`,
         `STRIPE_API_BASE=${stripe.apiBase}`,
         `STRIPE_SECRET_KEY=${STACK_STRIPE_SECRET_KEY}`,
         `STRIPE_WEBHOOK_SECRETS=${secrets.stripeWebhook}`,
@@ -298,6 +331,7 @@ async function up(): Promise<void> {
         `RESOLVER_SECRET=${secrets.resolver}`,
         `AUTH_URL=${authUrl}`,
         `BILLING_URL=http://127.0.0.1:${config.STACK_BILLING_PORT}`,
+        `STORAGE_URL=http://127.0.0.1:${config.STACK_STORAGE_PORT}`,
         `SMTP_URL=${smtpUrl}`,
         `PUBLIC_URL=${mailUrl}`,
         `MAIL_URL=${mailUrl}`,
@@ -343,7 +377,7 @@ function status(options: { json?: boolean }): void {
 }
 
 const program = new Command('stack').description(
-  'the native stack: Postgres, Redis, MinIO, stripe-mock, the tenant resolver, auth, billing and the edge on loopback, state in .stack/',
+  'the native stack: Postgres, Redis, MinIO, stripe-mock, the tenant resolver, auth, billing, storage and the edge on loopback, state in .stack/',
 );
 program.command('up').description('start the stack in the background, bootstrap and migrate the database').action(up);
 program.command('down').description('stop the stack (data is kept)').option('--purge', 'also delete .stack/ with all data').action(down);

@@ -12,6 +12,7 @@ import { findBinary } from '../../scripts/native/binaries.js';
 import { authConfigSchema } from '../../services/auth/src/config.js';
 import { billingConfigSchema } from '../../services/billing/src/config.js';
 import { readConfig } from '../../services/shared/src/config.js';
+import { storageConfigSchema } from '../../services/storage/src/config.js';
 import {
   composeText,
   containerEnvironment,
@@ -202,7 +203,9 @@ describe.each([
     expect([billing!.image, billing!.build]).toEqual([auth!.image, auth!.build]);
     expect(billing!.command).toEqual(['node', 'services/billing/src/main.js']);
     expect(JSON.stringify(billing!.healthcheck!.test)).toContain('http://127.0.0.1:4003/healthz');
-    expect(billing!.depends_on).toEqual(auth!.depends_on);
+    // Auth's, but S3: a signup makes the new tenant's bucket, billing touches no files.
+    expect(auth!.depends_on).toMatchObject({ s3: { condition: 'service_healthy' } });
+    expect(billing!.depends_on).toEqual(Object.fromEntries(Object.entries(auth!.depends_on!).filter(([name]) => name !== 's3')));
     expect(containerEnv(file, file.services['edge-config']!).BILLING_UPSTREAM).toBe('billing:4003');
     expect(file.services.edge!.depends_on).toMatchObject({ billing: { condition: 'service_healthy' } });
 
@@ -217,6 +220,49 @@ describe.each([
     expect(config.STRIPE_SECRET_KEY).toBe(readFileSync(path.join(secretsDir, 'STRIPE_SECRET_KEY'), 'utf8'));
     expect(config.STRIPE_WEBHOOK_SECRETS.join(',')).toBe(readFileSync(path.join(secretsDir, 'STRIPE_WEBHOOK_SECRETS'), 'utf8'));
     expect(billing!.environment!.STRIPE_SECRET_KEY).toBe('$${STRIPE_SECRET_KEY}');
+  });
+
+  test("storage: auth's image, a health check on its own port, behind the edge with MinIO on the S3 host, and an environment its config accepts", () => {
+    const { storage, auth, tenantry, s3 } = file.services as Record<string, Service>;
+    expect(storage).toBeDefined();
+    expect([storage!.image, storage!.build]).toEqual([auth!.image, auth!.build]);
+    expect(storage!.command).toEqual(['node', 'services/storage/src/main.js']);
+    expect(JSON.stringify(storage!.healthcheck!.test)).toContain('http://127.0.0.1:4004/healthz');
+    expect(storage!.depends_on).toMatchObject({ migrate: { condition: 'service_completed_successfully' }, redis: { condition: 'service_healthy' }, s3: { condition: 'service_healthy' } });
+    const edgeEnv = containerEnv(file, file.services['edge-config']!);
+    expect([edgeEnv.STORAGE_UPSTREAM, edgeEnv.S3_UPSTREAM]).toEqual(['storage:4004', 's3:9000']);
+    expect(JSON.stringify(s3!.healthcheck!.test)).toContain('127.0.0.1:9000');
+    expect(file.services.edge!.depends_on).toMatchObject({ storage: { condition: 'service_healthy' }, s3: { condition: 'service_healthy' } });
+
+    const { env: fileEnv, secretsDir } = setups.get(file)!;
+    const production = file === merged;
+    // Production with the bundled MinIO's STS; without it, see the next test.
+    const storageEnv = containerEnvironment(storage!, new Map([...fileEnv, ...(production ? [['S3_STS_ENDPOINT', 'http://s3:9000'] as [string, string]] : [])]), secretsDir);
+    const config = readConfig(storageConfigSchema, storageEnv);
+    expect([config.STORAGE_HOST, config.STORAGE_PORT]).toEqual(['0.0.0.0', 4004]);
+    expect(config.S3_ENDPOINT).toBe('http://s3:9000');
+    expect(config.S3_STS_ENDPOINT).toBe('http://s3:9000');
+    // Presigned URLs are signed for the host the edge serves S3 on, as clients outside reach it.
+    expect(config.S3_PUBLIC_ENDPOINT).toBe(production ? `https://s3.${fileEnv.get('BASE_DOMAIN')}` : 'http://s3.localhost:8080');
+    expect(`s3.${edgeEnv.BASE_DOMAIN}`).toBe(new URL(config.S3_PUBLIC_ENDPOINT).hostname);
+    // The root credentials MinIO starts with.
+    const s3Env = containerEnv(file, s3!);
+    expect([config.S3_ACCESS_KEY, config.S3_SECRET_KEY]).toEqual([s3Env.MINIO_ROOT_USER, s3Env.MINIO_ROOT_PASSWORD]);
+    expect(config.S3_ACCESS_KEY).toBe(readFileSync(path.join(secretsDir, 'secrets', 'S3_ACCESS_KEY'), 'utf8'));
+    const authConfig = readConfig(authConfigSchema, containerEnv(file, auth!));
+    expect([config.AUTH_ISSUER, config.AUTH_AUDIENCE]).toEqual([authConfig.AUTH_ISSUER, authConfig.AUTH_AUDIENCE]);
+    expect(config.AUTH_JWKS_URL).toBe('http://auth:4002/auth/.well-known/jwks.json');
+    // Every process that makes, purges or moves a tenant's files finds them in the same place.
+    const tenantryEnv = containerEnv(file, tenantry!);
+    for (const [name, values] of [['auth', authConfig], ['tenantry', tenantryEnv]] as const) {
+      expect([values.S3_ENDPOINT, values.S3_ACCESS_KEY, values.S3_SECRET_KEY], name).toEqual([config.S3_ENDPOINT, config.S3_ACCESS_KEY, config.S3_SECRET_KEY]);
+      expect([values.STORAGE_LAYOUT, values.STORAGE_SHARED_BUCKET], name).toEqual([config.STORAGE_LAYOUT, config.STORAGE_SHARED_BUCKET]);
+    }
+    expect(config.STORAGE_LAYOUT).toBe('bucket');
+    const chosen = new Map([...fileEnv, ['STORAGE_LAYOUT', 'prefix'], ['STORAGE_SHARED_BUCKET', 'acme-files'], ['S3_STS_ENDPOINT', 'http://s3:9000']]);
+    for (const service of [storage!, auth!, tenantry!]) {
+      expect(containerEnvironment(service, chosen, secretsDir)).toMatchObject({ STORAGE_LAYOUT: 'prefix', STORAGE_SHARED_BUCKET: 'acme-files' });
+    }
   });
 });
 
@@ -234,7 +280,7 @@ describe('production override', () => {
   test('no dev profiles, console and dev mode off, replicas behind the edge', () => {
     expect(JSON.stringify(prod)).not.toContain('profiles');
     expect(Object.keys(prod.services).filter((name) => base.services[name]?.profiles?.includes('dev'))).toEqual([]);
-    for (const name of ['hasura', 'auth', 'resolver', 'billing']) expect(merged.services[name]!.deploy?.replicas, name).toBeGreaterThanOrEqual(2);
+    for (const name of ['hasura', 'auth', 'resolver', 'billing', 'storage']) expect(merged.services[name]!.deploy?.replicas, name).toBeGreaterThanOrEqual(2);
     expect(prod.services.hasura!.environment).toMatchObject({ HASURA_GRAPHQL_ENABLE_CONSOLE: 'false', HASURA_GRAPHQL_DEV_MODE: 'false' });
   });
 
@@ -242,14 +288,29 @@ describe('production override', () => {
     const pgbouncer = merged.services.pgbouncer!;
     expect(pgbouncer.image).toMatch(/^edoburu\/pgbouncer:v\d+\.\d+\.\d+/);
     expect(pgbouncer.environment!.POOL_MODE).toBe('transaction');
-    for (const [name, key] of [['hasura', 'HASURA_GRAPHQL_DATABASE_URL'], ['auth', 'DATABASE_URL'], ['resolver', 'DATABASE_URL'], ['billing', 'DATABASE_URL']] as const) {
+    for (const [name, key] of [['hasura', 'HASURA_GRAPHQL_DATABASE_URL'], ['auth', 'DATABASE_URL'], ['resolver', 'DATABASE_URL'], ['billing', 'DATABASE_URL'], ['storage', 'DATABASE_URL']] as const) {
       expect(containerEnv(merged, merged.services[name]!)[key], name).toMatch(/@pgbouncer:5432\//);
       expect(Object.keys(merged.services[name]!.depends_on ?? {}), name).toContain('pgbouncer');
     }
     // Hasura's own catalog and the migration runner (a session advisory lock) go straight to Postgres.
     expect(containerEnv(merged, merged.services.hasura!).HASURA_GRAPHQL_METADATA_DATABASE_URL).toMatch(/@postgres:5432\//);
     expect(containerEnv(merged, merged.services.migrate!).DATABASE_URL).toMatch(/@postgres:5432\//);
+    // So do the LISTENs (a transaction-mode pooler cannot hold one), as the same role.
+    for (const [name, key] of [['billing', 'BILLING_LISTEN_DATABASE_URL'], ['storage', 'STORAGE_LISTEN_DATABASE_URL']] as const) {
+      const listen = containerEnv(merged, merged.services[name]!)[key]!;
+      expect(listen, name).toMatch(/^postgresql:\/\/app_service:[^@]+@postgres:5432\/tenantry$/);
+      expect(listen.replace('@postgres:', '@pgbouncer:'), name).toBe(containerEnv(merged, merged.services[name]!).DATABASE_URL);
+    }
     expect(readFileSync(path.join(ROOT, 'hasura/metadata/databases/databases.yaml'), 'utf8')).toContain('use_prepared_statements: false');
+  });
+
+  // Fails today: storage's config refuses an empty S3_STS_ENDPOINT (z.string().url().optional()),
+  // so the production storage service would exit at start unless .env sets it (reported to
+  // the lead). Turn this back into test() once the config reads empty as unset.
+  test.fails('without S3_STS_ENDPOINT in .env the storage service starts, and scoped S3 credentials are off', () => {
+    const storageEnv = containerEnv(merged, merged.services.storage!);
+    expect(storageEnv.S3_STS_ENDPOINT).toBe('');
+    expect(readConfig(storageConfigSchema, storageEnv).S3_STS_ENDPOINT).toBeUndefined();
   });
 
   test('billing talks to Stripe itself, returns to the frontend .env names, and has the real keys', () => {
@@ -261,7 +322,7 @@ describe('production override', () => {
   });
 
   test('read-only file systems where the image allows, TLS certificates from a volume', () => {
-    for (const name of ['secrets', 'migrate', 'redis', 'resolver', 'auth', 'billing', 'edge-config', 'edge', 'pgbouncer']) {
+    for (const name of ['secrets', 'migrate', 'redis', 'resolver', 'auth', 'billing', 'storage', 'edge-config', 'edge', 'pgbouncer']) {
       expect(merged.services[name]!.read_only, name).toBe(true);
     }
     expect(merged.services.edge!.volumes).toContain('edge-certs:/etc/tenantry/tls:ro');
@@ -340,7 +401,7 @@ describe('the edge config rendered for the compose network passes nginx -t', () 
     spawnSync('mkdir', ['-p', dir]);
     const conf = path.join(dir, 'nginx.conf');
     writeEdgeConfig(settings, conf);
-    const upstreams = [settings.HASURA_UPSTREAM, settings.AUTH_UPSTREAM, settings.BILLING_UPSTREAM, settings.STORAGE_UPSTREAM, settings.RESOLVER_UPSTREAM];
+    const upstreams = [settings.HASURA_UPSTREAM, settings.AUTH_UPSTREAM, settings.BILLING_UPSTREAM, settings.STORAGE_UPSTREAM, settings.S3_UPSTREAM ?? '', settings.RESOLVER_UPSTREAM];
     return { conf, hosts: [...new Set(upstreams.map((upstream) => upstream.replace(/:\d+$/, '')))].filter((host) => !/^[\d.]+$/.test(host)) };
   }
 
@@ -363,10 +424,11 @@ describe('the edge config rendered for the compose network passes nginx -t', () 
     ['docker-compose.yml + docker-compose.prod.yml', merged],
   ])('%s', (name, file) => {
     const { conf, hosts } = render(file, name.replace(/[^a-z]+/g, '-'));
-    expect(hosts).toEqual(expect.arrayContaining(['hasura', 'auth', 'resolver', 'billing']));
+    expect(hosts).toEqual(expect.arrayContaining(['hasura', 'auth', 'resolver', 'billing', 'storage', 's3']));
     const result = nginxTest(conf, hosts);
     expect(result.status, result.stderr).toBe(0);
     expect(readFileSync(conf, 'utf8')).toContain('upstream hasura   { server hasura:8080;');
+    expect(readFileSync(conf, 'utf8')).toContain('upstream s3       { server s3:9000;');
     expect(readFileSync(conf, 'utf8').includes(' ssl;')).toBe(name.includes('prod'));
   });
 

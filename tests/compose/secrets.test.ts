@@ -224,7 +224,8 @@ describe.each([
     }
     expect(Object.keys(lists).sort()).toEqual([...byVolume.keys()].map((volume) => volume.slice('secrets-'.length)).sort());
     // The auth service's volume, concretely.
-    expect(readdirSync(path.join(root, 'secrets-auth')).sort()).toEqual(['APP_SERVICE_DB_PASSWORD', 'AUTH_SIGNING_KEYS', 'REDIS_PASSWORD']);
+    expect(readdirSync(path.join(root, 'secrets-auth')).sort()).toEqual(['APP_SERVICE_DB_PASSWORD', 'AUTH_SIGNING_KEYS', 'REDIS_PASSWORD', 'S3_ACCESS_KEY', 'S3_SECRET_KEY']);
+    expect(readdirSync(path.join(root, 'secrets-storage')).sort()).toEqual(['APP_SERVICE_DB_PASSWORD', 'REDIS_PASSWORD', 'S3_ACCESS_KEY', 'S3_SECRET_KEY']);
     expect(readdirSync(path.join(root, 'secrets-billing')).sort()).toEqual(['APP_SERVICE_DB_PASSWORD', 'REDIS_PASSWORD', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRETS']);
     expect(readdirSync(path.join(root, 'secrets-redis'))).toEqual(['REDIS_PASSWORD']);
   });

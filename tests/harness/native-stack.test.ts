@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,8 +14,21 @@ const run = promisify(execFile);
 const repositoryRoot = path.resolve(import.meta.dirname, '../..');
 const PORT_VARIABLES = [
   'STACK_POSTGRES_PORT', 'STACK_REDIS_PORT', 'STACK_S3_PORT', 'STACK_S3_CONSOLE_PORT', 'STACK_STRIPE_PORT', 'STACK_STRIPE_HTTPS_PORT',
-  'STACK_RESOLVER_PORT', 'STACK_AUTH_PORT', 'STACK_BILLING_PORT', 'STACK_SMTP_PORT', 'STACK_MAIL_HTTP_PORT', 'EDGE_PORT',
+  'STACK_RESOLVER_PORT', 'STACK_AUTH_PORT', 'STACK_BILLING_PORT', 'STACK_STORAGE_PORT', 'STACK_SMTP_PORT', 'STACK_MAIL_HTTP_PORT', 'EDGE_PORT',
 ];
+
+/** A GET to the edge with the Host header given (fetch cannot set Host; *.localhost may not resolve here). */
+function getWithHost(port: string, host: string, target: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request({ host: '127.0.0.1', port: Number(port), path: target, headers: { host } }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    outgoing.on('error', reject).end();
+  });
+}
 
 interface StackState {
   services: Array<{ name: string; pid: number }>;
@@ -66,6 +80,19 @@ describe('npm run stack:up', () => {
     const billingApi = await fetch(`http://127.0.0.1:${ports.EDGE_PORT}/billing/openapi.json`);
     expect(billingApi.status).toBe(200);
     expect(((await billingApi.json()) as { paths: Record<string, unknown> }).paths).toHaveProperty(['/billing/subscription']);
+    // So does the storage service, and the S3 host where its presigned URLs point reaches MinIO.
+    expect(stackEnv).toContain(`STORAGE_URL=http://127.0.0.1:${ports.STACK_STORAGE_PORT}`);
+    expect(stackEnv).toContain(`S3_PUBLIC_ENDPOINT=http://s3.tenantry.localhost:${ports.EDGE_PORT}`);
+    expect(stackEnv).toMatch(/^STORAGE_LAYOUT=bucket$/m);
+    const storageApi = await fetch(`http://127.0.0.1:${ports.EDGE_PORT}/storage/openapi.json`);
+    expect(storageApi.status).toBe(200);
+    expect(((await storageApi.json()) as { paths: Record<string, unknown> }).paths).toHaveProperty(['/storage/uploads']);
+    const s3Health = await getWithHost(ports.EDGE_PORT!, `s3.tenantry.localhost:${ports.EDGE_PORT}`, '/minio/health/live');
+    expect(s3Health.status).toBe(200);
+    // Anonymous: MinIO's own refusal, in S3's XML, not the edge's.
+    const anonymous = await getWithHost(ports.EDGE_PORT!, `s3.tenantry.localhost:${ports.EDGE_PORT}`, '/tenantry-files/');
+    expect([anonymous.status, anonymous.body]).toEqual([expect.any(Number), expect.stringContaining('<Error><Code>')]);
+    expect(anonymous.status).toBeGreaterThanOrEqual(400);
 
     const adminUrl = /^PLATFORM_ADMIN_DATABASE_URL=(.*)$/m.exec(stackEnv)![1]!;
     const query = async (sql: string) => {
@@ -85,7 +112,7 @@ describe('npm run stack:up', () => {
 
     const output = await stack('up');
     expect(output).toContain(`mail-catcher (pid ${catcher.pid}) has stopped; its log`);
-    expect(output).toMatch(/restarting the stack \(data in .* is kept\): stopping postgres, redis, minio, stripe-mock, resolver, auth, billing, edge/);
+    expect(output).toMatch(/restarting the stack \(data in .* is kept\): stopping postgres, redis, minio, stripe-mock, resolver, auth, billing, storage, edge/);
     expect(output).not.toContain('the stack is already running');
     const status = JSON.parse(await stack('status', '--json')) as { running: boolean; services: Array<{ name: string; running: boolean }> };
     expect(status.running).toBe(true);
