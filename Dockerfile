@@ -32,7 +32,7 @@ COPY --from=build /app/dist/ ./
 # scripts/compose/expand-secrets.ts) before any of our code runs.
 ENV NODE_OPTIONS=--import=/app/scripts/compose/expand-secrets.js
 USER node
-EXPOSE 4001 4002 4003
+EXPOSE 4001 4002 4003 4004
 # Compose gives each long-running service its own health check; this one covers a plain
 # `docker run` of the auth service (the default command).
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 \
