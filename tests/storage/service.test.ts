@@ -360,7 +360,7 @@ describe.each(['bucket', 'prefix'] as const)('storage service, %s layout', (layo
     expectError(await guest.call('GET', '/storage/files?limit=1001'), 422, 'validation_failed');
   });
 
-  test("S3 credentials reach the tenant's own objects only: MinIO refuses listing, reading and writing B's", async () => {
+  test("S3 credentials read and list the tenant's own objects only: MinIO refuses listing, reading and writing B's, and writing its own", async () => {
     const owner = as(a, 'owner');
     const issued = await owner.call('POST', '/storage/credentials', { kind: 's3' });
     expect(issued.status, JSON.stringify(issued.body)).toBe(200);
@@ -388,12 +388,16 @@ describe.each(['bucket', 'prefix'] as const)('storage service, %s layout', (layo
     expect(await readObject(h.s3, theirs.bucket, theirKey)).toBe('b only');
     expect(await s3Refusal(() => h.s3.statObject(theirs.bucket, objectKey(theirs, 'docs', 'planted.txt')))).toBe('NotFound');
 
-    // A's own: write, read, list, delete.
+    // A's own: read and list. Writing and deleting are refused even there: only presigned
+    // uploads, which the storage limit binds, put bytes in a tenant's namespace.
+    await h.s3.makeBucket(mine.bucket).catch(() => undefined);
     const ownKey = objectKey(mine, 'sts', `mine-${hex(4)}.txt`);
-    await scoped.putObject(mine.bucket, ownKey, 'a writes');
-    expect(await readObject(scoped, mine.bucket, ownKey)).toBe('a writes');
+    await h.s3.putObject(mine.bucket, ownKey, 'a reads');
+    expect(await readObject(scoped, mine.bucket, ownKey)).toBe('a reads');
     expect(await listKeys(scoped, mine.bucket, `${mine.prefix}sts/`)).toContain(ownKey);
-    await scoped.removeObject(mine.bucket, ownKey);
+    expect(await s3Refusal(() => scoped.putObject(mine.bucket, objectKey(mine, 'sts', 'unbounded.bin'), 'past the limit'))).toBe('AccessDenied');
+    expect(await s3Refusal(() => scoped.removeObject(mine.bucket, ownKey))).toBe('AccessDenied');
+    expect(await readObject(h.s3, mine.bucket, ownKey)).toBe('a reads');
 
     const audited = await h.admin.query("SELECT actor_user_id, target_id FROM audit_log WHERE tenant_id = $1 AND action = 'storage.credentials_issued' AND target_type = 's3_session'", [a.tenantId]);
     expect(audited.rows).toContainEqual({ actor_user_id: a.users.owner, target_id: issued.body.accessKeyId });

@@ -24,8 +24,13 @@ export class StsError extends Error {
   }
 }
 
-const OBJECT_ACTIONS = ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'];
-const BUCKET_ACTIONS = ['s3:ListBucket', 's3:GetBucketLocation', 's3:ListBucketMultipartUploads'];
+/**
+ * Read and list only. Writes go through presigned uploads, which the database counts against
+ * the tenant's storage limit; a credential that could put or delete objects would store bytes
+ * no row counts (past the limit, unbilled) or leave file rows without their objects.
+ */
+const OBJECT_ACTIONS = ['s3:GetObject'];
+const BUCKET_ACTIONS = ['s3:ListBucket', 's3:GetBucketLocation'];
 
 /**
  * The inline session policy: what the temporary credentials may do is the intersection of
@@ -49,7 +54,7 @@ export function sessionPolicy(location: TenantStorageLocation): Record<string, u
   return {
     Version: '2012-10-17',
     Statement: [
-      // s3:prefix conditions only ListBucket (MinIO refuses it on ListBucketMultipartUploads, which stays out).
+      // s3:prefix conditions ListBucket only: it is the one listing these credentials get.
       { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [bucketArn], Condition: { StringLike: { 's3:prefix': [`${location.prefix}*`] } } },
       { Effect: 'Allow', Action: ['s3:GetBucketLocation'], Resource: [bucketArn] },
       { Effect: 'Allow', Action: OBJECT_ACTIONS, Resource: [`${bucketArn}/${location.prefix}*`] },

@@ -9,7 +9,7 @@ import { defineOperation } from '../http.js';
 import { StsError } from '../sts.js';
 
 const credentialsRequest = z.object({
-  kind: z.enum(['s3', 'redis']).describe("s3: temporary S3 credentials (STS); redis: a new password of the tenant's Redis ACL user"),
+  kind: z.enum(['s3', 'redis']).describe("s3: temporary read-only S3 credentials (STS); redis: a new password of the tenant's Redis ACL user"),
 });
 
 const s3Credentials = z.object({
@@ -47,7 +47,7 @@ export const issueCredentials = defineOperation({
   method: 'post',
   path: '/storage/credentials',
   summary:
-    "Credentials that reach this tenant's namespace only, checked by the S3 server or Redis themselves (storage:credentials: owners and admins). s3: STS AssumeRole with a session policy limited to the tenant's bucket or prefix, for 15 minutes (501 where the S3 server has no STS). redis: a new password of the tenant's ACL user (keys and channels under its app prefix), for apps inside the deployment's network.",
+    "Credentials that reach this tenant's namespace only, checked by the S3 server or Redis themselves (storage:credentials: owners and admins). s3: STS AssumeRole with a session policy that reads and lists the tenant's bucket or prefix only, for 15 minutes (writes go through uploads, which the storage limit binds) (501 where the S3 server has no STS). redis: a new password of the tenant's ACL user (keys and channels under its app prefix), for apps inside the deployment's network.",
   tag: 'credentials',
   auth: 'token',
   body: credentialsRequest,
