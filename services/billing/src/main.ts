@@ -7,7 +7,7 @@ import { createRedisClient } from '../../shared/src/redis.js';
 import { createStripeClient } from '../../shared/src/stripe.js';
 import { buildBillingApp } from './app.js';
 import { billingConfigSchema } from './config.js';
-import { AuthKeys } from './token-keys.js';
+import { AuthKeys } from '../../shared/src/auth/token-keys.js';
 import { createUsageWorker } from './usage/index.js';
 import { startBillingWorker } from './worker/index.js';
 

@@ -10,7 +10,7 @@ import { startNamespaceKeeper } from './namespace-keeper.js';
 import { ObjectStore } from './object-store.js';
 import { AssumeRoleIssuer } from './sts.js';
 import { startUploadSweeper } from './sweeper.js';
-import { AuthKeys } from './token-keys.js';
+import { AuthKeys } from '../../shared/src/auth/token-keys.js';
 
 const config = loadConfigOrExit(storageConfigSchema);
 const logger = createLogger('storage', config.LOG_LEVEL);

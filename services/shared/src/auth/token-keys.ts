@@ -1,7 +1,7 @@
 import jwt from 'jsonwebtoken';
 import pRetry from 'p-retry';
-import { fetchJwks, TokenVerifier, type Principal } from '../../shared/src/auth/verifier.js';
-import type { Logger } from '../../shared/src/logger.js';
+import { fetchJwks, TokenVerifier, type Principal } from './verifier.js';
+import type { Logger } from '../logger.js';
 
 export interface AuthKeysOptions {
   jwksUrl: string;
@@ -16,9 +16,10 @@ export interface AuthKeysOptions {
 
 /**
  * The auth service's public keys, kept current: read in the background until auth answers
- * (the webhook inbox needs no token, so the service serves Stripe while auth starts; token
- * routes answer 401 until the keys are in), read again periodically, and at once when a
- * token names a key we do not know yet (a rotation), at most once per cooldown.
+ * (a service starts, and its health check answers, while auth starts — billing's webhook
+ * inbox needs no token at all; token routes answer 401 until the keys are in), read again
+ * periodically, and at once when a token names a key we do not know yet (a rotation), at
+ * most once per cooldown.
  */
 export class AuthKeys {
   private readonly verifier: TokenVerifier;
