@@ -460,7 +460,7 @@ describe.concurrent('files across layouts', () => {
     const damaged = path.join(work, `damaged-${source.slug}.tar.gz`);
     await tar.c({ gzip: true, file: damaged, cwd: unpacked }, ['manifest.json', 'users.jsonl', 'tables', 'objects']);
     const slug = uniqueSlug('damaged-copy');
-    const imported = await cli(['tenant', 'import', damaged, '--slug', slug, '--owner', operator.email]);
+    const imported = await cli(['tenant', 'import', damaged, '--slug', slug, '--owner', operator.email, '--plan', 'pro']);
     expect(imported.code).toBe(1);
     expect(imported.stderr).toContain('the object of docs/reports/2026/summary.txt in the export is not the file its row records');
     expect((await admin.query(`SELECT 1 FROM tenants WHERE slug = $1`, [slug])).rowCount).toBe(0);
