@@ -25,12 +25,20 @@ export interface NamespaceKeeperDeps {
 export interface NamespaceKeeper {
   stop(): Promise<void>;
   /** Applies one tenant's state now (tests; the CLI and auth apply it themselves). */
-  apply(tenantId: string): Promise<void>;
+  apply(tenantId: string, mode?: ApplyMode): Promise<void>;
   /** One reconciliation pass; resolves when every tenant it found was applied. */
   reconcile(): Promise<number>;
 }
 
 type TenantStatus = 'active' | 'suspended' | 'deleted';
+
+/**
+ * full: write the user's rules and state (and persist the ACL file) whatever it is now — a
+ * notification says something changed. check: write only when the user is missing or on/off
+ * is wrong — a reconciliation pass touches every tenant, and an ACL SAVE per tenant per pass
+ * would rewrite the whole file once for each of them.
+ */
+export type ApplyMode = 'full' | 'check';
 
 const LISTEN_CHANNEL = 'tenant_namespaces';
 const FIRST_RETRY_MS = 250;
@@ -63,9 +71,9 @@ export function startNamespaceKeeper(deps: NamespaceKeeperDeps): NamespaceKeeper
   const failures = new Map<string, number>();
 
   // A tenant is applied by one worker at a time; a notification for a tenant in hand runs it again after.
-  const queued = new Set<string>();
+  const queued = new Map<string, ApplyMode>();
   const inHand = new Set<string>();
-  const again = new Set<string>();
+  const again = new Map<string, ApplyMode>();
   let workers = 0;
   const idleWaiters: Array<() => void> = [];
 
@@ -78,27 +86,33 @@ export function startNamespaceKeeper(deps: NamespaceKeeperDeps): NamespaceKeeper
     return rows[0]?.status ?? null;
   }
 
-  async function redisUserExists(tenantId: string): Promise<boolean> {
-    return (await deps.redis.call('ACL', 'GETUSER', tenantRedisUsername(tenantId))) !== null;
+  /** The user's on/off, or null when it does not exist. */
+  async function redisUserState(tenantId: string): Promise<'on' | 'off' | null> {
+    const reply = (await deps.redis.call('ACL', 'GETUSER', tenantRedisUsername(tenantId))) as unknown[] | null;
+    if (reply === null) return null;
+    const flags = reply[reply.indexOf('flags') + 1];
+    return Array.isArray(flags) && flags.includes('on') ? 'on' : 'off';
   }
 
-  async function apply(tenantId: string): Promise<void> {
-    const status = await readStatus(tenantId);
+  async function setUser(tenantId: string, enabled: boolean, mode: ApplyMode, current: 'on' | 'off' | null): Promise<void> {
+    if (mode === 'check' && current === (enabled ? 'on' : 'off')) return;
+    await ensureTenantRedisUser(deps.redis, tenantId, { enabled });
+  }
+
+  async function apply(tenantId: string, mode: ApplyMode = 'full'): Promise<void> {
+    const [status, current] = await Promise.all([readStatus(tenantId), redisUserState(tenantId)]);
     if (status === null) {
-      if (await redisUserExists(tenantId)) await removeTenantRedisUser(deps.redis, tenantId);
+      if (current !== null) await removeTenantRedisUser(deps.redis, tenantId);
     } else if (status === 'active') {
-      await Promise.all([
-        ensureTenantRedisUser(deps.redis, tenantId, { enabled: true }),
-        ensureBucket(deps.s3, tenantStorageLocation(tenantId, deps.settings).bucket),
-      ]);
-    } else if (status === 'suspended' || (await redisUserExists(tenantId))) {
+      await Promise.all([setUser(tenantId, true, mode, current), ensureBucket(deps.s3, tenantStorageLocation(tenantId, deps.settings).bucket)]);
+    } else if (status === 'suspended' || current !== null) {
       // A deleted tenant gets no new user: its purge is coming, and would have to remove it again.
-      await ensureTenantRedisUser(deps.redis, tenantId, { enabled: false });
+      await setUser(tenantId, false, mode, current);
     }
-    logger.debug({ tenantId, status }, 'tenant namespaces applied');
+    logger.debug({ tenantId, status, mode }, 'tenant namespaces applied');
   }
 
-  function scheduleRetry(tenantId: string, error: unknown): void {
+  function scheduleRetry(tenantId: string, mode: ApplyMode, error: unknown): void {
     const attempt = (failures.get(tenantId) ?? 0) + 1;
     failures.set(tenantId, attempt);
     const delay = Math.min(FIRST_RETRY_MS * 2 ** attempt, 60_000);
@@ -108,7 +122,7 @@ export function startNamespaceKeeper(deps: NamespaceKeeperDeps): NamespaceKeeper
       tenantId,
       setTimeout(() => {
         retryTimers.delete(tenantId);
-        enqueue(tenantId);
+        enqueue(tenantId, mode);
       }, delay),
     );
   }
@@ -119,18 +133,23 @@ export function startNamespaceKeeper(deps: NamespaceKeeperDeps): NamespaceKeeper
       for (;;) {
         if (stopped) return;
         // Never one in hand: enqueue() sets those aside in `again`.
-        const tenantId = queued.values().next().value;
-        if (tenantId === undefined) return;
+        const next = queued.entries().next();
+        if (next.done) return;
+        const [tenantId, mode] = next.value;
         queued.delete(tenantId);
         inHand.add(tenantId);
         try {
-          await apply(tenantId);
+          await apply(tenantId, mode);
           failures.delete(tenantId);
         } catch (error) {
-          if (!stopped) scheduleRetry(tenantId, error);
+          if (!stopped) scheduleRetry(tenantId, mode, error);
         } finally {
           inHand.delete(tenantId);
-          if (again.delete(tenantId)) queued.add(tenantId);
+          const later = again.get(tenantId);
+          if (later) {
+            again.delete(tenantId);
+            queued.set(tenantId, later);
+          }
         }
       }
     } finally {
@@ -139,11 +158,12 @@ export function startNamespaceKeeper(deps: NamespaceKeeperDeps): NamespaceKeeper
     }
   }
 
-  function enqueue(tenantId: string): void {
+  function enqueue(tenantId: string, mode: ApplyMode = 'full'): void {
     if (stopped || !isUuid(tenantId)) return;
     const id = tenantId.toLowerCase();
-    if (inHand.has(id)) again.add(id);
-    else queued.add(id);
+    const waiting = inHand.has(id) ? again : queued;
+    // A full apply asked for while a check waits wins.
+    if (waiting.get(id) !== 'full') waiting.set(id, mode);
     while (workers < CONCURRENCY && workers < queued.size) void work();
   }
 
@@ -174,7 +194,7 @@ export function startNamespaceKeeper(deps: NamespaceKeeperDeps): NamespaceKeeper
     reconciling ??= (async () => {
       try {
         const ids = await knownTenants();
-        for (const id of ids) enqueue(id);
+        for (const id of ids) enqueue(id, 'check');
         await idle();
         logger.info({ tenants: ids.size }, 'tenant namespaces reconciled');
         return ids.size;
