@@ -42,7 +42,7 @@
  * one, medians reported, default 3), BENCH_CONNECTIONS (wrk's, default 16), BENCH_TENANTS
  * (default 64), BENCH_LAYOUT (bucket or prefix, default bucket as STORAGE_LAYOUT),
  * BENCH_POOL_SIZE (the service pool, default 10 as main.ts), BENCH_UPLOAD_MIB (default 64),
- * BENCH_UPLOAD_ROUNDS (default 5), BENCH_PROFILE=1 (a CPU profile of the first
+ * BENCH_UPLOAD_ROUNDS (default 7), BENCH_PROFILE=1 (a CPU profile of the first
  * many-tenant round, summed per package), BENCH_LOG_LEVEL (the service's, default info,
  * written to a file).
  */
@@ -90,7 +90,7 @@ const config = readConfig(
     BENCH_LAYOUT: z.enum(STORAGE_LAYOUTS).default('bucket'),
     BENCH_POOL_SIZE: z.coerce.number().int().min(1).default(10),
     BENCH_UPLOAD_MIB: z.coerce.number().int().min(1).max(1024).default(64),
-    BENCH_UPLOAD_ROUNDS: z.coerce.number().int().min(1).max(25).default(5),
+    BENCH_UPLOAD_ROUNDS: z.coerce.number().int().min(1).max(25).default(7),
     BENCH_PROFILE: z.enum(['0', '1']).default('0').transform((value) => value === '1'),
     BENCH_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   }),
@@ -470,6 +470,7 @@ async function main(): Promise<void> {
     console.log(`upload: ${config.BENCH_UPLOAD_MIB} MiB, ${config.BENCH_UPLOAD_ROUNDS} rounds of direct PUT, presigned POST direct to MinIO and through the edge…`);
     const content = randomBytes(uploadBytes);
     const contentSha256 = createHash('sha256').update(content).digest('hex');
+    const contentChecksum = Buffer.from(contentSha256, 'hex').toString('base64');
     const uploader = tenants[0]!;
     const uploaderToken = tokenOf(uploader);
     const uploaderLocation = objects.location(uploader.tenantId);
@@ -482,6 +483,7 @@ async function main(): Promise<void> {
       return { status: answer.status, body: (await answer.json()) as Record<string, unknown> };
     };
     const putRates: number[] = [];
+    const checkedPutRates: number[] = [];
     const directPostRates: number[] = [];
     const edgePostRates: number[] = [];
     const uploadRun = randomBytes(6).toString('hex');
@@ -493,6 +495,13 @@ async function main(): Promise<void> {
       const put = await sendBody({ url: putUrl }, 'PUT', { 'Content-Type': 'application/octet-stream' }, [content], uploadBytes);
       if (put.status !== 200) throw new Error(`the direct PUT answered ${put.status}: ${put.text}`);
       await objects.internal.removeObject(uploaderLocation.bucket, putKey);
+      // The same PUT asking MinIO to check the SHA-256, as every presigned POST's policy does.
+      const checkedUrl = await objects.internal.presignedPutObject(uploaderLocation.bucket, `${putKey}.checked`, 600);
+      const checkedPut = await sendBody({ url: checkedUrl }, 'PUT', { 'Content-Type': 'application/octet-stream', 'x-amz-checksum-sha256': contentChecksum }, [content], uploadBytes);
+      if (checkedPut.status !== 200) throw new Error(`the direct PUT with a SHA-256 answered ${checkedPut.status}: ${checkedPut.text}`);
+      const stored = await objects.stat(uploaderLocation.bucket, `${putKey}.checked`);
+      if (stored?.sha256Base64 !== contentChecksum) throw new Error(`MinIO kept no SHA-256 of the checked PUT (${stored?.sha256Base64 ?? 'no object'})`);
+      await objects.internal.removeObject(uploaderLocation.bucket, `${putKey}.checked`);
 
       for (const via of ['minio', 'edge'] as const) {
         const started = await callService('POST', '/storage/uploads', {
@@ -518,12 +527,16 @@ async function main(): Promise<void> {
         if (round >= 0) (via === 'edge' ? edgePostRates : directPostRates).push(sent.mibPerSecond);
       }
       if (round >= 0) putRates.push(put.mibPerSecond);
+      if (round >= 0) checkedPutRates.push(checkedPut.mibPerSecond);
     }
     const putRate = median(putRates);
+    const checkedPutRate = median(checkedPutRates);
     const directPostRate = median(directPostRates);
     const edgePostRate = median(edgePostRates);
     cases.push({ case: `upload MiB/s (direct PUT, root → presigned POST via the edge)`, baseline: putRate, candidate: edgePostRate, unit: 'MiB/s', higherIsBetter: true, goal: 0.9 });
     cases.push({ case: 'upload MiB/s (direct PUT, root → presigned POST direct)', baseline: putRate, candidate: directPostRate, unit: 'MiB/s', higherIsBetter: true });
+    cases.push({ case: 'upload MiB/s (direct PUT, root → the same with a SHA-256 to check)', baseline: putRate, candidate: checkedPutRate, unit: 'MiB/s', higherIsBetter: true });
+    cases.push({ case: 'upload MiB/s (direct PUT with a SHA-256 → presigned POST via the edge)', baseline: checkedPutRate, candidate: edgePostRate, unit: 'MiB/s', higherIsBetter: true });
     cases.push({ case: 'upload MiB/s (presigned POST direct → via the edge)', baseline: directPostRate, candidate: edgePostRate, unit: 'MiB/s', higherIsBetter: true });
 
     printComparison(
@@ -545,14 +558,14 @@ async function main(): Promise<void> {
         `\none presign's parts alone (median, one at a time): token ${breakdown.verifyUs.toFixed(0)} µs, access check ${breakdown.accessUs.toFixed(0)} µs (1 transaction), ` +
         `reservation ${breakdown.reserveUs.toFixed(0)} µs (1 transaction: INSERT + trigger, name check), signing ${breakdown.signUs.toFixed(0)} µs; ` +
         `the whole request over HTTP ${breakdown.requestUs.toFixed(0)} µs` +
-        `\nupload MiB/s: PUT ${putRates.map((rate) => rate.toFixed(0)).join(' / ')}; POST direct ${directPostRates.map((rate) => rate.toFixed(0)).join(' / ')}; ` +
+        `\nupload MiB/s: PUT ${putRates.map((rate) => rate.toFixed(0)).join(' / ')}; PUT with a SHA-256 ${checkedPutRates.map((rate) => rate.toFixed(0)).join(' / ')}; POST direct ${directPostRates.map((rate) => rate.toFixed(0)).join(' / ')}; ` +
         `POST via the edge ${edgePostRates.map((rate) => rate.toFixed(0)).join(' / ')}`,
     );
     const file = await writeResults('storage', cases, {
       config,
       rounds: { loop_per_second: loopRates, bare_handler: bareRounds, service_many_tenants: manyRounds, service_one_tenant: oneRounds },
       breakdown_us: breakdown,
-      upload_mib_per_second: { put: putRates, post_direct: directPostRates, post_edge: edgePostRates },
+      upload_mib_per_second: { put: putRates, put_checked: checkedPutRates, post_direct: directPostRates, post_edge: edgePostRates },
       load_average: os.loadavg(),
       postgres: database.source,
     });
