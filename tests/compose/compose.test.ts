@@ -304,10 +304,7 @@ describe('production override', () => {
     expect(readFileSync(path.join(ROOT, 'hasura/metadata/databases/databases.yaml'), 'utf8')).toContain('use_prepared_statements: false');
   });
 
-  // Fails today: storage's config refuses an empty S3_STS_ENDPOINT (z.string().url().optional()),
-  // so the production storage service would exit at start unless .env sets it (reported to
-  // the lead). Turn this back into test() once the config reads empty as unset.
-  test.fails('without S3_STS_ENDPOINT in .env the storage service starts, and scoped S3 credentials are off', () => {
+  test('without S3_STS_ENDPOINT in .env the storage service starts, and scoped S3 credentials are off', () => {
     const storageEnv = containerEnv(merged, merged.services.storage!);
     expect(storageEnv.S3_STS_ENDPOINT).toBe('');
     expect(readConfig(storageConfigSchema, storageEnv).S3_STS_ENDPOINT).toBeUndefined();

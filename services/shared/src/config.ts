@@ -40,6 +40,13 @@ export function loadConfigOrExit<Schema extends z.ZodType>(schema: Schema, env =
   }
 }
 
+/**
+ * An optional setting that compose may pass as `${NAME:-}`: an empty value means unset, as
+ * an absent one does, instead of failing the schema's format check.
+ */
+export const unsetWhenEmpty = <Schema extends z.ZodType>(schema: Schema) =>
+  z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
+
 export const postgresUrl = z
   .string()
   .url()

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { postgresUrl } from '../../shared/src/config.js';
+import { postgresUrl, unsetWhenEmpty } from '../../shared/src/config.js';
 import { s3ConfigShape } from '../../shared/src/storage/location.js';
 
 /** The longest a presigned upload policy lives (the issue: ≤ 15 min). */
@@ -18,7 +18,7 @@ export const storageConfigSchema = z
      * A direct connection for the namespace keeper's LISTEN tenant_namespaces (a pooler in
      * transaction mode, as PgBouncer runs in production, cannot hold a LISTEN). Unset: DATABASE_URL.
      */
-    STORAGE_LISTEN_DATABASE_URL: postgresUrl.optional(),
+    STORAGE_LISTEN_DATABASE_URL: unsetWhenEmpty(postgresUrl),
     /** Redis with the default user (its password in the URL): health, and the tenants' ACL users. */
     REDIS_URL: z.string().url(),
     STORAGE_HOST: z.string().default('127.0.0.1'),
@@ -28,12 +28,12 @@ export const storageConfigSchema = z
      * The S3 endpoint clients reach (through the edge: `https://s3.<BASE_DOMAIN>`). Presigned
      * URLs are signed for this host, so it must be the one the client sends. Unset: S3_ENDPOINT.
      */
-    S3_PUBLIC_ENDPOINT: z.string().url().optional(),
+    S3_PUBLIC_ENDPOINT: unsetWhenEmpty(z.string().url()),
     /**
      * The S3 server's STS endpoint (AssumeRole), for scoped S3 credentials; MinIO serves it on
      * its S3 port. Unset: POST /storage/credentials {kind: 's3'} answers 501 sts_not_available.
      */
-    S3_STS_ENDPOINT: z.string().url().optional(),
+    S3_STS_ENDPOINT: unsetWhenEmpty(z.string().url()),
     /** How long an upload's presigned POST policy is valid (and its bytes reserved before the sweeper frees them). */
     STORAGE_UPLOAD_TTL_SECONDS: seconds(900, MAX_UPLOAD_TTL_SECONDS),
     /** How long a presigned download URL is valid. */
