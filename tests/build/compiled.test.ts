@@ -235,7 +235,7 @@ describe('the image, assembled from the Dockerfile without Docker, runs compiled
       expect(readFileSync(path.join(runtime, file), 'utf8'), file).not.toMatch(/from ['"]tsx|import\(['"]tsx|\.ts['"]\)/);
     }
     const cmd = JSON.parse(stage('runtime')!.instructions.find((item) => item.keyword === 'CMD')!.args) as string[];
-    const entryPoints = [cmd, ...['secrets', 'resolver', 'auth', 'billing', 'edge-config'].map(commandOf), compose.services.tenantry!.entrypoint as string[]]
+    const entryPoints = [cmd, ...['secrets', 'resolver', 'auth', 'billing', 'storage', 'edge-config'].map(commandOf), compose.services.tenantry!.entrypoint as string[]]
       .map((command) => command[1]!)
       .concat('scripts/compose/expand-secrets.js');
     for (const entry of entryPoints) expect(files, entry).toContain(entry);
