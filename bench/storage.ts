@@ -15,16 +15,19 @@
  *                        signing-only client, with the same conditions (bucket, key,
  *                        Content-Type, exact size, SHA-256). Between the two, a bare Express
  *                        handler that parses the same JSON body and signs: the HTTP part.
- *                        Pending uploads are marked expired after each round, so a round
- *                        starts from the same per-tenant sums.
+ *                        Then on one tenant that already holds BENCH_LARGE_TENANT_FILES files:
+ *                        the trigger sums the tenant's files and pending uploads on every
+ *                        reservation, under the tenant's lock. Pending uploads are marked
+ *                        expired after each round, so a round starts from the same sums.
  *   upload MiB/s         One BENCH_UPLOAD_MIB MiB file (random bytes) sent with the service's
  *                        presigned POST (multipart form, the policy's fields then the file)
  *                        through the edge's S3 host (s3.<BASE_DOMAIN>, nginx with S3_UPSTREAM
  *                        pointing at this run's MinIO), against a PUT of the same bytes straight
  *                        to MinIO signed with the root credentials (a presigned PUT, unsigned
- *                        payload: the least a client can do), and the same presigned POST
- *                        straight to MinIO (the edge's own cost: the POST's policy and its
- *                        SHA-256 check are MinIO's). Each upload is one request on a new
+ *                        payload: the least a client can do). Between them: the same PUT with
+ *                        x-amz-checksum-sha256 (MinIO hashes the body, as every presigned POST
+ *                        makes it), and the presigned POST straight to MinIO (no edge: the
+ *                        edge's own cost shows against it). Each upload is one request on a new
  *                        connection, timed from its first byte to the answer's last; the
  *                        service's uploads are then completed (MinIO's SHA-256 checked) and
  *                        every object removed. The three alternate for BENCH_UPLOAD_ROUNDS
@@ -38,9 +41,10 @@
  * Postgres comes from DATABASE_URL (a superuser URL) or a throwaway native server (fsync off);
  * Redis from REDIS_URL or a native redis-server (the app needs a client; no presign touches
  * it); MinIO and the edge are started for the run. Settings: BENCH_SECONDS (per wrk round,
- * default 4), BENCH_ROUNDS (rounds of loop, bare handler, service over many tenants and over
- * one, medians reported, default 3), BENCH_CONNECTIONS (wrk's, default 16), BENCH_TENANTS
- * (default 64), BENCH_LAYOUT (bucket or prefix, default bucket as STORAGE_LAYOUT),
+ * default 4), BENCH_ROUNDS (rounds of loop, bare handler, service over many tenants, over one,
+ * over the large one, medians reported, default 3), BENCH_CONNECTIONS (wrk's, default 16),
+ * BENCH_TENANTS (default 64), BENCH_LARGE_TENANT_FILES (default 100000; 0 leaves that row
+ * out), BENCH_LAYOUT (bucket or prefix, default bucket as STORAGE_LAYOUT),
  * BENCH_POOL_SIZE (the service pool, default 10 as main.ts), BENCH_UPLOAD_MIB (default 64),
  * BENCH_UPLOAD_ROUNDS (default 7), BENCH_PROFILE=1 (a CPU profile of the first
  * many-tenant round, summed per package), BENCH_LOG_LEVEL (the service's, default info,
@@ -87,6 +91,7 @@ const config = readConfig(
     BENCH_ROUNDS: z.coerce.number().int().min(1).max(15).default(3),
     BENCH_CONNECTIONS: z.coerce.number().int().min(1).max(512).default(16),
     BENCH_TENANTS: z.coerce.number().int().min(1).max(10_000).default(64),
+    BENCH_LARGE_TENANT_FILES: z.coerce.number().int().min(0).max(10_000_000).default(100_000),
     BENCH_LAYOUT: z.enum(STORAGE_LAYOUTS).default('bucket'),
     BENCH_POOL_SIZE: z.coerce.number().int().min(1).default(10),
     BENCH_UPLOAD_MIB: z.coerce.number().int().min(1).max(1024).default(64),
@@ -361,12 +366,14 @@ async function main(): Promise<void> {
     const bareUrl = await listen(bareServer);
     cleanups.push(() => closeServer(bareServer));
 
-    const tenants = await seedTenants(admin, config.BENCH_TENANTS);
+    const [large, ...tenants] = (await seedTenants(admin, config.BENCH_TENANTS + 1)) as [BenchTenant, ...BenchTenant[]];
     const tokenOf = (tenant: BenchTenant) => tokens.sign({ userId: tenant.ownerId, tenant: { id: tenant.tenantId, role: 'owner' } });
     const manyTokens = path.join(root, 'tokens-many.txt');
     await writeFile(manyTokens, `${tenants.map(tokenOf).join('\n')}\n`);
     const oneToken = path.join(root, 'tokens-one.txt');
     await writeFile(oneToken, `${tokenOf(tenants[0]!)}\n`);
+    const largeToken = path.join(root, 'tokens-large.txt');
+    await writeFile(largeToken, `${tokenOf(large)}\n`);
     const scriptFile = path.join(root, 'presign.lua');
     await writeFile(scriptFile, PRESIGN_SCRIPT);
     // Frees the run's reservations, so every round starts from the same per-tenant sums.
@@ -385,6 +392,7 @@ async function main(): Promise<void> {
     const bareRounds: PresignRound[] = [];
     const manyRounds: PresignRound[] = [];
     const oneRounds: PresignRound[] = [];
+    const largeRounds: PresignRound[] = [];
     const loopBucket = objects.location(tenants[0]!.tenantId).bucket;
     for (let round = 0; round < config.BENCH_ROUNDS; round++) {
       loopRates.push(
@@ -403,22 +411,6 @@ async function main(): Promise<void> {
       oneRounds.push(await presignRound(serviceUrl, scriptFile, oneToken, config.BENCH_SECONDS, admin));
       await expirePending();
     }
-    const loopRate = median(loopRates);
-    const bareRate = median(bareRounds.map((round) => round.requestsPerSecond));
-    const manyRate = median(manyRounds.map((round) => round.requestsPerSecond));
-    const oneRate = median(oneRounds.map((round) => round.requestsPerSecond));
-    cases.push({ case: `presign req/s (bare signing loop → service, ${tenants.length} tenants)`, baseline: loopRate, candidate: manyRate, unit: 'req/s', higherIsBetter: true, goal: 0.5 });
-    cases.push({ case: 'presign req/s (bare signing loop → service, 1 tenant)', baseline: loopRate, candidate: oneRate, unit: 'req/s', higherIsBetter: true });
-    cases.push({ case: 'presign req/s (bare signing loop → bare Express handler)', baseline: loopRate, candidate: bareRate, unit: 'req/s', higherIsBetter: true });
-    cases.push({ case: `presign req/s (bare Express handler → service, ${tenants.length} tenants)`, baseline: bareRate, candidate: manyRate, unit: 'req/s', higherIsBetter: true });
-    cases.push({
-      case: `presign p99 (bare Express handler → service, ${tenants.length} tenants)`,
-      baseline: median(bareRounds.map((round) => round.p99Ms)),
-      candidate: median(manyRounds.map((round) => round.p99Ms)),
-      unit: 'ms',
-      higherIsBetter: false,
-    });
-
     // Each part of a presign alone, one at a time, for one tenant.
     const tenant = tenants[1 % tenants.length]!;
     const token = tokenOf(tenant);
@@ -464,6 +456,45 @@ async function main(): Promise<void> {
       }),
     };
     await expirePending();
+
+    // Then one tenant stores many files (as completions leave them; one statement, so the
+    // limit trigger sums once), and the statistics see them, as autovacuum would soon.
+    const manyBesideLargeRounds: PresignRound[] = [];
+    if (config.BENCH_LARGE_TENANT_FILES > 0) {
+      await admin.query(
+        `INSERT INTO files (tenant_id, bucket, name, size, content_type, sha256, uploaded_by)
+         SELECT $1, 'archive', 'file-' || n || '.bin', 1048576, 'application/octet-stream', $2, $3 FROM generate_series(1, $4) AS n`,
+        [large.tenantId, PRESIGN_SHA256, large.ownerId, config.BENCH_LARGE_TENANT_FILES],
+      );
+      await admin.query('VACUUM ANALYZE files');
+      for (let round = 0; round < config.BENCH_ROUNDS; round++) {
+        manyBesideLargeRounds.push(await presignRound(serviceUrl, scriptFile, manyTokens, config.BENCH_SECONDS, admin));
+        await expirePending();
+        largeRounds.push(await presignRound(serviceUrl, scriptFile, largeToken, config.BENCH_SECONDS, admin));
+        await expirePending();
+      }
+    }
+    const loopRate = median(loopRates);
+    const bareRate = median(bareRounds.map((round) => round.requestsPerSecond));
+    const manyRate = median(manyRounds.map((round) => round.requestsPerSecond));
+    const oneRate = median(oneRounds.map((round) => round.requestsPerSecond));
+    cases.push({ case: `presign req/s (bare signing loop → service, ${tenants.length} tenants)`, baseline: loopRate, candidate: manyRate, unit: 'req/s', higherIsBetter: true, goal: 0.5 });
+    cases.push({ case: 'presign req/s (bare signing loop → service, 1 tenant)', baseline: loopRate, candidate: oneRate, unit: 'req/s', higherIsBetter: true });
+    const largeLabel = `1 tenant holding ${config.BENCH_LARGE_TENANT_FILES.toLocaleString('en-US')} files`;
+    if (largeRounds.length > 0) {
+      const besideRate = median(manyBesideLargeRounds.map((round) => round.requestsPerSecond));
+      cases.push({ case: `presign req/s (service, ${tenants.length} tenants → the same beside a tenant holding ${config.BENCH_LARGE_TENANT_FILES.toLocaleString('en-US')} files)`, baseline: manyRate, candidate: besideRate, unit: 'req/s', higherIsBetter: true });
+      cases.push({ case: `presign req/s (service, 1 tenant → ${largeLabel})`, baseline: oneRate, candidate: median(largeRounds.map((round) => round.requestsPerSecond)), unit: 'req/s', higherIsBetter: true });
+    }
+    cases.push({ case: 'presign req/s (bare signing loop → bare Express handler)', baseline: loopRate, candidate: bareRate, unit: 'req/s', higherIsBetter: true });
+    cases.push({ case: `presign req/s (bare Express handler → service, ${tenants.length} tenants)`, baseline: bareRate, candidate: manyRate, unit: 'req/s', higherIsBetter: true });
+    cases.push({
+      case: `presign p99 (bare Express handler → service, ${tenants.length} tenants)`,
+      baseline: median(bareRounds.map((round) => round.p99Ms)),
+      candidate: median(manyRounds.map((round) => round.p99Ms)),
+      unit: 'ms',
+      higherIsBetter: false,
+    });
 
     // 2. Upload throughput.
     const uploadBytes = config.BENCH_UPLOAD_MIB * 2 ** 20;
@@ -553,8 +584,8 @@ async function main(): Promise<void> {
       return `Node ${median(rounds.map((round) => round.nodeCpuUsPerRequest)).toFixed(0)} µs, Postgres ${Number.isNaN(postgres) ? 'not readable' : `${postgres.toFixed(0)} µs`}`;
     };
     console.log(
-      `\nloop ${loopRates.map(Math.round).join(' / ')} signs/s; bare handler ${rates(bareRounds)} req/s; service ${rates(manyRounds)} req/s over ${tenants.length} tenants, ${rates(oneRounds)} over 1` +
-        `\nCPU per request: bare handler ${cpu(bareRounds)}; service over ${tenants.length} tenants ${cpu(manyRounds)}; over 1 ${cpu(oneRounds)}` +
+      `\nloop ${loopRates.map(Math.round).join(' / ')} signs/s; bare handler ${rates(bareRounds)} req/s; service ${rates(manyRounds)} req/s over ${tenants.length} tenants, ${rates(oneRounds)} over 1${largeRounds.length > 0 ? `; then ${rates(manyBesideLargeRounds)} over ${tenants.length} beside the large one, ${rates(largeRounds)} on it` : ''}` +
+        `\nCPU per request: bare handler ${cpu(bareRounds)}; service over ${tenants.length} tenants ${cpu(manyRounds)}; over 1 ${cpu(oneRounds)}${largeRounds.length > 0 ? `; over ${tenants.length} beside the large one ${cpu(manyBesideLargeRounds)}; on it ${cpu(largeRounds)}` : ''}` +
         `\none presign's parts alone (median, one at a time): token ${breakdown.verifyUs.toFixed(0)} µs, access check ${breakdown.accessUs.toFixed(0)} µs (1 transaction), ` +
         `reservation ${breakdown.reserveUs.toFixed(0)} µs (1 transaction: INSERT + trigger, name check), signing ${breakdown.signUs.toFixed(0)} µs; ` +
         `the whole request over HTTP ${breakdown.requestUs.toFixed(0)} µs` +
@@ -563,7 +594,7 @@ async function main(): Promise<void> {
     );
     const file = await writeResults('storage', cases, {
       config,
-      rounds: { loop_per_second: loopRates, bare_handler: bareRounds, service_many_tenants: manyRounds, service_one_tenant: oneRounds },
+      rounds: { loop_per_second: loopRates, bare_handler: bareRounds, service_many_tenants: manyRounds, service_one_tenant: oneRounds, service_beside_large_tenant: manyBesideLargeRounds, service_large_tenant: largeRounds },
       breakdown_us: breakdown,
       upload_mib_per_second: { put: putRates, put_checked: checkedPutRates, post_direct: directPostRates, post_edge: edgePostRates },
       load_average: os.loadavg(),
