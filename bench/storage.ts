@@ -15,9 +15,10 @@
  *                        signing-only client, with the same conditions (bucket, key,
  *                        Content-Type, exact size, SHA-256). Between the two, a bare Express
  *                        handler that parses the same JSON body and signs: the HTTP part.
- *                        Then on one tenant that already holds BENCH_LARGE_TENANT_FILES files:
- *                        the trigger sums the tenant's files and pending uploads on every
- *                        reservation, under the tenant's lock. Pending uploads are marked
+ *                        Then one tenant receives BENCH_LARGE_TENANT_FILES files, and the
+ *                        many tenants beside it and that tenant are loaded again: the trigger
+ *                        sums a tenant's files and pending uploads on every reservation,
+ *                        under the tenant's lock, with a plan made for any tenant. Pending uploads are marked
  *                        expired after each round, so a round starts from the same sums.
  *   upload MiB/s         One BENCH_UPLOAD_MIB MiB file (random bytes) sent with the service's
  *                        presigned POST (multipart form, the policy's fields then the file)
@@ -30,7 +31,7 @@
  *                        edge's own cost shows against it). Each upload is one request on a new
  *                        connection, timed from its first byte to the answer's last; the
  *                        service's uploads are then completed (MinIO's SHA-256 checked) and
- *                        every object removed. The three alternate for BENCH_UPLOAD_ROUNDS
+ *                        every object removed. The four alternate for BENCH_UPLOAD_ROUNDS
  *                        rounds; medians.
  *
  * Goals (issue 17): presign ≥ 0.5× the bare loop; upload through the edge ≥ 0.9× the direct PUT.
