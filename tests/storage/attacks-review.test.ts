@@ -23,6 +23,7 @@ import {
   type StorageTenant,
 } from './harness.js';
 import { connectAsTenant } from './lifecycle-helpers.js';
+import { BASE_DOMAIN, sendRaw, startEdgeHarness, type EdgeHarness, type Echo } from '../edge/harness.js';
 
 interface ScopedCredentials {
   accessKeyId: string;
@@ -438,6 +439,19 @@ describe.each(['bucket', 'prefix'] as const)('uploads and files, %s layout: craf
     expect((await as(b, 'guest').call('GET', `/storage/files/${bFile.id}/meta`)).status).toBe(200);
   });
 
+  test('a read-only token of the owner rotates no Redis password, issues no S3 credentials, completes and deletes nothing', async () => {
+    const content = Buffer.from(`ro ${hex(8)}`);
+    const member = as(a, 'member');
+    const upload = await started(member, content);
+    expect((await postForm(upload.url, upload.fields, content)).status).toBe(204);
+    const readOnly = new StorageClient(h.service.url, h.token(a.users.owner, a.tenantId, 'owner', { readOnly: true }));
+    for (const kind of ['redis', 's3']) expectError(await readOnly.call('POST', '/storage/credentials', { kind }), 403, 'forbidden');
+    expectError(await readOnly.complete(upload.upload.id), 403, 'forbidden');
+    const file = (await member.complete(upload.upload.id)).body.file as { id: string };
+    expectError(await readOnly.call('DELETE', `/storage/files/${file.id}`), 403, 'forbidden');
+    expect((await readOnly.call('GET', `/storage/files/${file.id}/meta`)).status).toBe(200);
+  });
+
   test('names a header could misread reach the redirect and the saved name encoded: quotes, semicolons, percent, a right-to-left override, a CR is refused', async () => {
     const member = as(a, 'member');
     for (const name of [`q/"a";b=c%41\u202Etxt.exe`, `q/${'é'.repeat(120)}/${'ж'.repeat(120)}.txt`, 'q/Ω; filename="evil.html"']) {
@@ -509,5 +523,50 @@ describe.each(['bucket', 'prefix'] as const)('the presigned POST, %s layout: fie
       outcome[field] = `accepted ${posted.status} ${posted.headers.get('location') ?? ''} ${stored} ${text.slice(0, 80)}`;
     }
     for (const [field, result] of Object.entries(outcome)) expect(result, field).toMatch(/^refused/);
+  });
+});
+
+describe('the S3 host of the edge: request targets and framing a proxy could get wrong', () => {
+  let edge: EdgeHarness;
+  let echoEdge: { url: string };
+  const S3_HOST = `s3.${BASE_DOMAIN}`;
+
+  beforeAll(async () => {
+    edge = await startEdgeHarness({});
+    echoEdge = await edge.startAnotherEdge({ S3_UPSTREAM: edge.echoAddress });
+  }, 120_000);
+  afterAll(() => edge?.stop());
+
+  test('an absolute-form target naming another host is no proxy to it: a foreign host reaches no upstream, the S3 host gets a path only', async () => {
+    for (const line of ['GET http://169.254.169.254/latest/meta-data/ HTTP/1.1', 'GET http://internal-service:8080/admin HTTP/1.1']) {
+      const answer = await sendRaw(echoEdge.url, `${line}\r\nHost: ${S3_HOST}\r\nConnection: close\r\n\r\n`);
+      expect(answer.headers['x-upstream'], line).toBeUndefined();
+      expect(answer.status, line).toBe(404);
+    }
+    // The S3 host named in the request line wins over Host for routing; the upstream is still the S3 one, given the path.
+    const answer = await sendRaw(echoEdge.url, `GET http://${S3_HOST}/bucket/key HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n`);
+    expect(answer.headers['x-upstream']).toBe('echo');
+    expect((answer.json as Echo).url).toBe('/bucket/key');
+  });
+
+  test('Transfer-Encoding with Content-Length is refused or re-framed: the S3 upstream never sees a request hidden in a body', async () => {
+    const smuggled = [
+      'POST /bucket/key HTTP/1.1',
+      `Host: ${S3_HOST}`,
+      'Content-Length: 6',
+      'Transfer-Encoding: chunked',
+      '',
+      '0',
+      '',
+      'GET /bucket/smuggled HTTP/1.1',
+      `Host: ${S3_HOST}`,
+      '',
+      '',
+    ].join('\r\n');
+    const answer = await sendRaw(echoEdge.url, smuggled);
+    expect([answer.status, answer.headers['x-upstream']]).toEqual([400, undefined]);
+    // Two Content-Lengths that disagree: refused.
+    const doubled = await sendRaw(echoEdge.url, `POST /bucket/key HTTP/1.1\r\nHost: ${S3_HOST}\r\nContent-Length: 1\r\nContent-Length: 40\r\n\r\nx`);
+    expect(doubled.status).toBe(400);
   });
 });
