@@ -585,7 +585,7 @@ describe.concurrent('attacks: an archive is untrusted input', () => {
     const temp = await privateTempDir(work);
     const refusals = await Promise.all(
       [
-        [['--plan', 'platinum', '--owner', operator.email], /^tenantry: plan 'platinum' does not exist — use one of free, (.+, )?starter, pro, enterprise/],
+        [['--plan', 'platinum', '--owner', operator.email], /^tenantry: plan 'platinum' does not exist — use one of (.+, )?free, (.+, )?starter, pro, enterprise/],
         [['--owner', unverified.email], new RegExp(`^tenantry: user '${unverified.email}' has not verified their email address`)],
         [['--owner', `nobody-${hex(4)}@example.test`], /^tenantry: user 'nobody-[0-9a-f]+@example.test' not found/],
       ].map(async ([args, message]) => {
