@@ -25,9 +25,10 @@ export class StsError extends Error {
 }
 
 /**
- * Read and list only. Writes go through presigned uploads, which the database counts against
- * the tenant's storage limit; a credential that could put or delete objects would store bytes
- * no row counts (past the limit, unbilled) or leave file rows without their objects.
+ * Read (and, in the bucket layout, list) only. Writes go through presigned uploads, which the
+ * database counts against the tenant's storage limit; a credential that could put or delete
+ * objects would store bytes no row counts (past the limit, unbilled) or leave file rows
+ * without their objects.
  */
 const OBJECT_ACTIONS = ['s3:GetObject'];
 const BUCKET_ACTIONS = ['s3:ListBucket', 's3:GetBucketLocation'];
@@ -35,10 +36,12 @@ const BUCKET_ACTIONS = ['s3:ListBucket', 's3:GetBucketLocation'];
 /**
  * The inline session policy: what the temporary credentials may do is the intersection of
  * this and the root user's rights, so they reach the tenant's objects and nothing else. The
- * bucket layout grants the tenant's own bucket (its objects, and listing it); the prefix
- * layout grants the objects under `<id>/` of the shared bucket, and listing it only with a
- * prefix inside `<id>/` (S3 checks s3:prefix on ListObjects), so not even the names of
- * another tenant's objects show.
+ * bucket layout grants reading the tenant's own bucket and listing it; the prefix layout
+ * grants reading the objects under `<id>/` of the shared bucket and no listing at all.
+ * An `s3:prefix` condition cannot confine a listing: MinIO checks conditions against values
+ * from the query and the headers alike and passes when any of them matches, while the listing
+ * uses the first query value — so `?prefix=<B>/` with a `Prefix: <A>/` header, or a repeated
+ * `prefix`, listed every tenant's keys. Tenants list their files with GET /storage/files.
  */
 export function sessionPolicy(location: TenantStorageLocation): Record<string, unknown> {
   const bucketArn = `arn:aws:s3:::${location.bucket}`;
@@ -54,8 +57,6 @@ export function sessionPolicy(location: TenantStorageLocation): Record<string, u
   return {
     Version: '2012-10-17',
     Statement: [
-      // s3:prefix conditions ListBucket only: it is the one listing these credentials get.
-      { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [bucketArn], Condition: { StringLike: { 's3:prefix': [`${location.prefix}*`] } } },
       { Effect: 'Allow', Action: ['s3:GetBucketLocation'], Resource: [bucketArn] },
       { Effect: 'Allow', Action: OBJECT_ACTIONS, Resource: [`${bucketArn}/${location.prefix}*`] },
     ],
