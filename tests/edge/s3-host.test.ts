@@ -107,6 +107,15 @@ describe('presigned URLs through s3.<BASE_DOMAIN>', () => {
     expect((await direct.statObject(bucket, 'plain/object.bin')).size).toBe(body.length);
   });
 
+  test("a tenant's HTML opened by a presigned GET runs sandboxed, never as a page of the platform's domain", async () => {
+    await direct.putObject(bucket, 'page/index.html', '<script>alert(document.domain)</script>', undefined, { 'Content-Type': 'text/html' });
+    const got = await through(minioEdge, await presigner.presignedGetObject(bucket, 'page/index.html', 300));
+    expect(got.status).toBe(200);
+    expect(got.headers['content-type']).toBe('text/html');
+    expect(got.headers['content-security-policy']).toBe('sandbox');
+    expect(got.headers['x-content-type-options']).toBe('nosniff');
+  });
+
   test('a client that sends Expect: 100-continue is told to go on, and its upload lands', async () => {
     const body = randomBytes(3 * 1024 * 1024);
     const url = await presigner.presignedPutObject(bucket, 'continue/object.bin', 300);
