@@ -19,6 +19,9 @@ export function fileNameProblem(name: string): string | null {
   for (const segment of name.split('/')) {
     if (segment === '') return 'must not contain an empty segment (//)';
     if (segment === '.' || segment === '..') return 'must not contain a . or .. segment';
+    // File-backed S3 servers (MinIO) store a segment as a file name; longer ones they refuse
+    // only when the upload arrives, after its bytes were reserved.
+    if (Buffer.byteLength(segment, 'utf8') > 255) return 'must not have a segment over 255 bytes';
   }
   return null;
 }
@@ -30,7 +33,7 @@ export const fileNameSchema = z
     const problem = fileNameProblem(name);
     if (problem) context.addIssue({ code: 'custom', message: problem });
   })
-  .describe('The file name within its bucket: 1–1024 bytes of UTF-8, `/`-separated segments, none empty, `.` or `..`; no control characters or backslash.');
+  .describe('The file name within its bucket: 1–1024 bytes of UTF-8, `/`-separated segments of at most 255 bytes, none empty, `.` or `..`; no control characters or backslash.');
 
 /** A media type as the database checks it: `type/subtype` (RFC 6838 names), parameters allowed (printable ASCII). */
 export const contentTypeSchema = z
