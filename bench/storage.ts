@@ -77,7 +77,6 @@ import { inCallerTenant, storageCaller } from '../services/storage/src/access.js
 import { buildStorageApp } from '../services/storage/src/app.js';
 import type { StorageDependencies } from '../services/storage/src/deps.js';
 import type { Context } from '../services/storage/src/http.js';
-import { lateWriteGuard } from '../services/storage/src/late-writes.js';
 import { ObjectStore } from '../services/storage/src/object-store.js';
 import { printCpuProfile, startCpuProfile } from './lib/cpu-profile.js';
 import { startBenchDatabase } from './lib/database.js';
@@ -334,9 +333,7 @@ async function main(): Promise<void> {
     const keys = KeyRing.generate();
     const tokens = new TokenIssuer({ keys, issuer: ISSUER, audience: AUDIENCE, ttlSeconds: 3600 });
     const verifier = new TokenVerifier({ jwks: keys.jwks(), issuer: ISSUER, audience: AUDIENCE });
-    const lateWrites = lateWriteGuard({ pool, objects, logger, graceSeconds: 0 });
-    cleanups.push(async () => lateWrites.stop());
-    const deps: StorageDependencies = { pool, redis, logger, verifier, objects, lateWrites, sts: null, uploadTtlSeconds: 900, downloadTtlSeconds: 300 };
+    const deps: StorageDependencies = { pool, redis, logger, verifier, objects, sts: null, uploadTtlSeconds: 900, downloadTtlSeconds: 300 };
     const service = createServiceServer(buildStorageApp(deps));
     const serviceUrl = await listen(service);
     cleanups.push(() => closeServer(service));

@@ -124,40 +124,46 @@ describe("app.usage_sample('storage.bytes')", () => {
 });
 
 describe('app.storage_uploads_due', () => {
-  test('pending uploads past expiry and grace, oldest first, within the limit; not completed, expired or refused ones, nor a deleted tenant’s', async () => {
+  test('unsettled uploads past expiry and grace, oldest first, within the limit, with their status and file; not settled ones, nor a deleted tenant’s', async () => {
     const tenant = await storageTenant(admin, 'sm-due');
     const deleted = await storageTenant(admin, 'sm-due-deleted');
     // Far in the past, so they come before other suites' uploads in the shared database.
     const at = (minutes: number) => new Date(Date.UTC(2000, 0, 1, 0, minutes));
     const second = await insertUpload(admin, { tenantId: tenant.tenantId, name: 'second', size: 1, expiresAt: at(2) });
     const first = await insertUpload(admin, { tenantId: tenant.tenantId, name: 'first', size: 1, expiresAt: at(1) });
-    for (const status of ['completed', 'expired', 'refused'] as const) {
-      await insertUpload(admin, { tenantId: tenant.tenantId, name: status, size: 1, expiresAt: at(0), status });
-    }
+    // A refused upload, and a completed one whose file is gone, may have been replayed; an expired one is settled as it expires.
+    const refused = await insertUpload(admin, { tenantId: tenant.tenantId, name: 'refused', size: 1, expiresAt: at(0), status: 'refused' });
+    const orphaned = await insertUpload(admin, { tenantId: tenant.tenantId, name: 'orphaned', size: 1, expiresAt: at(0), status: 'completed' });
+    await insertUpload(admin, { tenantId: tenant.tenantId, name: 'expired', size: 1, expiresAt: at(0), status: 'expired' });
+    const fileId = await insertFile(admin, { tenantId: tenant.tenantId, name: 'kept', size: 1 });
+    const kept = await insertUpload(admin, { tenantId: tenant.tenantId, name: 'kept', size: 1, expiresAt: at(3), status: 'completed' });
+    await admin.query('UPDATE file_uploads SET file_id = $2 WHERE id = $1', [kept, fileId]);
     const fresh = await insertUpload(admin, { tenantId: tenant.tenantId, name: 'fresh', size: 1, expiresAt: new Date(Date.now() - 60_000) });
     await insertUpload(admin, { tenantId: deleted.tenantId, size: 1, expiresAt: at(0) });
     await admin.query("UPDATE tenants SET status = 'deleted' WHERE id = $1", [deleted.tenantId]);
 
     const due = async (grace: string, limit = 100_000) =>
       (
-        await service.query<{ id: string; tenant_id: string; bucket: string; name: string }>(
+        await service.query<{ id: string; tenant_id: string; bucket: string; name: string; status: string; file_id: string | null }>(
           'SELECT * FROM app.storage_uploads_due($1::interval, $2) WHERE tenant_id IN ($3, $4)',
           [grace, limit, tenant.tenantId, deleted.tenantId],
         )
       ).rows;
-    expect(await due('5 minutes')).toEqual([
-      { id: first, tenant_id: tenant.tenantId, bucket: 'uploads', name: 'first' },
-      { id: second, tenant_id: tenant.tenantId, bucket: 'uploads', name: 'second' },
-    ]);
-    expect((await due('0 seconds')).map((row) => row.id)).toEqual([first, second, fresh]);
+    const row = (id: string, name: string, status: string, file: string | null = null) => ({ id, tenant_id: tenant.tenantId, bucket: 'uploads', name, status, file_id: file });
+    const listed = await due('5 minutes');
+    // The two at the same expiry come in id order.
+    expect(listed.slice(0, 2)).toEqual([row(refused, 'refused', 'refused'), row(orphaned, 'orphaned', 'completed')].sort((x, y) => x.id.localeCompare(y.id)));
+    expect(listed.slice(2)).toEqual([row(first, 'first', 'pending'), row(second, 'second', 'pending'), row(kept, 'kept', 'completed', fileId)]);
+    expect((await due('0 seconds')).map((one) => one.id).slice(2)).toEqual([first, second, kept, fresh]);
     const limited = await service.query('SELECT * FROM app.storage_uploads_due($1::interval, 1)', ['0 seconds']);
     expect(limited.rowCount).toBe(1);
 
-    // The sweeper then marks it expired in the tenant's context, and it is due no more.
-    await withTenant(service, { tenantId: tenant.tenantId, role: 'owner' }, (client) =>
-      client.query("UPDATE file_uploads SET status = 'expired' WHERE id = $1", [first]),
-    );
-    expect((await due('5 minutes')).map((row) => row.id)).toEqual([second]);
+    // The sweeper then settles them in the tenant's context (expiring a pending one settles it), and they are due no more.
+    await withTenant(service, { tenantId: tenant.tenantId, role: 'owner' }, async (client) => {
+      await client.query("UPDATE file_uploads SET status = 'expired' WHERE id = $1", [first]);
+      await client.query('UPDATE file_uploads SET settled_at = now() WHERE id = ANY($1)', [[refused, kept]]);
+    });
+    expect((await due('5 minutes')).map((one) => one.id)).toEqual([orphaned, second]);
   });
 });
 

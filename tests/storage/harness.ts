@@ -19,7 +19,6 @@ import { createS3Client, type StorageLayout } from '../../services/shared/src/st
 import { buildStorageApp } from '../../services/storage/src/app.js';
 import type { StorageDependencies } from '../../services/storage/src/deps.js';
 import { ObjectStore } from '../../services/storage/src/object-store.js';
-import { lateWriteGuard } from '../../services/storage/src/late-writes.js';
 import { AssumeRoleIssuer } from '../../services/storage/src/sts.js';
 import { createUsers, hex, uniqueSlug, type PlanId } from '../fixtures/seed.js';
 import { poolAs, services } from '../helpers/database.js';
@@ -112,14 +111,12 @@ export async function startStorageHarness(layout: StorageLayout): Promise<Storag
 
   async function startService(options: ServiceOptions): Promise<RunningService> {
     const logger = pino({ level: process.env.STORAGE_TEST_LOG ?? 'silent' });
-    const lateWrites = lateWriteGuard({ pool: options.pool ?? pool, objects, logger, graceSeconds: 0 });
     const deps: StorageDependencies = {
       pool: options.pool ?? pool,
       redis,
       logger,
       verifier,
       objects,
-      lateWrites,
       sts: options.sts === false ? null : sts,
       uploadTtlSeconds: options.uploadTtlSeconds ?? 900,
       downloadTtlSeconds: options.downloadTtlSeconds ?? 300,
@@ -128,10 +125,7 @@ export async function startStorageHarness(layout: StorageLayout): Promise<Storag
     const service = {
       url: await listen(server),
       deps,
-      close: async () => {
-        lateWrites.stop();
-        await closeServer(server);
-      },
+      close: () => closeServer(server),
     };
     running.push(service);
     return service;

@@ -2,7 +2,6 @@ import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import type { Principal } from '../../shared/src/auth/verifier.js';
 import type { Logger } from '../../shared/src/logger.js';
-import type { LateWriteGuard } from './late-writes.js';
 import type { ObjectStore } from './object-store.js';
 import type { StsIssuer } from './sts.js';
 
@@ -17,8 +16,6 @@ export interface StorageDependencies {
   verifier: { verify(token: string): Principal | null };
   /** The S3 server: objects, buckets, and the URLs clients are given. */
   objects: ObjectStore;
-  /** Deletes what a replayed POST policy writes after its file was deleted or its upload refused. */
-  lateWrites: LateWriteGuard;
   /** Scoped S3 credentials; null when the S3 server has no STS (kind s3 answers 501). */
   sts: StsIssuer | null;
   /** How long an upload's POST policy lives (≤ 15 min; tests make it short). */

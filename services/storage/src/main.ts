@@ -5,7 +5,6 @@ import { createLogger } from '../../shared/src/logger.js';
 import { createRedisClient } from '../../shared/src/redis.js';
 import { buildStorageApp } from './app.js';
 import { storageConfigSchema } from './config.js';
-import { lateWriteGuard } from './late-writes.js';
 import { startNamespaceKeeper } from './namespace-keeper.js';
 import { ObjectStore } from './object-store.js';
 import { AssumeRoleIssuer } from './sts.js';
@@ -61,15 +60,12 @@ const keeper = config.STORAGE_NAMESPACE_KEEPER
   : null;
 if (!keeper) logger.info("STORAGE_NAMESPACE_KEEPER=false: another process keeps the tenants' namespaces in step");
 
-const lateWrites = lateWriteGuard({ pool, objects, logger: logger.child({ component: 'late-writes' }), graceSeconds: config.STORAGE_SWEEP_GRACE_SECONDS });
-
 const app = buildStorageApp({
   pool,
   redis,
   logger,
   verifier: authKeys,
   objects,
-  lateWrites,
   sts,
   uploadTtlSeconds: config.STORAGE_UPLOAD_TTL_SECONDS,
   downloadTtlSeconds: config.STORAGE_DOWNLOAD_TTL_SECONDS,
@@ -81,7 +77,6 @@ serveUntilSignalled(app, {
   logger,
   onClose: async () => {
     authKeys.stop();
-    lateWrites.stop();
     // The upload in hand is finished (its object and its row) before the pool closes.
     await Promise.all([sweeper?.stop(), keeper?.stop()]);
     await Promise.all([pool.end(), redis.quit()]);

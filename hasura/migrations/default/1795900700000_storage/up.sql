@@ -117,6 +117,10 @@ CREATE TABLE file_uploads (
   expires_at timestamptz NOT NULL,
   status text NOT NULL DEFAULT 'pending' CONSTRAINT file_uploads_status_valid CHECK (status IN ('pending', 'completed', 'expired', 'refused')),
   completed_at timestamptz,
+  -- When the sweeper was done with it: its policy past (plus the grace), nothing it can still
+  -- store is left uncounted. Until then a policy replayed after a refusal or its file's
+  -- deletion can put bytes no row counts, and the sweeper looks at its key once more.
+  settled_at timestamptz,
   -- Same tenant as the upload: a foreign key check ignores row-level security, so a plain
   -- reference would tell a service whether another tenant's file id exists.
   file_id uuid,
@@ -124,23 +128,51 @@ CREATE TABLE file_uploads (
 );
 CREATE INDEX file_uploads_tenant_id_created_at_idx ON file_uploads (tenant_id, created_at DESC, id);
 CREATE UNIQUE INDEX file_uploads_name_pending ON file_uploads (tenant_id, bucket, name) WHERE status = 'pending';
--- The sweeper's scan: pending uploads by expiry.
-CREATE INDEX file_uploads_pending_expires_at_idx ON file_uploads (expires_at) WHERE status = 'pending';
+-- The sweeper's scan: unsettled uploads by expiry (every upload is settled once its policy is past).
+CREATE INDEX file_uploads_unsettled_expires_at_idx ON file_uploads (expires_at) WHERE settled_at IS NULL;
 SELECT app.enable_tenant_isolation('file_uploads');
 
-CREATE FUNCTION app.stamp_file_upload_completed() RETURNS trigger
+-- An expired upload is settled: its policy is past, and its object was deleted (the sweeper)
+-- or never imported (an archive's pending upload).
+CREATE FUNCTION app.stamp_file_upload_status() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
   IF NEW.status = 'completed' AND NEW.completed_at IS NULL THEN
     NEW.completed_at := now();
   END IF;
+  IF NEW.status = 'expired' AND NEW.settled_at IS NULL THEN
+    NEW.settled_at := now();
+  END IF;
   RETURN NEW;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION app.stamp_file_upload_completed() FROM PUBLIC;
-CREATE TRIGGER file_uploads_stamp_completed BEFORE INSERT OR UPDATE OF status ON file_uploads
-  FOR EACH ROW EXECUTE FUNCTION app.stamp_file_upload_completed();
+REVOKE EXECUTE ON FUNCTION app.stamp_file_upload_status() FROM PUBLIC;
+CREATE TRIGGER file_uploads_stamp_status BEFORE INSERT OR UPDATE OF status ON file_uploads
+  FOR EACH ROW EXECUTE FUNCTION app.stamp_file_upload_status();
+
+-- Starting an upload of a name waits while the sweeper decides about that name's key: had
+-- the sweeper seen no upload of the name and then deleted the key after a new one's object
+-- landed, the new file would lose its object. Transaction-scoped, beside the per-tenant
+-- storage lock (another first key).
+CREATE FUNCTION app.lock_file_name(p_tenant uuid, p_bucket text, p_name text) RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, public, pg_temp
+AS $$
+  SELECT pg_advisory_xact_lock(hashtext('tenantry.storage.name'), hashtext(p_tenant::text || '/' || p_bucket || '/' || p_name))
+$$;
+CREATE FUNCTION app.lock_file_upload_name() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+  PERFORM app.lock_file_name(NEW.tenant_id, NEW.bucket, NEW.name);
+  RETURN NEW;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION app.lock_file_name(uuid, text, text), app.lock_file_upload_name() FROM PUBLIC;
+-- Whoever may insert uploads (the trigger runs as them), and the sweeper (app_service).
+GRANT EXECUTE ON FUNCTION app.lock_file_name(uuid, text, text) TO app_service, platform_admin;
+CREATE TRIGGER file_uploads_lock_name BEFORE INSERT ON file_uploads
+  FOR EACH ROW EXECUTE FUNCTION app.lock_file_upload_name();
 
 -- ---------------------------------------------------------------------------
 -- The limits.
@@ -215,17 +247,21 @@ CREATE TRIGGER files_limits_on_update AFTER UPDATE OF size, tenant_id ON files
   FOR EACH ROW WHEN (NEW.size > OLD.size OR NEW.tenant_id <> OLD.tenant_id)
   EXECUTE FUNCTION app.enforce_storage_limits();
 
--- Pending uploads past their expiry and a grace (an upload started just before expiry may
--- still be landing), oldest first, for the storage service's sweeper: it deletes the
--- object, then marks the upload expired in the tenant's context. A deleted tenant's rows
--- are read-only, so they are left to the purge rather than handed out again on every pass.
+-- Unsettled uploads past their policy's expiry and a grace (a POST begun just before expiry
+-- may still be landing), oldest first, for the storage service's sweeper. A presigned POST
+-- cannot be revoked, so until then S3 may store its bytes again: a pending upload's object
+-- is deleted and the upload expired; a refused upload's, or a completed one's whose file was
+-- deleted (file_id NULL), is deleted unless a file or a new upload holds the name now; a
+-- completed one whose file lives is only marked settled. status and file_id say which.
+-- A deleted tenant's rows are read-only, so they are left to the purge rather than handed
+-- out again on every pass.
 CREATE FUNCTION app.storage_uploads_due(p_grace interval, p_limit integer)
-RETURNS TABLE (id uuid, tenant_id uuid, bucket text, name text)
+RETURNS TABLE (id uuid, tenant_id uuid, bucket text, name text, status text, file_id uuid)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
 AS $$
-  SELECT u.id, u.tenant_id, u.bucket, u.name
+  SELECT u.id, u.tenant_id, u.bucket, u.name, u.status, u.file_id
   FROM public.file_uploads u JOIN public.tenants t ON t.id = u.tenant_id
-  WHERE u.status = 'pending' AND u.expires_at < now() - p_grace AND t.status <> 'deleted'
+  WHERE u.settled_at IS NULL AND u.expires_at < now() - p_grace AND t.status <> 'deleted'
   ORDER BY u.expires_at, u.id
   LIMIT p_limit
 $$;

@@ -132,12 +132,12 @@ export const deleteFile = defineOperation({
   async handler(context) {
     const caller = await storageCaller(context, 'files:write');
     const { deps, params, log } = context;
-    const deleted = await inCallerTenant(deps, caller, async (client) => {
-      const { rows } = await client.query<{ bucket: string; name: string; policy_expires_at: Date | null }>({
+    await inCallerTenant(deps, caller, async (client) => {
+      // Its upload's file_id becomes NULL: were its POST policy still valid, a replay could store
+      // the bytes again, and the sweeper looks at the key once the policy is past.
+      const { rows } = await client.query<{ bucket: string; name: string }>({
         name: 'storage-file-delete',
-        // The policy of the upload that made it, read before the delete unlinks the upload.
-        text: `WITH made AS (SELECT max(expires_at) AS policy_expires_at FROM file_uploads WHERE file_id = $1)
-               DELETE FROM files WHERE id = $1 RETURNING bucket, name, (SELECT policy_expires_at FROM made)`,
+        text: 'DELETE FROM files WHERE id = $1 RETURNING bucket, name',
         values: [params.id],
       });
       const file = rows[0];
@@ -146,12 +146,7 @@ export const deleteFile = defineOperation({
       // commits no upload of the same name starts: its file is still there for them.
       const location = deps.objects.location(caller.tenantId);
       await onS3(log, 'remove file', () => deps.objects.remove(location.bucket, deps.objects.key(location, file.bucket, file.name)));
-      return file;
     });
-    // Its POST policy may still be valid: a replay would store the bytes again, uncounted.
-    if (deleted.policy_expires_at && deleted.policy_expires_at.getTime() > Date.now()) {
-      deps.lateWrites.watch({ tenantId: caller.tenantId, bucket: deleted.bucket, name: deleted.name, policyExpiresAt: deleted.policy_expires_at });
-    }
     log.info({ tenantId: caller.tenantId, fileId: params.id }, 'file deleted');
     return { status: 204 };
   },

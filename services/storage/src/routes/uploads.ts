@@ -169,8 +169,6 @@ export const completeUpload = defineOperation({
         const current = await inCallerTenant(deps, caller, (client) => readUpload(client, upload.id, { lock: false }));
         if (current) assertCompletable(current);
       }
-      // Its POST policy may still be valid: a replay would store the declared bytes, uncounted.
-      if (refusedNow) deps.lateWrites.watch({ tenantId: caller.tenantId, bucket: upload.bucket, name: upload.name, policyExpiresAt: upload.expires_at });
       log.warn({ tenantId: caller.tenantId, uploadId: upload.id, problem }, 'upload refused');
       throw fail('upload_mismatch', `${problem}: the object was removed and the upload refused; start a new upload`);
     }
