@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Client } from 'minio';
 import { ensureBucket } from '../../shared/src/storage/namespace.js';
 import { createS3Client, objectKey, tenantStorageLocation, type StorageSettings, type TenantStorageLocation } from '../../shared/src/storage/location.js';
@@ -151,6 +152,29 @@ export class ObjectStore {
     const length = response.headers.get('content-length');
     if (length === null || !/^\d+$/.test(length)) throw new ObjectStoreError('the S3 server reported no size');
     return { size: Number(length), sha256Base64: response.headers.get('x-amz-checksum-sha256') };
+  }
+
+  /**
+   * The object's size and SHA-256 from its bytes, read through once (a GET), or null when
+   * there is none: for S3 servers that store no checksum or do not report it. Costs a read
+   * of the whole object.
+   */
+  async digest(bucket: string, key: string): Promise<{ size: number; sha256Base64: string } | null> {
+    let body: AsyncIterable<Buffer>;
+    try {
+      body = await this.internal.getObject(bucket, key);
+    } catch (error) {
+      const code = errorCode(error);
+      if (code === 'NoSuchKey' || code === 'NoSuchBucket') return null;
+      throw error;
+    }
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of body) {
+      hash.update(chunk);
+      size += chunk.length;
+    }
+    return { size, sha256Base64: hash.digest('base64') };
   }
 
   /** Deletes an object; one that is not there (or whose bucket is not) counts as deleted. */
