@@ -8,6 +8,7 @@
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { hasuraSessionJson } from '../../services/shared/src/db/tenant-context.js';
 import { objectKey, tenantStorageLocation, type StorageLayout, type TenantStorageLocation } from '../../services/shared/src/storage/location.js';
 import { startUploadSweeper, type UploadSweeper } from '../../services/storage/src/sweeper.js';
 import { hex } from '../fixtures/seed.js';
@@ -117,12 +118,9 @@ describe.each(['bucket', 'prefix'] as const)('replayed POST policies, %s layout'
     await policyPast(gone.started);
     const second = await h.startService({ pool });
     const sweeper = sweeperOf(second);
-    try {
-      expect(await sweeper.sweep()).toBeGreaterThanOrEqual(2);
-    } finally {
-      await sweeper.stop();
-    }
+    const settled = await sweeper.sweep().finally(() => sweeper.stop());
     expect(await storedSize(gone.name)).toBeNull();
+    expect(settled).toBeGreaterThanOrEqual(2);
     expect(await uploadRow(gone.id)).toEqual({ status: 'completed', settled: true, file_id: null });
     // A live file's object stays, and its upload is settled with nothing to do.
     expect(await storedSize(live.name)).toBe(live.content.length);
@@ -167,6 +165,36 @@ describe.each(['bucket', 'prefix'] as const)('replayed POST policies, %s layout'
     expect(completed.status, JSON.stringify(completed.body)).toBe(200);
     const download = (await again.call('GET', `/storage/files/${renewed.fileId}`)).response.headers.get('location')!;
     expect(await (await fetch(download)).text()).toBe(renewed.content.toString());
+  });
+
+  test('starting an upload of a name waits while the sweeper holds the name (so no new object lands between its look and its delete)', async () => {
+    const name = fileName('held');
+    const sweeping = await pool.connect();
+    const starting = await pool.connect();
+    const hasuraUser = hasuraSessionJson({ tenantId: tenant.tenantId, userId: tenant.users.member, role: 'member' });
+    try {
+      await sweeping.query('BEGIN');
+      await sweeping.query('SELECT app.lock_file_name($1, $2, $3)', [tenant.tenantId, 'docs', name]);
+      await starting.query('BEGIN');
+      await starting.query("SELECT set_config('hasura.user', $1, true), set_config('lock_timeout', '300ms', true)", [hasuraUser]);
+      const insert = (target: string) =>
+        starting.query(
+          `INSERT INTO file_uploads (tenant_id, bucket, name, size, content_type, sha256, expires_at)
+           VALUES ($1, 'docs', $2, 1, 'text/plain', $3, now() + interval '1 minute')`,
+          [tenant.tenantId, target, sha256Hex('x')],
+        );
+      await expect(insert(name)).rejects.toMatchObject({ code: '55P03' });
+      await starting.query('ROLLBACK');
+      // Another name does not wait.
+      await starting.query('BEGIN');
+      await starting.query("SELECT set_config('hasura.user', $1, true), set_config('lock_timeout', '300ms', true)", [hasuraUser]);
+      await insert(`${name}.other`);
+      await starting.query('ROLLBACK');
+      await sweeping.query('ROLLBACK');
+    } finally {
+      sweeping.release();
+      starting.release();
+    }
   });
 
   test('a refused upload replayed: its object stays until the sweep removes it', { retry: 2 }, async () => {
