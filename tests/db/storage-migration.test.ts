@@ -131,10 +131,12 @@ describe('app.storage_uploads_due', () => {
     const at = (minutes: number) => new Date(Date.UTC(2000, 0, 1, 0, minutes));
     const second = await insertUpload(admin, { tenantId: tenant.tenantId, name: 'second', size: 1, expiresAt: at(2) });
     const first = await insertUpload(admin, { tenantId: tenant.tenantId, name: 'first', size: 1, expiresAt: at(1) });
-    // A refused upload, and a completed one whose file is gone, may have been replayed; an expired one is settled as it expires.
+    // A refused upload, and a completed one whose file is gone, may have been replayed; an expired one (imported) is unsettled.
     const refused = await insertUpload(admin, { tenantId: tenant.tenantId, name: 'refused', size: 1, expiresAt: at(0), status: 'refused' });
     const orphaned = await insertUpload(admin, { tenantId: tenant.tenantId, name: 'orphaned', size: 1, expiresAt: at(0), status: 'completed' });
-    await insertUpload(admin, { tenantId: tenant.tenantId, name: 'expired', size: 1, expiresAt: at(0), status: 'expired' });
+    const expired = await insertUpload(admin, { tenantId: tenant.tenantId, name: 'expired', size: 1, expiresAt: at(0), status: 'expired' });
+    const settled = await insertUpload(admin, { tenantId: tenant.tenantId, name: 'settled', size: 1, expiresAt: at(0), status: 'refused' });
+    await admin.query('UPDATE file_uploads SET settled_at = now() WHERE id = $1', [settled]);
     const fileId = await insertFile(admin, { tenantId: tenant.tenantId, name: 'kept', size: 1 });
     const kept = await insertUpload(admin, { tenantId: tenant.tenantId, name: 'kept', size: 1, expiresAt: at(3), status: 'completed' });
     await admin.query('UPDATE file_uploads SET file_id = $2 WHERE id = $1', [kept, fileId]);
@@ -151,17 +153,18 @@ describe('app.storage_uploads_due', () => {
       ).rows;
     const row = (id: string, name: string, status: string, file: string | null = null) => ({ id, tenant_id: tenant.tenantId, bucket: 'uploads', name, status, file_id: file });
     const listed = await due('5 minutes');
-    // The two at the same expiry come in id order.
-    expect(listed.slice(0, 2)).toEqual([row(refused, 'refused', 'refused'), row(orphaned, 'orphaned', 'completed')].sort((x, y) => x.id.localeCompare(y.id)));
-    expect(listed.slice(2)).toEqual([row(first, 'first', 'pending'), row(second, 'second', 'pending'), row(kept, 'kept', 'completed', fileId)]);
-    expect((await due('0 seconds')).map((one) => one.id).slice(2)).toEqual([first, second, kept, fresh]);
+    // Those at the same expiry come in id order.
+    const sameExpiry = [row(refused, 'refused', 'refused'), row(orphaned, 'orphaned', 'completed'), row(expired, 'expired', 'expired')];
+    expect(listed.slice(0, 3)).toEqual(sameExpiry.sort((x, y) => x.id.localeCompare(y.id)));
+    expect(listed.slice(3)).toEqual([row(first, 'first', 'pending'), row(second, 'second', 'pending'), row(kept, 'kept', 'completed', fileId)]);
+    expect((await due('0 seconds')).map((one) => one.id).slice(3)).toEqual([first, second, kept, fresh]);
     const limited = await service.query('SELECT * FROM app.storage_uploads_due($1::interval, 1)', ['0 seconds']);
     expect(limited.rowCount).toBe(1);
 
-    // The sweeper then settles them in the tenant's context (expiring a pending one settles it), and they are due no more.
+    // The sweeper then settles them in the tenant's context, and they are due no more.
     await withTenant(service, { tenantId: tenant.tenantId, role: 'owner' }, async (client) => {
-      await client.query("UPDATE file_uploads SET status = 'expired' WHERE id = $1", [first]);
-      await client.query('UPDATE file_uploads SET settled_at = now() WHERE id = ANY($1)', [[refused, kept]]);
+      await client.query("UPDATE file_uploads SET status = 'expired', settled_at = now() WHERE id = $1", [first]);
+      await client.query('UPDATE file_uploads SET settled_at = now() WHERE id = ANY($1)', [[refused, expired, kept]]);
     });
     expect((await due('5 minutes')).map((one) => one.id)).toEqual([orphaned, second]);
   });

@@ -41,7 +41,7 @@ DROP TABLE file_uploads;
 DROP TABLE files;
 DROP FUNCTION app.enforce_storage_limits();
 DROP FUNCTION app.storage_bytes_committed(uuid);
-DROP FUNCTION app.stamp_file_upload_status();
+DROP FUNCTION app.stamp_file_upload_completed();
 DROP FUNCTION app.lock_file_upload_name();
 DROP FUNCTION app.lock_file_name(uuid, text, text);
 DROP FUNCTION app.is_valid_file_name(text);

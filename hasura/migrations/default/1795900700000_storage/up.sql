@@ -132,24 +132,19 @@ CREATE UNIQUE INDEX file_uploads_name_pending ON file_uploads (tenant_id, bucket
 CREATE INDEX file_uploads_unsettled_expires_at_idx ON file_uploads (expires_at) WHERE settled_at IS NULL;
 SELECT app.enable_tenant_isolation('file_uploads');
 
--- An expired upload is settled: its policy is past, and its object was deleted (the sweeper)
--- or never imported (an archive's pending upload).
-CREATE FUNCTION app.stamp_file_upload_status() RETURNS trigger
+CREATE FUNCTION app.stamp_file_upload_completed() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
   IF NEW.status = 'completed' AND NEW.completed_at IS NULL THEN
     NEW.completed_at := now();
   END IF;
-  IF NEW.status = 'expired' AND NEW.settled_at IS NULL THEN
-    NEW.settled_at := now();
-  END IF;
   RETURN NEW;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION app.stamp_file_upload_status() FROM PUBLIC;
-CREATE TRIGGER file_uploads_stamp_status BEFORE INSERT OR UPDATE OF status ON file_uploads
-  FOR EACH ROW EXECUTE FUNCTION app.stamp_file_upload_status();
+REVOKE EXECUTE ON FUNCTION app.stamp_file_upload_completed() FROM PUBLIC;
+CREATE TRIGGER file_uploads_stamp_completed BEFORE INSERT OR UPDATE OF status ON file_uploads
+  FOR EACH ROW EXECUTE FUNCTION app.stamp_file_upload_completed();
 
 -- Starting an upload of a name waits while the sweeper decides about that name's key: had
 -- the sweeper seen no upload of the name and then deleted the key after a new one's object
@@ -249,10 +244,12 @@ CREATE TRIGGER files_limits_on_update AFTER UPDATE OF size, tenant_id ON files
 
 -- Unsettled uploads past their policy's expiry and a grace (a POST begun just before expiry
 -- may still be landing), oldest first, for the storage service's sweeper. A presigned POST
--- cannot be revoked, so until then S3 may store its bytes again: a pending upload's object
--- is deleted and the upload expired; a refused upload's, or a completed one's whose file was
--- deleted (file_id NULL), is deleted unless a file or a new upload holds the name now; a
--- completed one whose file lives is only marked settled. status and file_id say which.
+-- cannot be revoked, so until then S3 may store its bytes again. The sweeper deletes the
+-- key unless a file or another pending upload holds the name now, expires a pending upload,
+-- and marks it settled: for a refused upload, or a completed one whose file was deleted
+-- (file_id NULL), the key holds nothing but what a replay put there; a completed one whose
+-- file lives keeps its object. status and file_id say which. (An upload imported as
+-- expired comes unsettled, and is looked at once like the others.)
 -- A deleted tenant's rows are read-only, so they are left to the purge rather than handed
 -- out again on every pass.
 CREATE FUNCTION app.storage_uploads_due(p_grace interval, p_limit integer)
