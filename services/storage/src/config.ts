@@ -38,11 +38,11 @@ export const storageConfigSchema = z
     STORAGE_UPLOAD_TTL_SECONDS: seconds(900, MAX_UPLOAD_TTL_SECONDS),
     /** How long a presigned download URL is valid. */
     STORAGE_DOWNLOAD_TTL_SECONDS: seconds(300, MAX_DOWNLOAD_TTL_SECONDS),
-    /** How often the sweeper looks for uploads never completed. */
+    /** How often the sweeper looks for uploads whose policy is past: never completed, refused, or whose file was deleted. */
     STORAGE_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
     /**
-     * How long past its expiry an upload is left alone before the sweeper deletes its object:
-     * a POST that started just before the policy expired may still be writing.
+     * How long past its policy's expiry an upload is left alone before the sweeper settles it
+     * (deletes an object no row counts): a POST that started just before may still be writing.
      */
     STORAGE_SWEEP_GRACE_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
     /**
