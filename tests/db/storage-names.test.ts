@@ -35,12 +35,15 @@ const ACCEPTED = [
   ' leading and trailing space ',
   'a/b/c.txt',
   'photos/2026/été — Zürich 東京 🌊.jpg',
-  'x'.repeat(1024),
-  'é'.repeat(512), // 1024 bytes in UTF-8
+  `${'x'.repeat(254)}/`.repeat(4) + 'abcd', // 1024 bytes, segments of 254
+  `${'é'.repeat(127)}/`.repeat(4) + 'éé', // 1024 bytes in UTF-8, segments of 254
+  'x'.repeat(255),
 ];
 
 const REFUSED: Array<[string, string]> = [
   ['empty', ''],
+  ['segment over 255 bytes', `a/${'x'.repeat(256)}`],
+  ['segment over 255 bytes in UTF-8', 'é'.repeat(128)],
   ['parent segment first', '../x'],
   ['parent segment inside', 'a/../b'],
   ['parent segment last', 'a/..'],

@@ -111,3 +111,25 @@ describe('the storage limit against other ways of writing', () => {
     expect(await committedBytes(admin, tenant.tenantId)).toBe(10);
   });
 });
+
+describe('the storage limit against an older snapshot', () => {
+  // Seen failing before the isolation check: limit 1000, two uploads of 600 → 1200 committed.
+  test('a writer in REPEATABLE READ whose snapshot predates a committed reservation is refused, and the limit holds', async () => {
+    const tenant = await storageTenant(admin, 'rv-rr', { maxStorageBytes: 1_000 });
+    const late = await service.connect();
+    let refusal: unknown;
+    try {
+      await late.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await late.query("SELECT set_config('hasura.user', $1, true)", [hasuraSessionJson({ tenantId: tenant.tenantId, userId: tenant.ownerId, role: 'owner' })]);
+      // The snapshot is taken here, before the other reservation commits.
+      await late.query('SELECT count(*) FROM file_uploads');
+      await asOwner(tenant, (client) => insertUpload(client, { tenantId: tenant.tenantId, size: 600 }));
+      await insertUpload(late, { tenantId: tenant.tenantId, size: 600 }).catch((error: unknown) => (refusal = error));
+      await late.query('ROLLBACK');
+    } finally {
+      late.release();
+    }
+    expect(refusal).toMatchObject({ code: '40001', message: expect.stringContaining('READ COMMITTED') });
+    expect(await committedBytes(admin, tenant.tenantId)).toBe(600);
+  });
+});

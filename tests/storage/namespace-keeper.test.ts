@@ -196,4 +196,14 @@ describe('the namespace keeper, started after changes it did not hear', () => {
     await eventually('gone user removed', () => aclUser(redis, gone), (user) => user === null, 10_000);
     await keeper.stop();
   });
+
+  test('at start it makes the namespaces of a tenant created while no keeper ran, whose own provisioning failed', async () => {
+    await Promise.all(keepers.splice(0).map((running) => running.stop()));
+    // Inserted with no keeper listening and nothing provisioned: no user, no bucket to find it by.
+    const missed = await createTenant();
+    expect(await aclUser(redis, missed)).toBeNull();
+    const keeper = startKeeper();
+    await eventually('missed user made', () => aclUser(redis, missed), (user) => user?.on === true, 10_000);
+    await keeper.stop();
+  });
 });

@@ -8,6 +8,9 @@ import type { StorageSettings } from '../../shared/src/storage/location.js';
 import { ensureBucket } from '../../shared/src/storage/namespace.js';
 import { tenantStorageLocation } from '../../shared/src/storage/location.js';
 
+/** Tenant ids read per query when reconciling. */
+const TENANT_PAGE = 1000;
+
 export interface NamespaceKeeperDeps {
   /** A direct connection (not through a transaction-mode pooler) for LISTEN tenant_namespaces. */
   listenDatabaseUrl: string;
@@ -172,9 +175,22 @@ export function startNamespaceKeeper(deps: NamespaceKeeperDeps): NamespaceKeeper
     return new Promise((resolve) => idleWaiters.push(resolve));
   }
 
-  /** Every tenant something of which exists outside Postgres: its Redis user, its bucket. */
+  /**
+   * Every tenant: each row of `tenants` (a page at a time), and each tenant something of
+   * which exists outside Postgres — its Redis user, its bucket — even when its row is gone.
+   */
   async function knownTenants(): Promise<Set<string>> {
     const ids = new Set<string>();
+    for (let after: string | null = null; ; ) {
+      const { rows }: { rows: Array<{ id: string }> } = await deps.pool.query<{ id: string }>({
+        name: 'namespace-keeper-tenants',
+        text: 'SELECT id FROM app.storage_tenant_ids($1, $2) AS id',
+        values: [after, TENANT_PAGE],
+      });
+      for (const row of rows) ids.add(row.id);
+      if (rows.length < TENANT_PAGE) break;
+      after = rows[rows.length - 1]!.id;
+    }
     const users = (await deps.redis.call('ACL', 'USERS')) as string[];
     for (const user of users) {
       const match = USERNAME.exec(user);

@@ -68,6 +68,8 @@ AS $$
      AND left(name, 1) <> '/' AND right(name, 1) <> '/'
      AND strpos(name, '//') = 0
      AND ('/' || name || '/') !~ '/\.\.?/'
+     -- File-backed S3 servers (MinIO) store a segment as a file name.
+     AND NOT EXISTS (SELECT 1 FROM regexp_split_to_table(name, '/') AS segment WHERE octet_length(segment) > 255)
 $$;
 
 -- ---------------------------------------------------------------------------
@@ -172,12 +174,18 @@ CREATE TRIGGER file_uploads_lock_name BEFORE INSERT ON file_uploads
 -- ---------------------------------------------------------------------------
 -- The limits.
 -- ---------------------------------------------------------------------------
--- Bytes a tenant holds or has promised: its files and its pending uploads.
+-- Bytes a tenant holds or has promised: its files and its pending uploads. PL/pgSQL, not
+-- SQL: a SQL function with SET is never inlined and plans its query anew on every call with
+-- one generic plan for any tenant, which became a scan of every tenant's files once one
+-- tenant held 100,000 (bench:storage: each reservation of every tenant 7–9 ms, under its
+-- lock); PL/pgSQL keeps its plans and plans for the tenant at hand.
 CREATE FUNCTION app.storage_bytes_committed(p_tenant uuid) RETURNS bigint
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
 AS $$
-  SELECT (SELECT coalesce(sum(f.size), 0) FROM public.files f WHERE f.tenant_id = p_tenant)::bigint
-       + (SELECT coalesce(sum(u.size), 0) FROM public.file_uploads u WHERE u.tenant_id = p_tenant AND u.status = 'pending')::bigint
+BEGIN
+  RETURN (SELECT coalesce(sum(f.size), 0) FROM public.files f WHERE f.tenant_id = p_tenant)::bigint
+       + (SELECT coalesce(sum(u.size), 0) FROM public.file_uploads u WHERE u.tenant_id = p_tenant AND u.status = 'pending')::bigint;
+END
 $$;
 
 -- Checked AFTER the rows are in, like the user limit: row-level security refuses a foreign
@@ -198,6 +206,13 @@ DECLARE
   file_limit bigint;
   committed bigint;
 BEGIN
+  -- The sum after the lock must see what others committed before it: only READ COMMITTED
+  -- takes a new snapshot per statement. A writer in REPEATABLE READ or SERIALIZABLE would sum
+  -- the rows of its older snapshot and could pass the limit.
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'files and uploads are written in READ COMMITTED transactions only (this one is %)', current_setting('transaction_isolation')
+      USING ERRCODE = 'serialization_failure';
+  END IF;
   IF TG_LEVEL = 'ROW' THEN
     tenant_ids := ARRAY[NEW.tenant_id];
     largest := ARRAY[NEW.size];
@@ -326,6 +341,21 @@ $$;
 -- ---------------------------------------------------------------------------
 -- Ownership and privileges.
 -- ---------------------------------------------------------------------------
+-- Every tenant id after p_after, a page at a time, for the storage service's namespace keeper:
+-- app_service sees one tenant at a time through row-level security, and the keeper must find
+-- a tenant whose notice it missed even when neither its Redis user nor its bucket exists.
+CREATE FUNCTION app.storage_tenant_ids(p_after uuid, p_limit integer) RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+AS $$
+  SELECT t.id FROM public.tenants t
+  WHERE p_after IS NULL OR t.id > p_after
+  ORDER BY t.id
+  LIMIT least(greatest(p_limit, 1), 10000)
+$$;
+ALTER FUNCTION app.storage_tenant_ids(uuid, integer) OWNER TO app_definer;
+REVOKE EXECUTE ON FUNCTION app.storage_tenant_ids(uuid, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.storage_tenant_ids(uuid, integer) TO app_service;
+
 ALTER FUNCTION app.storage_bytes_committed(uuid) OWNER TO app_definer;
 ALTER FUNCTION app.enforce_storage_limits() OWNER TO app_definer;
 ALTER FUNCTION app.storage_uploads_due(interval, integer) OWNER TO app_definer;
