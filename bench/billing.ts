@@ -45,7 +45,6 @@
 import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -68,6 +67,7 @@ import { createBillingWorker } from '../services/billing/src/worker/index.js';
 import { createServicePool } from '../services/shared/src/db/pool.js';
 import type { Mailer } from '../services/shared/src/mail/mailer.js';
 import { createStripeClient } from '../services/shared/src/stripe.js';
+import { printCpuProfile, startCpuProfile } from './lib/cpu-profile.js';
 import { startBenchDatabase } from './lib/database.js';
 import { printComparison, writeResults, type ComparisonCase } from './lib/report.js';
 import { median } from './lib/throughput.js';
@@ -254,50 +254,6 @@ async function ackBreakdown(stripe: Stripe, pool: pg.Pool, template: Record<stri
   return { hmacUs, parseUs, verifyUs, storeUs: ((performance.now() - started) * 1000) / events.length };
 }
 
-type CpuProfile = { nodes: Array<{ id: number; callFrame: { functionName: string; url: string }; children?: number[] }>; samples: number[]; timeDeltas: number[] };
-
-async function startProfile(): Promise<{ stop(): Promise<CpuProfile> }> {
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.setSamplingInterval', { interval: 200 });
-  await session.post('Profiler.start');
-  return {
-    async stop() {
-      const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: CpuProfile };
-      session.disconnect();
-      return profile;
-    },
-  };
-}
-
-/** Self time per package (node_modules/<name>, our code, Node's internals, GC, idle), and the heaviest functions. */
-function printProfile(profile: CpuProfile): void {
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-  const selfMs = new Map<number, number>();
-  profile.samples.forEach((id, index) => selfMs.set(id, (selfMs.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0) / 1000));
-  const packageOf = (url: string, name: string) => {
-    if (!url) return name.startsWith('(') ? name : '(native)';
-    const module = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
-    if (module) return module[1]!;
-    if (url.startsWith('node:')) return 'node:' + url.slice(5).split('/')[0];
-    return path.relative(path.resolve(import.meta.dirname, '..'), url.replace(/^file:\/\//, '')).split('/').slice(0, 3).join('/');
-  };
-  const byPackage = new Map<string, number>();
-  const byFunction = new Map<string, number>();
-  for (const [id, ms] of selfMs) {
-    const { functionName, url } = byId.get(id)!.callFrame;
-    const owner = packageOf(url, functionName);
-    byPackage.set(owner, (byPackage.get(owner) ?? 0) + ms);
-    const key = `${functionName || '(anonymous)'} ${owner}`;
-    byFunction.set(key, (byFunction.get(key) ?? 0) + ms);
-  }
-  const total = [...selfMs.values()].reduce((sum, ms) => sum + ms, 0);
-  const top = (entries: Map<string, number>, count: number) =>
-    [...entries].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, ms]) => `  ${((ms / total) * 100).toFixed(1).padStart(5)} %  ${name}`).join('\n');
-  console.log(`\nCPU profile of the first app round (self time, ${total.toFixed(0)} ms sampled):\n${top(byPackage, 14)}\nheaviest functions:\n${top(byFunction, 14)}`);
-}
-
 /**
  * What the inbox must do at least: read the raw body within the same limit, answer 200. With
  * a pool, also parse it and store it as the inbox does, without the signature check or the
@@ -407,9 +363,9 @@ async function main(): Promise<void> {
       storeRounds.push(await wrk(storeOnly.url, scriptFile, storeDeliveries.file, config.BENCH_SECONDS, admin));
       await rm(storeDeliveries.file);
       const deliveries = await writeDeliveries(`round-${round}.txt`, config.BENCH_EVENTS);
-      const profiling = config.BENCH_PROFILE && round === 0 ? await startProfile() : null;
+      const profiling = config.BENCH_PROFILE && round === 0 ? await startCpuProfile() : null;
       ackRounds.push(await wrk(billing.url, scriptFile, deliveries.file, config.BENCH_SECONDS, admin));
-      if (profiling) printProfile(await profiling.stop());
+      if (profiling) printCpuProfile('CPU profile of the first app round', await profiling.stop());
       await rm(deliveries.file);
     }
     const failures = [...bareRounds, ...storeRounds, ...ackRounds].reduce((sum, round) => sum + round.failures, 0);
