@@ -41,15 +41,7 @@ const temporaryGrantedBack: Target = {
   url: (role) => scratch!.url(role),
   async prepare() {
     scratch = await createScratchDatabase({ migrated: true });
-    const adminUrl = new URL(services().endpoints.postgresAdminUrl);
-    adminUrl.pathname = `/${scratch.name}`;
-    const superuser = new pg.Client({ connectionString: adminUrl.toString() });
-    await superuser.connect();
-    try {
-      await superuser.query(`GRANT TEMPORARY ON DATABASE "${scratch.name}" TO ${APPLICATION_ROLES.join(', ')}`);
-    } finally {
-      await superuser.end();
-    }
+    await scratch.grantTemporary(APPLICATION_ROLES);
   },
   dispose: () => scratch!.drop(),
 };

@@ -190,15 +190,7 @@ describe('temporary tables cannot stand in for what the definers read', () => {
   let tenant: SeededTenant;
   beforeAll(async () => {
     scratch = await createScratchDatabase({ migrated: true });
-    const adminUrl = new URL(services().endpoints.postgresAdminUrl);
-    adminUrl.pathname = `/${scratch.name}`;
-    const superuser = new pg.Client({ connectionString: adminUrl.toString() });
-    await superuser.connect();
-    try {
-      await superuser.query(`GRANT TEMPORARY ON DATABASE "${scratch.name}" TO app_service`);
-    } finally {
-      await superuser.end();
-    }
+    await scratch.grantTemporary(['app_service']);
     scratchAdmin = new pg.Pool({ connectionString: scratch.url('platform_admin'), max: 2 });
     tenant = await seedTenant(scratchAdmin, 'shadowed');
     attacker = new pg.Client({ connectionString: scratch.url('app_service') });

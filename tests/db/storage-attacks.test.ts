@@ -9,7 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { hasuraSessionJson, withTenant, type TenantContext } from '../../services/shared/src/db/tenant-context.js';
 import { dbError, type DbError } from '../fixtures/seed.js';
-import { createScratchDatabase, poolAs, services, type ScratchDatabase } from '../helpers/database.js';
+import { createScratchDatabase, poolAs, type ScratchDatabase } from '../helpers/database.js';
 import { insertFile, insertUpload, SHA, storageTenant, type StorageTenant } from './storage-kit.js';
 
 const INSUFFICIENT_PRIVILEGE = '42501';
@@ -172,15 +172,7 @@ describe('temporary tables cannot stand in for what the definers read', () => {
   let tenant: StorageTenant;
   beforeAll(async () => {
     scratch = await createScratchDatabase({ migrated: true });
-    const adminUrl = new URL(services().endpoints.postgresAdminUrl);
-    adminUrl.pathname = `/${scratch.name}`;
-    const superuser = new pg.Client({ connectionString: adminUrl.toString() });
-    await superuser.connect();
-    try {
-      await superuser.query(`GRANT TEMPORARY ON DATABASE "${scratch.name}" TO app_service`);
-    } finally {
-      await superuser.end();
-    }
+    await scratch.grantTemporary(['app_service']);
     scratchAdmin = new pg.Pool({ connectionString: scratch.url('platform_admin'), max: 2 });
     tenant = await storageTenant(scratchAdmin, 'sa-shadow', { maxStorageBytes: 1_000 });
     await insertFile(scratchAdmin, { tenantId: tenant.tenantId, size: 600 });

@@ -14,6 +14,8 @@ export function poolAs(role: LoginRole, max = 5): pg.Pool {
 export interface ScratchDatabase {
   name: string;
   url(role: LoginRole): string;
+  /** Gives back TEMPORARY (which the bootstrap revokes), for attacks that shadow tables with temporary ones. */
+  grantTemporary(roles: readonly LoginRole[]): Promise<void>;
   drop(): Promise<void>;
 }
 
@@ -27,6 +29,17 @@ export async function createScratchDatabase({ migrated }: { migrated: boolean })
   return {
     name,
     url,
+    async grantTemporary(roles) {
+      const adminUrl = new URL(endpoints.postgresAdminUrl);
+      adminUrl.pathname = `/${name}`;
+      const superuser = new pg.Client({ connectionString: adminUrl.toString() });
+      await superuser.connect();
+      try {
+        await superuser.query(`GRANT TEMPORARY ON DATABASE "${name}" TO ${roles.join(', ')}`);
+      } finally {
+        await superuser.end();
+      }
+    },
     async drop() {
       const admin = new pg.Client({ connectionString: endpoints.postgresAdminUrl });
       await admin.connect();
