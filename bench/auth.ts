@@ -24,17 +24,12 @@
 import { createSecretKey, randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import argon2 from 'argon2';
-import getPort from 'get-port';
 import { Redis } from 'ioredis';
 import jwt from 'jsonwebtoken';
 import pg from 'pg';
 import { pino } from 'pino';
 import { z } from 'zod';
-import { startRedis, stopProcess } from '../scripts/native/services.js';
 import { buildAuthApp } from '../services/auth/src/app.js';
 import { KeyRing } from '../services/auth/src/keys.js';
 import type { Mailer } from '../services/shared/src/mail/mailer.js';
@@ -42,6 +37,7 @@ import { PasswordHasher } from '../services/shared/src/passwords.js';
 import { LoginLimiter } from '../services/auth/src/rate-limit.js';
 import { TokenIssuer } from '../services/auth/src/tokens.js';
 import { startBenchDatabase } from './lib/database.js';
+import { startBenchRedis } from './lib/redis.js';
 import { printComparison, writeResults, type ComparisonCase } from './lib/report.js';
 import { measureThroughput } from './lib/throughput.js';
 
@@ -98,19 +94,9 @@ async function main(): Promise<void> {
 
   // 2. Through HTTP, against real Postgres and Redis.
   const database = await startBenchDatabase();
-  let redisStop: (() => Promise<void>) | undefined;
-  let redisUrl = process.env.REDIS_URL;
-  if (!redisUrl) {
-    const root = await mkdtemp(path.join(os.tmpdir(), 'tenantry-bench-redis-'));
-    const instance = await startRedis({ port: await getPort(), dataDir: root, logFile: path.join(root, 'redis.log'), detached: false });
-    redisUrl = instance.url;
-    redisStop = async () => {
-      await stopProcess(instance.pid);
-      await rm(root, { recursive: true, force: true });
-    };
-  }
+  const benchRedis = await startBenchRedis();
   const pool = new pg.Pool({ connectionString: database.urls.app_service, max: 20 });
-  const redis = new Redis(redisUrl);
+  const redis = new Redis(benchRedis.url);
   const mailer: Mailer = { send: async () => undefined, close: () => undefined };
   const app = buildAuthApp({
     pool,
@@ -134,7 +120,12 @@ async function main(): Promise<void> {
   try {
     const email = `bench-${randomBytes(4).toString('hex')}@example.test`;
     const password = 'benchmark password 1';
-    const signup = (await (await post('/auth/signup', { email, password, tenant: { slug: `bench-${randomBytes(4).toString('hex')}`, name: 'Bench' } })).json()) as { accessToken: string };
+    const slug = `bench-${randomBytes(4).toString('hex')}`;
+    const signup = (await (await post('/auth/signup', { email, password, tenant: { slug, name: 'Bench' } })).json()) as { accessToken: string };
+    // API keys are a plan feature (not the free plan's).
+    const admin = new pg.Client({ connectionString: database.urls.platform_admin });
+    await admin.connect();
+    await admin.query(`UPDATE tenants SET plan_id = 'starter' WHERE slug = $1`, [slug]).finally(() => admin.end());
     const created = (await (await post('/auth/api-keys', { name: 'bench', role: 'member' }, signup.accessToken)).json()) as { key: string };
     console.log('measuring token exchange…');
     const expectOk = async (response: Promise<Response>) => {
@@ -167,12 +158,12 @@ async function main(): Promise<void> {
     await new Promise((resolve) => server.close(resolve));
     await pool.end();
     redis.disconnect();
-    await redisStop?.();
+    await benchRedis.stop();
     await database.stop();
   }
 
   printComparison(`auth service — argon2id m=${ARGON2.memoryCost} KiB t=${ARGON2.timeCost} p=${ARGON2.parallelism}; ${config.BENCH_WORKERS} HTTP workers; ${config.BENCH_LOGINS} logins`, cases);
-  const file = await writeResults('auth', cases, { config, argon2: ARGON2, postgres: database.source, redis: process.env.REDIS_URL ? 'env' : 'native' });
+  const file = await writeResults('auth', cases, { config, argon2: ARGON2, postgres: database.source, redis: benchRedis.source });
   console.log(`\nwrote ${file}; total ${((performance.now() - runStarted) / 1000).toFixed(0)} s`);
 }
 

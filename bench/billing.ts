@@ -59,7 +59,7 @@ import { destination, pino } from 'pino';
 import type Stripe from 'stripe';
 import { z } from 'zod';
 import { cacheBinDir, findBinary } from '../scripts/native/binaries.js';
-import { startRedis, startStripeMock, stopProcess } from '../scripts/native/services.js';
+import { startStripeMock, stopProcess } from '../scripts/native/services.js';
 import { buildBillingApp } from '../services/billing/src/app.js';
 import { storeStripeEvent, verifyStripeEvent } from '../services/billing/src/inbox.js';
 import { WEBHOOK_BODY_LIMIT } from '../services/billing/src/routes/webhooks.js';
@@ -69,6 +69,7 @@ import type { Mailer } from '../services/shared/src/mail/mailer.js';
 import { createStripeClient } from '../services/shared/src/stripe.js';
 import { printCpuProfile, startCpuProfile } from './lib/cpu-profile.js';
 import { startBenchDatabase } from './lib/database.js';
+import { startBenchRedis } from './lib/redis.js';
 import { printComparison, writeResults, type ComparisonCase } from './lib/report.js';
 import { median } from './lib/throughput.js';
 
@@ -289,12 +290,8 @@ async function main(): Promise<void> {
   const database = await startBenchDatabase();
   cleanups.push(() => database.stop());
   try {
-    let redisUrl = process.env.REDIS_URL;
-    if (!redisUrl) {
-      const instance = await startRedis({ port: await getPort(), dataDir: root, logFile: path.join(root, 'redis.log'), detached: false });
-      redisUrl = instance.url;
-      cleanups.push(() => stopProcess(instance.pid));
-    }
+    const benchRedis = await startBenchRedis();
+    cleanups.push(() => benchRedis.stop());
     const stripeMock = await startStripeMock({ port: await getPort(), httpsPort: await getPort(), logFile: path.join(root, 'stripe-mock.log'), detached: false });
     cleanups.push(() => stopProcess(stripeMock.pid));
 
@@ -304,7 +301,7 @@ async function main(): Promise<void> {
     const logger = pino({ name: 'billing', level: config.BENCH_LOG_LEVEL }, logStream);
     // The service's own pool (size, timeouts) as main.ts makes it.
     const pool = createServicePool({ connectionString: database.urls.app_service, applicationName: 'tenantry-billing', logger, max: config.BENCH_POOL_SIZE });
-    const redis = new Redis(redisUrl);
+    const redis = new Redis(benchRedis.url);
     const stripe = createStripeClient({ STRIPE_SECRET_KEY, STRIPE_API_BASE: stripeMock.apiBase });
     const admin = new pg.Pool({ connectionString: database.superuserUrl, max: 2 });
     cleanups.push(async () => {
@@ -498,7 +495,7 @@ async function main(): Promise<void> {
       load_average: os.loadavg(),
       processed_minus_received_ms: { p50: Number(fromDatabase.p50), p99: Number(fromDatabase.p99) },
       postgres: database.source,
-      redis: process.env.REDIS_URL ? 'env' : 'native',
+      redis: benchRedis.source,
     });
     console.log(`\nwrote ${file}; total ${((performance.now() - runStarted) / 1000).toFixed(0)} s`);
   } finally {

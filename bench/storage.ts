@@ -65,7 +65,7 @@ import pg from 'pg';
 import { destination, pino } from 'pino';
 import { z } from 'zod';
 import { startEdge } from '../scripts/native/edge.js';
-import { startMinio, startRedis, stopProcess } from '../scripts/native/services.js';
+import { startMinio, stopProcess } from '../scripts/native/services.js';
 import { KeyRing } from '../services/auth/src/keys.js';
 import { TokenIssuer } from '../services/auth/src/tokens.js';
 import { TokenVerifier } from '../services/shared/src/auth/verifier.js';
@@ -80,6 +80,7 @@ import type { Context } from '../services/storage/src/http.js';
 import { ObjectStore } from '../services/storage/src/object-store.js';
 import { printCpuProfile, startCpuProfile } from './lib/cpu-profile.js';
 import { startBenchDatabase } from './lib/database.js';
+import { startBenchRedis } from './lib/redis.js';
 import { startEdgeBenchParts } from './lib/edge-parts.js';
 import { printComparison, writeResults, type ComparisonCase } from './lib/report.js';
 import { measureThroughput, median } from './lib/throughput.js';
@@ -291,12 +292,8 @@ async function main(): Promise<void> {
   const database = await startBenchDatabase();
   cleanups.push(() => database.stop());
   try {
-    let redisUrl = process.env.REDIS_URL;
-    if (!redisUrl) {
-      const instance = await startRedis({ port: await getPort(), dataDir: root, logFile: path.join(root, 'redis.log'), detached: false });
-      redisUrl = instance.url;
-      cleanups.push(() => stopProcess(instance.pid));
-    }
+    const benchRedis = await startBenchRedis();
+    cleanups.push(() => benchRedis.stop());
     const minio = await startMinio({ port: await getPort(), consolePort: await getPort(), dataDir: path.join(root, 'minio'), logFile: path.join(root, 'minio.log'), detached: false });
     cleanups.push(() => stopProcess(minio.pid));
 
@@ -316,7 +313,7 @@ async function main(): Promise<void> {
     const logger = pino({ name: 'storage', level: config.BENCH_LOG_LEVEL }, logStream);
     const pool = createServicePool({ connectionString: database.urls.app_service, applicationName: 'tenantry-storage', logger, max: config.BENCH_POOL_SIZE });
     const admin = new pg.Pool({ connectionString: database.superuserUrl, max: 2 });
-    const redis = new Redis(redisUrl);
+    const redis = new Redis(benchRedis.url);
     cleanups.push(async () => {
       await pool.end();
       await admin.end();
