@@ -1,6 +1,5 @@
 import type { PoolClient } from 'pg';
-import { readTenantMember } from '../../shared/src/auth/caller.js';
-import { withTenant } from '../../shared/src/db/tenant-context.js';
+import { inCallerTenant as inTenantOf, readTenantMember, type ServiceCaller } from '../../shared/src/auth/caller.js';
 import { fail } from '../../shared/src/errors/catalog.js';
 import { can, type Member } from '../../shared/src/permissions.js';
 import type { BillingDependencies } from './deps.js';
@@ -9,12 +8,7 @@ import type { Context } from './http.js';
 /** What a billing route may do: read the tenant's billing, or change it. */
 export type BillingAccess = 'read' | 'write';
 
-export interface BillingCaller {
-  tenantId: string;
-  userId: string;
-  /** The role and extras in force now (read from the database, not from the token). */
-  member: Member;
-}
+export type BillingCaller = ServiceCaller;
 
 /** Reads need billing:read (owners and admins) or billing:write; changes need billing:write. */
 export function mayAccessBilling(member: Member, access: BillingAccess): boolean {
@@ -52,6 +46,5 @@ export async function billingCaller(
 }
 
 /** A transaction in the caller's tenant, as Hasura would scope it. */
-export function inCallerTenant<T>(deps: BillingDependencies, caller: BillingCaller, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  return withTenant(deps.pool, { tenantId: caller.tenantId, userId: caller.userId, role: caller.member.role }, work);
-}
+export const inCallerTenant = <T>(deps: BillingDependencies, caller: BillingCaller, work: (client: PoolClient) => Promise<T>): Promise<T> =>
+  inTenantOf(deps.pool, caller, work);

@@ -1,20 +1,14 @@
 import type { PoolClient } from 'pg';
-import { readTenantMember } from '../../shared/src/auth/caller.js';
-import { withTenant } from '../../shared/src/db/tenant-context.js';
+import { inCallerTenant as inTenantOf, readTenantMember, type ServiceCaller } from '../../shared/src/auth/caller.js';
 import { fail } from '../../shared/src/errors/catalog.js';
-import { can, type Member } from '../../shared/src/permissions.js';
+import { can } from '../../shared/src/permissions.js';
 import type { StorageDependencies } from './deps.js';
 import type { Context } from './http.js';
 
 /** The permissions of the storage routes (app.role_permissions and permissions.ts agree on who holds them). */
 export type StoragePermission = 'files:read' | 'files:write' | 'storage:credentials';
 
-export interface StorageCaller {
-  tenantId: string;
-  userId: string;
-  /** The role and extras in force now (read from the database, not from the token). */
-  member: Member;
-}
+export type StorageCaller = ServiceCaller;
 
 /**
  * The caller of a storage route, for the token's tenant only: the edge's X-Tenant-Id (or
@@ -35,6 +29,5 @@ export async function storageCaller(context: Context<unknown, unknown, unknown>,
 }
 
 /** A transaction in the caller's tenant, as Hasura would scope it. */
-export function inCallerTenant<T>(deps: StorageDependencies, caller: StorageCaller, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  return withTenant(deps.pool, { tenantId: caller.tenantId, userId: caller.userId, role: caller.member.role }, work);
-}
+export const inCallerTenant = <T>(deps: StorageDependencies, caller: StorageCaller, work: (client: PoolClient) => Promise<T>): Promise<T> =>
+  inTenantOf(deps.pool, caller, work);

@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import { fail } from '../errors/catalog.js';
 import { ROLE_RANK, type Member, type Role } from '../permissions.js';
@@ -17,13 +17,26 @@ export function memberFor(principal: Principal, current: { role: Role; permissio
   return { role: current.role, permissions: current.permissions ?? [] };
 }
 
+/** Who calls a service route, once the service has decided the call may go on. */
+export interface ServiceCaller {
+  tenantId: string;
+  userId: string;
+  /** The role and extras in force now (read from the database, not from the token). */
+  member: Member;
+}
+
+/** A transaction in the caller's tenant, as Hasura would scope it. */
+export function inCallerTenant<T>(pool: Pool, caller: ServiceCaller, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  return withTenant(pool, { tenantId: caller.tenantId, userId: caller.userId, role: caller.member.role }, work);
+}
+
 export interface TenantMember<TenantColumns> {
   tenantId: string;
   principal: Principal;
   /** The role and extras in force now (read from the database, not from the token). */
   member: Member;
-  /** The tenant's status and the other columns asked for. */
-  tenant: { status: string } & TenantColumns;
+  /** The tenant's status, slug and the other columns asked for. */
+  tenant: { status: string; slug: string } & TenantColumns;
 }
 
 /**
@@ -41,22 +54,21 @@ export async function readTenantMember<TenantColumns extends Record<string, unkn
   const tenantId = principal.tenantId;
   const headerId = req.get('x-tenant-id');
   if (headerId !== undefined && headerId !== tenantId) throw fail('tenant_mismatch');
-  const headerSlug = req.get('x-tenant-slug');
-  if (headerSlug !== undefined) {
-    const { rows } = await pool.query<{ id: string }>({ name: `${statement}-tenant-by-slug`, text: 'SELECT id FROM app.resolve_tenant_by_slug($1)', values: [headerSlug] });
-    if (rows[0]?.id !== tenantId) throw fail('tenant_mismatch');
-  }
   const extra = tenantColumns.map((column) => `, t.${column}`).join('');
   const row = await withTenant(pool, { tenantId, userId: principal.userId, role: principal.role ?? 'member' }, async (client) => {
-    const { rows } = await client.query<{ role: Role; permissions: string[] | null; status: string } & TenantColumns>({
+    const { rows } = await client.query<{ role: Role; permissions: string[] | null; status: string; slug: string } & TenantColumns>({
       name: statement,
       // session_member answers for the session's own user (hasura.user), whatever RLS shows.
-      text: `SELECT m.role, m.permissions, t.status${extra} FROM app.session_member($1) AS m CROSS JOIN tenants t WHERE t.id = $1`,
+      text: `SELECT m.role, m.permissions, t.status, t.slug${extra} FROM app.session_member($1) AS m CROSS JOIN tenants t WHERE t.id = $1`,
       values: [tenantId],
     });
     return rows[0];
   });
+  // The edge sends the slug with every request: the token's tenant's own row answers it, no
+  // lookup of the slug (slugs are unique).
+  const headerSlug = req.get('x-tenant-slug');
+  if (headerSlug !== undefined && headerSlug !== row?.slug) throw fail('tenant_mismatch');
   if (!row) throw fail('not_a_member');
   const { role, permissions, ...tenant } = row;
-  return { tenantId, principal, member: memberFor(principal, { role, permissions }), tenant: tenant as { status: string } & TenantColumns };
+  return { tenantId, principal, member: memberFor(principal, { role, permissions }), tenant: tenant as { status: string; slug: string } & TenantColumns };
 }
