@@ -113,6 +113,13 @@ describe.concurrent('tenant list, show, stats', () => {
        VALUES ($1, 'api.requests', date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', 7)`,
       [created.id],
     );
+    // Hourly samples of a sampled metric: the month's figure is the latest, not their sum.
+    await admin.query(
+      `INSERT INTO tenant_usage (tenant_id, metric, period_start, quantity)
+       SELECT $1, 'storage.bytes', (date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(hours => h)) AT TIME ZONE 'UTC', 100 * (h + 1)
+       FROM generate_series(0, 2) AS h`,
+      [created.id],
+    );
     await admin.query(`INSERT INTO tenant_domains (tenant_id, domain, verified_at) VALUES ($1, $2, now())`, [created.id, `${slug}.example.test`]);
 
     const [list, filtered, otherPlan, human, show, showById, showHuman, stats, statsHuman, unknown] = await Promise.all([
@@ -151,6 +158,7 @@ describe.concurrent('tenant list, show, stats', () => {
       usage_this_month: { 'api.requests': 7 },
       domains: [{ domain: `${slug}.example.test`, verified: true, is_primary: false }],
     });
+    expect((details.usage_this_month as Record<string, number>)['storage.bytes']).toBe(300);
     expect(showById.json()).toEqual(details);
     expect(showHuman.stdout).toMatch(/members:\s+1 of 10/);
     expect(showHuman.stdout).toContain('api.requests=7');

@@ -7,6 +7,7 @@ import { adminPool, inTransaction, namespaceKit, namespaceStores, purgeEdges, re
 import { CliError, explainDatabaseError } from './errors.js';
 import { findUser, type UserRow } from './users.js';
 import { isUuid } from '../../shared/src/ids.js';
+import { monthlyUsageReport, usageMonthOf } from '../../shared/src/usage.js';
 
 export type TenantStatus = 'active' | 'suspended' | 'deleted';
 
@@ -248,12 +249,8 @@ export async function showTenant(reference: string): Promise<TenantDetails> {
          FROM app.tenant_limits($1)`,
       [tenant.id],
     ),
-    db.query<{ metric: string; quantity: number }>(
-      `SELECT metric, sum(quantity)::float8 AS quantity FROM tenant_usage
-        WHERE tenant_id = $1 AND period_start >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-        GROUP BY metric ORDER BY metric`,
-      [tenant.id],
-    ),
+    // A sampled metric (users, stored bytes) is its latest sample, not the sum of them.
+    monthlyUsageReport(db, tenant.id, usageMonthOf(new Date())),
     db.query<{ domain: string; verified: boolean; is_primary: boolean }>(
       `SELECT domain, verified_at IS NOT NULL AS verified, is_primary FROM tenant_domains WHERE tenant_id = $1 ORDER BY domain`,
       [tenant.id],
@@ -263,7 +260,7 @@ export async function showTenant(reference: string): Promise<TenantDetails> {
     ...tenant,
     member_count: members.rows[0]!.count,
     limits: limits.rows[0]!,
-    usage_this_month: Object.fromEntries(usage.rows.map((row) => [row.metric, row.quantity])),
+    usage_this_month: Object.fromEntries(usage.metrics.filter((metric) => metric.days.length > 0).map((metric) => [metric.metric, metric.used])),
     domains: domains.rows,
   };
 }
