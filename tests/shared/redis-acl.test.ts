@@ -11,7 +11,6 @@ import {
   ensureTenantRedisUser,
   removeTenantRedisUser,
   rotateTenantRedisPassword,
-  setTenantRedisUserEnabled,
   tenantRedisUsername,
 } from '../../services/shared/src/redis-acl.js';
 import { tenantRedis } from '../../services/shared/src/tenant-redis.js';
@@ -208,14 +207,14 @@ describe("a tenant's Redis user's life: made, rotated, disabled, enabled, remove
     await subscriber.subscribe(tenantRedis(admin, tenant).appKey('events'));
     expect(await live.call('PING')).toBe('PONG');
 
-    await setTenantRedisUserEnabled(admin, tenant, false);
+    await ensureTenantRedisUser(admin, tenant, { enabled: false });
     await expect(live.call('GET', tenantRedis(admin, tenant).appKey('k'))).rejects.toThrow();
     await expect.poll(() => subscriber.status, { timeout: 2_000 }).toBe('end');
     await expect(loginAs(credentials)).rejects.toThrow(/WRONGPASS/);
     // Disabling again (a suspended tenant's status applied twice) is no error.
     await ensureTenantRedisUser(admin, tenant, { enabled: false });
 
-    await setTenantRedisUserEnabled(admin, tenant, true);
+    await ensureTenantRedisUser(admin, tenant, { enabled: true });
     const back = await loginAs(credentials);
     expect(await back.call('PING')).toBe('PONG');
   });
@@ -267,7 +266,7 @@ describe('the default user and the tenant users across a restart', () => {
     const removed = randomUUID();
     const onCredentials = await rotateTenantRedisPassword(admin, on);
     const offCredentials = await rotateTenantRedisPassword(admin, off);
-    await setTenantRedisUserEnabled(admin, off, false);
+    await ensureTenantRedisUser(admin, off, { enabled: false });
     await rotateTenantRedisPassword(admin, removed);
     await removeTenantRedisUser(admin, removed);
     const urlBefore = server.url;

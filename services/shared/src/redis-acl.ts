@@ -122,10 +122,6 @@ export async function ensureTenantRedisUser(redis: Redis, tenantId: string, { en
   await persistUsers(redis);
 }
 
-export async function setTenantRedisUserEnabled(redis: Redis, tenantId: string, enabled: boolean): Promise<void> {
-  await ensureTenantRedisUser(redis, tenantId, { enabled });
-}
-
 /**
  * A new random password replaces every old one (for new logins: connections already
  * authenticated stay, as a credential request must not cut off the apps that run; suspend

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Client } from 'minio';
 import { ensureBucket } from '../../shared/src/storage/namespace.js';
-import { createS3Client, objectKey, tenantStorageLocation, type StorageSettings, type TenantStorageLocation } from '../../shared/src/storage/location.js';
+import { createS3Client, objectKey, s3ErrorCode, tenantStorageLocation, type StorageSettings, type TenantStorageLocation } from '../../shared/src/storage/location.js';
 
 export interface ObjectStoreOptions {
   /** Where this service reaches the S3 server (HEAD, DELETE, buckets). */
@@ -34,9 +34,6 @@ export class ObjectStoreError extends Error {
     this.name = 'ObjectStoreError';
   }
 }
-
-const errorCode = (error: unknown): string | undefined =>
-  error && typeof error === 'object' && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
 
 /** The longest S3 key (bytes of UTF-8): AWS, MinIO and the others agree. */
 export const MAX_OBJECT_KEY_BYTES = 1024;
@@ -102,11 +99,6 @@ export class ObjectStore {
     this.knownBuckets.add(location.bucket);
   }
 
-  /** Forgets a bucket (a purge removed it), so the next upload makes it again. */
-  forgetBucket(bucket: string): void {
-    this.knownBuckets.delete(bucket);
-  }
-
   /**
    * A presigned POST whose policy fixes everything the client could vary: the bucket, the
    * exact key, the exact Content-Type, the exact size, and the SHA-256 of the content (the
@@ -164,7 +156,7 @@ export class ObjectStore {
     try {
       body = await this.internal.getObject(bucket, key);
     } catch (error) {
-      const code = errorCode(error);
+      const code = s3ErrorCode(error);
       if (code === 'NoSuchKey' || code === 'NoSuchBucket') return null;
       throw error;
     }
@@ -182,7 +174,7 @@ export class ObjectStore {
     try {
       await this.internal.removeObject(bucket, key);
     } catch (error) {
-      const code = errorCode(error);
+      const code = s3ErrorCode(error);
       if (code === 'NoSuchKey' || code === 'NoSuchBucket') return;
       throw error;
     }

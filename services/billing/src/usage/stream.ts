@@ -1,10 +1,11 @@
+import { isUuid } from '../../../shared/src/ids.js';
+
 /** The Redis stream the edge appends its counted requests to (see docs/edge.md). */
 export const USAGE_STREAM = 'usage:api';
 
 /** The metric the stream's counts are stored under. */
 export const API_REQUESTS_METRIC = 'api.requests';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DIGITS = /^[0-9]{1,16}$/;
 // Hours from 1970 to the last one Postgres' timestamptz and JavaScript's Date both hold well.
 const LAST_HOUR_SECONDS = 253_402_297_200; // 9999-12-31T23:00:00Z
@@ -25,7 +26,7 @@ export function parseUsageEntry(fields: readonly string[]): ParsedEntry {
   const tenant = values.get('tenant');
   const hour = values.get('hour');
   const count = values.get('count');
-  if (tenant === undefined || !UUID.test(tenant)) return { malformed: 'tenant is not a uuid' };
+  if (tenant === undefined || !isUuid(tenant)) return { malformed: 'tenant is not a uuid' };
   if (hour === undefined || !DIGITS.test(hour)) return { malformed: 'hour is not a whole number of seconds' };
   const hourSeconds = Number(hour);
   if (hourSeconds % 3600 !== 0 || hourSeconds > LAST_HOUR_SECONDS) return { malformed: 'hour is not the start of an hour' };

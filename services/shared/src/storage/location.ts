@@ -47,7 +47,7 @@ export function tenantStorageLocation(tenantId: string, settings: StorageSetting
  * names (not opaque ids) so that scoped S3 credentials, exports and imports see the files a
  * tenant knows.
  */
-export const relativeObjectKey = (logicalBucket: string, name: string): string => `${logicalBucket}/${name}`;
+const relativeObjectKey = (logicalBucket: string, name: string): string => `${logicalBucket}/${name}`;
 
 export const objectKey = (location: TenantStorageLocation, logicalBucket: string, name: string): string =>
   `${location.prefix}${relativeObjectKey(logicalBucket, name)}`;
@@ -69,3 +69,7 @@ export function createS3Client(endpoint: string, credentials: { accessKey: strin
     pathStyle: true,
   });
 }
+
+/** The S3 error code (NoSuchKey, BucketNotEmpty, …) the minio client puts on an error, if any. */
+export const s3ErrorCode = (error: unknown): string | undefined =>
+  error && typeof error === 'object' && 'code' in error && typeof error.code === 'string' ? error.code : undefined;

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Client } from 'minio';
 import { ensureTenantRedisUser, removeTenantRedisUser, tenantRedisUsername } from '../redis-acl.js';
 import { tenantRedisPrefix } from '../tenancy.js';
-import { tenantStorageLocation, type StorageSettings } from './location.js';
+import { s3ErrorCode, tenantStorageLocation, type StorageSettings } from './location.js';
 
 /** What a tenant's namespaces live in: the S3 server (root credentials), Redis (default user) and the layout. */
 export interface NamespaceStores {
@@ -13,9 +13,6 @@ export interface NamespaceStores {
 
 /** S3 error codes that mean the bucket is already there (a concurrent create won the race). */
 const BUCKET_ALREADY_THERE = new Set(['BucketAlreadyOwnedByYou', 'BucketAlreadyExists']);
-
-const errorCode = (error: unknown): string | undefined =>
-  error && typeof error === 'object' && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
 
 /**
  * Makes a bucket unless it exists; idempotent, and safe against a concurrent creator.
@@ -28,7 +25,7 @@ export async function ensureBucket(s3: Client, bucket: string): Promise<boolean>
     await s3.makeBucket(bucket);
     return true;
   } catch (error) {
-    const code = errorCode(error);
+    const code = s3ErrorCode(error);
     if (code === 'BucketAlreadyOwnedByYou') return false;
     if (code && BUCKET_ALREADY_THERE.has(code) && (await s3.bucketExists(bucket))) return false;
     throw error;
@@ -161,7 +158,7 @@ export async function removeTenantNamespaces(stores: NamespaceStores, tenantId: 
       return { ...removed, bucketRemoved: true, redisKeys };
     } catch (error) {
       // Written to since the listing (credentials issued before a suspension live ≤ 15 min): empty it again.
-      if (errorCode(error) !== 'BucketNotEmpty' || round >= EMPTYING_ROUNDS) throw error;
+      if (s3ErrorCode(error) !== 'BucketNotEmpty' || round >= EMPTYING_ROUNDS) throw error;
     }
   }
 }
