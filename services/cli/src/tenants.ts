@@ -3,7 +3,7 @@ import { normaliseEmail } from '../../shared/src/email.js';
 import { smtpMailer } from '../../shared/src/mail/mailer.js';
 import { invitationMail, MAILED_PATHS, mailedLink } from '../../shared/src/mail/templates.js';
 import { cliConfig, need } from './config.js';
-import { adminPool, inTransaction, namespaceKit, namespaceStores, purgeEdges, redisClient, type Queryable } from './context.js';
+import { adminPool, inTransaction, namespaceKit, namespaceStores, purgeEdges, type Queryable } from './context.js';
 import { CliError, explainDatabaseError } from './errors.js';
 import { findUser, type UserRow } from './users.js';
 import { isUuid } from '../../shared/src/ids.js';
@@ -182,25 +182,14 @@ export async function removeNamespacesQuietly(tenantId: string, cause: unknown):
 }
 
 /**
- * Applies a tenant's status to its Redis ACL user at once: active → on (and its bucket made
- * if missing), suspended or deleted → off, which also ends the user's open connections.
- * S3 has no such switch through its plain API: the storage service stops issuing
- * credentials to a tenant that is not active, and those issued expire within 15 minutes.
- * Runs on every status command, changed or not, so running it again repairs a failure.
+ * Applies a tenant's status to its namespaces at once (services/shared/src/storage/namespace.ts,
+ * the rule the storage service's keeper applies too). Runs on every status command, changed
+ * or not, so running it again repairs a failure.
  */
 export async function applyNamespaceState(tenant: { id: string; slug: string; status: TenantStatus }): Promise<void> {
   try {
-    if (tenant.status === 'active') {
-      const { provisionTenantNamespaces } = await namespaceKit();
-      await provisionTenantNamespaces(await namespaceStores(), tenant.id, { enabled: true });
-      return;
-    }
-    const { ensureTenantRedisUser, tenantRedisUsername } = await import('../../shared/src/redis-acl.js');
-    const redis = await redisClient();
-    // A deleted tenant gets no new user (its purge would remove it again), as the storage keeper does.
-    if (tenant.status === 'suspended' || (await redis.call('ACL', 'GETUSER', tenantRedisUsername(tenant.id))) !== null) {
-      await ensureTenantRedisUser(redis, tenant.id, { enabled: false });
-    }
+    const { applyTenantStatus } = await namespaceKit();
+    await applyTenantStatus(await namespaceStores(), tenant.id, tenant.status);
   } catch (error) {
     const what = tenant.status === 'active' ? 'its bucket and Redis user could not be made or turned on' : 'its Redis user could not be turned off';
     throw new CliError(

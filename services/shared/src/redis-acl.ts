@@ -88,6 +88,14 @@ async function userExists(redis: Redis, username: string): Promise<boolean> {
   return (await redis.call('ACL', 'GETUSER', username)) !== null;
 }
 
+/** Whether the tenant's user is on or off, or null when it does not exist. */
+export async function tenantRedisUserState(redis: Redis, tenantId: string): Promise<'on' | 'off' | null> {
+  const reply = (await redis.call('ACL', 'GETUSER', tenantRedisUsername(tenantId))) as unknown[] | null;
+  if (reply === null) return null;
+  const flags = reply[reply.indexOf('flags') + 1];
+  return Array.isArray(flags) && flags.includes('on') ? 'on' : 'off';
+}
+
 /**
  * Writes the users to the server's ACL file, when it has one, so they survive a restart.
  * A server whose CONFIG command is renamed or denied cannot say: its operator persists

@@ -3,10 +3,8 @@ import type { Client } from 'minio';
 import pg from 'pg';
 import { isUuid } from '../../shared/src/ids.js';
 import type { Logger } from '../../shared/src/logger.js';
-import { ensureTenantRedisUser, removeTenantRedisUser, tenantRedisUsername } from '../../shared/src/redis-acl.js';
 import type { StorageSettings } from '../../shared/src/storage/location.js';
-import { ensureBucket } from '../../shared/src/storage/namespace.js';
-import { tenantStorageLocation } from '../../shared/src/storage/location.js';
+import { applyTenantStatus, type NamespaceStatus } from '../../shared/src/storage/namespace.js';
 
 /** Tenant ids read per query when reconciling. */
 const TENANT_PAGE = 1000;
@@ -33,7 +31,6 @@ export interface NamespaceKeeper {
   reconcile(): Promise<number>;
 }
 
-type TenantStatus = 'active' | 'suspended' | 'deleted';
 
 /**
  * full: write the user's rules and state (and persist the ACL file) whatever it is now — a
@@ -80,38 +77,18 @@ export function startNamespaceKeeper(deps: NamespaceKeeperDeps): NamespaceKeeper
   let workers = 0;
   const idleWaiters: Array<() => void> = [];
 
-  async function readStatus(tenantId: string): Promise<TenantStatus | null> {
-    const { rows } = await deps.pool.query<{ status: TenantStatus }>({
+  async function readStatus(tenantId: string): Promise<NamespaceStatus> {
+    const { rows } = await deps.pool.query<{ status: NamespaceStatus }>({
       name: 'namespace-keeper-status',
-      text: 'SELECT status FROM app.resolve_tenant_by_id($1)',
+      text: 'SELECT app.storage_tenant_status($1) AS status',
       values: [tenantId],
     });
-    return rows[0]?.status ?? null;
-  }
-
-  /** The user's on/off, or null when it does not exist. */
-  async function redisUserState(tenantId: string): Promise<'on' | 'off' | null> {
-    const reply = (await deps.redis.call('ACL', 'GETUSER', tenantRedisUsername(tenantId))) as unknown[] | null;
-    if (reply === null) return null;
-    const flags = reply[reply.indexOf('flags') + 1];
-    return Array.isArray(flags) && flags.includes('on') ? 'on' : 'off';
-  }
-
-  async function setUser(tenantId: string, enabled: boolean, mode: ApplyMode, current: 'on' | 'off' | null): Promise<void> {
-    if (mode === 'check' && current === (enabled ? 'on' : 'off')) return;
-    await ensureTenantRedisUser(deps.redis, tenantId, { enabled });
+    return rows[0]!.status;
   }
 
   async function apply(tenantId: string, mode: ApplyMode = 'full'): Promise<void> {
-    const [status, current] = await Promise.all([readStatus(tenantId), redisUserState(tenantId)]);
-    if (status === null) {
-      if (current !== null) await removeTenantRedisUser(deps.redis, tenantId);
-    } else if (status === 'active') {
-      await Promise.all([setUser(tenantId, true, mode, current), ensureBucket(deps.s3, tenantStorageLocation(tenantId, deps.settings).bucket)]);
-    } else if (status === 'suspended' || current !== null) {
-      // A deleted tenant gets no new user: its purge is coming, and would have to remove it again.
-      await setUser(tenantId, false, mode, current);
-    }
+    const status = await readStatus(tenantId);
+    await applyTenantStatus(deps, tenantId, status, { onlyIfChanged: mode === 'check' });
     logger.debug({ tenantId, status, mode }, 'tenant namespaces applied');
   }
 

@@ -36,6 +36,7 @@ $$;
 -- Samples of the metric that no longer exists.
 DELETE FROM tenant_usage WHERE metric = 'storage.bytes';
 
+DROP FUNCTION app.storage_tenant_status(uuid);
 DROP FUNCTION app.storage_tenant_ids(uuid, integer);
 DROP FUNCTION app.storage_uploads_due(interval, integer);
 DROP TABLE file_uploads;

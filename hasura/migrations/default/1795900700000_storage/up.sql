@@ -352,9 +352,16 @@ AS $$
   ORDER BY t.id
   LIMIT least(greatest(p_limit, 1), 10000)
 $$;
+-- A tenant's status (NULL: no such row) for the keeper: its namespaces follow it.
+CREATE FUNCTION app.storage_tenant_status(p_tenant uuid) RETURNS tenant_status
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+AS $$
+  SELECT t.status FROM public.tenants t WHERE t.id = p_tenant
+$$;
 ALTER FUNCTION app.storage_tenant_ids(uuid, integer) OWNER TO app_definer;
-REVOKE EXECUTE ON FUNCTION app.storage_tenant_ids(uuid, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app.storage_tenant_ids(uuid, integer) TO app_service;
+ALTER FUNCTION app.storage_tenant_status(uuid) OWNER TO app_definer;
+REVOKE EXECUTE ON FUNCTION app.storage_tenant_ids(uuid, integer), app.storage_tenant_status(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.storage_tenant_ids(uuid, integer), app.storage_tenant_status(uuid) TO app_service;
 
 ALTER FUNCTION app.storage_bytes_committed(uuid) OWNER TO app_definer;
 ALTER FUNCTION app.enforce_storage_limits() OWNER TO app_definer;

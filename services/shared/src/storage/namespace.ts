@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Client } from 'minio';
-import { ensureTenantRedisUser, removeTenantRedisUser, tenantRedisUsername } from '../redis-acl.js';
+import { ensureTenantRedisUser, removeTenantRedisUser, tenantRedisUsername, tenantRedisUserState } from '../redis-acl.js';
 import { tenantRedisPrefix } from '../tenancy.js';
 import { s3ErrorCode, tenantStorageLocation, type StorageSettings } from './location.js';
 
@@ -62,6 +62,38 @@ export async function provisionTenantNamespaces(
   if (bucket.status === 'rejected') throw bucket.reason;
   if (user.status === 'rejected') throw user.reason;
   return { bucket: location.bucket, bucketCreated: bucket.value, redisUser: tenantRedisUsername(tenantId) };
+}
+
+/** A tenant's status as the namespaces follow it; null: the row is gone. */
+export type NamespaceStatus = 'active' | 'suspended' | 'deleted' | null;
+
+/**
+ * Applies a tenant's status to its namespaces — the one rule the CLI's status commands and
+ * the storage service's keeper share: active → the Redis user on and the bucket made if
+ * missing; suspended → the user off, which ends its open connections; deleted → off, but no
+ * new user (its purge is coming, and would have to remove it again); gone → the user removed.
+ * S3 has no such switch through its plain API: the storage service issues no credentials to a
+ * tenant that is not active, and those issued expire within 15 minutes. `onlyIfChanged` skips
+ * writing a user already in the wanted state (a reconciliation pass over every tenant).
+ */
+export async function applyTenantStatus(
+  stores: NamespaceStores,
+  tenantId: string,
+  status: NamespaceStatus,
+  { onlyIfChanged = false }: { onlyIfChanged?: boolean } = {},
+): Promise<void> {
+  const current = await tenantRedisUserState(stores.redis, tenantId);
+  if (status === null) {
+    if (current !== null) await removeTenantRedisUser(stores.redis, tenantId);
+    return;
+  }
+  if (status === 'deleted' && current === null) return;
+  const enabled = status === 'active';
+  const setUser = async () => {
+    if (!onlyIfChanged || current !== (enabled ? 'on' : 'off')) await ensureTenantRedisUser(stores.redis, tenantId, { enabled });
+  };
+  if (!enabled) return setUser();
+  await Promise.all([setUser(), ensureBucket(stores.s3, tenantStorageLocation(tenantId, stores.settings).bucket)]);
 }
 
 export interface RemovedNamespaces {
