@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { postgresUrl } from '../../shared/src/config.js';
+import { postgresUrl, switchOn, tokenVerificationShape } from '../../shared/src/config.js';
 import { stripeConfigSchema } from '../../shared/src/stripe.js';
 
 const webhookSecrets = z
@@ -42,27 +42,18 @@ export const billingConfigSchema = z.object({
   /** Past due this long, the tenant is suspended (reason `billing`) until an invoice is paid. */
   BILLING_GRACE_DAYS: z.coerce.number().min(0).max(90).default(7),
   /** Run the inbox worker in this process (one or more replicas may; they take turns per object). */
-  BILLING_WORKER: z
-    .enum(['true', 'false'])
-    .default('true')
-    .transform((value) => value === 'true'),
+  BILLING_WORKER: switchOn(),
   /**
    * Run the usage worker in this process: it moves the edge's counts (Redis stream
    * usage:api) into tenant_usage exactly once, samples users.count hourly and mails the
    * quota notices. Replicas may all run it; an advisory lock has them take turns.
    */
-  BILLING_USAGE_WORKER: z
-    .enum(['true', 'false'])
-    .default('true')
-    .transform((value) => value === 'true'),
+  BILLING_USAGE_WORKER: switchOn(),
   /** How often the usage worker drains the stream. */
   BILLING_USAGE_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(1_000),
   /** Stream entries per ingest transaction. */
   BILLING_USAGE_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1_000),
-  /** The auth service's JWKS, to verify access tokens. */
-  AUTH_JWKS_URL: z.string().url(),
-  AUTH_ISSUER: z.string().min(1).default('https://auth.tenantry.local'),
-  AUTH_AUDIENCE: z.string().min(1).default('tenantry'),
+  ...tokenVerificationShape,
   SMTP_URL: z.string().url(),
   MAIL_FROM: z.string().min(3).default('Tenantry <no-reply@tenantry.local>'),
   LOG_LEVEL: z.string().default('info'),

@@ -47,6 +47,21 @@ export function loadConfigOrExit<Schema extends z.ZodType>(schema: Schema, env =
 export const unsetWhenEmpty = <Schema extends z.ZodType>(schema: Schema) =>
   z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
 
+/** A switch, `true` or `false`, on unless set. */
+export const switchOn = () =>
+  z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((value) => value === 'true');
+
+/** How a service that verifies access tokens finds and checks them (the auth service signs). */
+export const tokenVerificationShape = {
+  /** The auth service's JWKS, to verify access tokens. */
+  AUTH_JWKS_URL: z.string().url(),
+  AUTH_ISSUER: z.string().min(1).default('https://auth.tenantry.local'),
+  AUTH_AUDIENCE: z.string().min(1).default('tenantry'),
+};
+
 export const postgresUrl = z
   .string()
   .url()

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { postgresUrl, unsetWhenEmpty } from '../../shared/src/config.js';
+import { postgresUrl, switchOn, tokenVerificationShape, unsetWhenEmpty } from '../../shared/src/config.js';
 import { s3ConfigShape } from '../../shared/src/storage/location.js';
 
 /** The longest a presigned upload policy lives (the issue: ≤ 15 min). */
@@ -49,22 +49,13 @@ export const storageConfigSchema = z
      * Run the expired-upload sweeper in this process. Replicas may all run it: each upload is
      * locked while its object goes, so two never act on one.
      */
-    STORAGE_SWEEPER: z
-      .enum(['true', 'false'])
-      .default('true')
-      .transform((value) => value === 'true'),
+    STORAGE_SWEEPER: switchOn(),
     /**
      * Run the namespace keeper in this process (every tenant's Redis ACL user and bucket
      * follow its status). Replicas may all run it; its changes are idempotent.
      */
-    STORAGE_NAMESPACE_KEEPER: z
-      .enum(['true', 'false'])
-      .default('true')
-      .transform((value) => value === 'true'),
-    /** The auth service's JWKS, to verify access tokens. */
-    AUTH_JWKS_URL: z.string().url(),
-    AUTH_ISSUER: z.string().min(1).default('https://auth.tenantry.local'),
-    AUTH_AUDIENCE: z.string().min(1).default('tenantry'),
+    STORAGE_NAMESPACE_KEEPER: switchOn(),
+    ...tokenVerificationShape,
     LOG_LEVEL: z.string().default('info'),
   })
   .transform((config) => ({ ...config, S3_PUBLIC_ENDPOINT: config.S3_PUBLIC_ENDPOINT ?? config.S3_ENDPOINT }));
