@@ -7,6 +7,7 @@
 local cjson = require "cjson.safe"
 local cache = require "tenantry.cache"
 local config = require "tenantry.config"
+local redis_client = require "tenantry.redis_client"
 local patterns = require "tenantry.patterns"
 local respond = require "tenantry.respond"
 
@@ -95,33 +96,10 @@ local function poll(premature)
     return
   end
   local values = config.values
-  -- Debian packages the client as nginx.redis, OpenResty as resty.redis: the same code.
-  local found, redis = pcall(require, "nginx.redis")
-  if not found then
-    redis = require "resty.redis"
-  end
-  if redis.add_commands then
-    redis.add_commands("xread", "xrevrange")
-  end
-  local red = redis:new()
-  red:set_timeout(500)
-  local ok, err = red:connect(values.redis_host, values.redis_port)
-  if not ok then
+  local red, err = redis_client.open(500)
+  if not red then
     ngx.log(ngx.WARN, "purge stream: cannot reach redis: ", err)
     return
-  end
-  -- A pooled connection is already authenticated; a new one must be before its first command.
-  if (red:get_reused_times() or 0) == 0 and values.redis_password ~= "" then
-    local authed, aerr
-    if values.redis_username ~= "" then
-      authed, aerr = red:auth(values.redis_username, values.redis_password)
-    else
-      authed, aerr = red:auth(values.redis_password)
-    end
-    if not authed then
-      ngx.log(ngx.WARN, "purge stream: redis refused AUTH: ", aerr)
-      return red:close()
-    end
   end
   if not last_id then
     -- Start after the newest entry: the cache is empty at start, older purges are moot.

@@ -13,6 +13,11 @@ end
 
 local _M = {}
 
+-- Debian's client needs the stream commands the purge poller reads declared.
+if redis.add_commands then
+  redis.add_commands("xread", "xrevrange")
+end
+
 -- While open, no request tries Redis; after it, one request (a probe) at a time does.
 local open_until = 0
 local probing = false
@@ -62,33 +67,43 @@ local function authenticate(red, values)
   return red:auth(password)
 end
 
--- A connection, or nil and an error (the breaker notes it).
-function _M.connect(what)
+-- A connected, authenticated connection (from the pool or new), or nil and an error; no
+-- breaker: the purge poller's timer uses it as it is, the request path through connect().
+function _M.open(timeout_ms)
   local values = config.values
+  local red = redis:new()
+  red:set_timeout(timeout_ms)
+  local ok, err = red:connect(values.redis_host, values.redis_port)
+  if not ok then
+    return nil, err
+  end
+  local reused = (red:get_reused_times() or 0) > 0
+  if not reused then
+    ok, err = authenticate(red, values)
+    if not ok then
+      red:close()
+      -- The error names no secret: Redis answers WRONGPASS or NOAUTH, not the password.
+      return nil, "AUTH refused: " .. tostring(err)
+    end
+  end
+  red.reused = reused
+  return red
+end
+
+-- A connection for the request path, or nil and an error (the breaker notes it).
+function _M.connect(what)
   local probe = open_until ~= 0
   if probe then
     probing = true
   end
-  local red = redis:new()
-  red:set_timeout(values.redis_timeout_ms)
-  local ok, err = red:connect(values.redis_host, values.redis_port)
-  local reused = ok and (red:get_reused_times() or 0) > 0
-  if ok and not reused then
-    ok, err = authenticate(red, values)
-    if not ok then
-      -- The error names no secret: Redis answers WRONGPASS or NOAUTH, not the password.
-      err = "AUTH refused: " .. tostring(err)
-      red:close()
-    end
-  end
+  local red, err = _M.open(config.values.redis_timeout_ms)
   if probe then
     probing = false
   end
-  if not ok then
+  if not red then
     note_failure(what, err)
     return nil, err
   end
-  red.reused = reused
   return red
 end
 
