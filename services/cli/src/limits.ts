@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { inTransaction } from './context.js';
 import { CliError, explainDatabaseError } from './errors.js';
 import { namedTenant } from './plans.js';
-import { findTenant, purgeTenantFromEdges } from './tenants.js';
+import { domainsOf, findTenant, purgeTenantFromEdges } from './tenants.js';
 
 /** The per-tenant overrides `tenant limits set` changes: tenants columns, NULL = the plan's. */
 export const LIMIT_COLUMNS = ['max_api_requests_month', 'max_users', 'max_storage_bytes'] as const;
@@ -135,7 +135,6 @@ export async function setTenantLimits(reference: string, changes: LimitChanges, 
           await client.query(`UPDATE tenants SET ${assignments} WHERE id = $1`, [tenant.id, ...changed.map((column) => changes[column])]);
         }
         const after = await readTenantLimits(client, await findTenant(tenant.id, client));
-        const { rows } = await client.query<{ domain: string }>(`SELECT domain FROM tenant_domains WHERE tenant_id = $1`, [tenant.id]);
         return {
           result: {
             ...after,
@@ -144,7 +143,7 @@ export async function setTenantLimits(reference: string, changes: LimitChanges, 
               changed.map((column) => [column, { before: before.limits[column].override, after: after.limits[column].override }]),
             ),
           },
-          domains: rows.map((row) => row.domain),
+          domains: await domainsOf(client, tenant.id),
         };
       },
       { reason },

@@ -254,7 +254,8 @@ export async function showTenant(reference: string): Promise<TenantDetails> {
   };
 }
 
-async function domainsOf(client: Queryable, tenantId: string): Promise<string[]> {
+/** The tenant's domain names, for the edge purge after a change. */
+export async function domainsOf(client: Queryable, tenantId: string): Promise<string[]> {
   const { rows } = await client.query<{ domain: string }>(`SELECT domain FROM tenant_domains WHERE tenant_id = $1`, [tenantId]);
   return rows.map((row) => row.domain);
 }
